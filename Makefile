@@ -1,0 +1,46 @@
+# Developer entry points. Everything runs from .venv; the Kafka jars are cached under .cache/ (or $NHIGUARD_CACHE_DIR).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := venv
+.PHONY: venv kafka demo test lint broker clean distclean
+
+venv: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when pyproject.toml (the dependency list) changes. The interpreter is an order-only
+# prerequisite: it must exist, but its timestamp should not force a reinstall.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@
+
+# Resolve the Kafka broker jars with Maven once (a no-op when cached).
+kafka: venv
+	$(BIN)/python -c 'from nhiguard.streams.broker import default_cache_dir, ensure_kafka; ensure_kafka(default_cache_dir())'
+
+demo: venv kafka
+	$(BIN)/nhiguard demo
+
+# e.g. make test PYTEST_ARGS='-m "not integration"'
+test: venv kafka
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# e.g. make broker BROKER_ARGS='--port 9092 --data-dir .cache/kafka-data'
+broker: venv kafka
+	$(BIN)/nhiguard broker $(BROKER_ARGS)
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+
+# Also drops the venv and the cached Kafka jars.
+distclean: clean
+	rm -rf $(VENV) .cache

@@ -1,0 +1,153 @@
+"""Avro single-object encoding of the output records, from the schemas in schemas/.
+
+Single-object encoding (Avro spec): 0xC3 0x01, the 8-byte little-endian CRC-64-AVRO fingerprint of the
+schema's parsing canonical form, then the Avro binary body. A consumer with only schemas/ can tell which
+schema wrote a record and decode it.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+from fastavro.schema import expand_schema, fingerprint, load_schema, to_parsing_canonical_form
+
+from nhiguard.decision.records import Alert, Command, DeadLetter, Decision
+
+MAGIC = b"\xc3\x01"
+NAMES = ("AuditEvent", "Decision", "EnforcementCommand", "Alert", "DeadLetter", "Identity")
+
+
+class AvroCodec:
+    def __init__(self, schemas_dir: Path) -> None:
+        self.schemas: dict[str, Any] = {}
+        self.fingerprints: dict[str, bytes] = {}
+        self._by_fp: dict[bytes, Any] = {}
+        for name in NAMES:
+            # load_schema resolves references to other nhiguard.* types from files beside it; expanding makes
+            # the canonical form (and so the fingerprint) self-contained.
+            schema = expand_schema(load_schema(Path(schemas_dir) / f"nhiguard.{name}.avsc"))
+            fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
+            self.schemas[name], self.fingerprints[name] = schema, fp
+            self._by_fp[fp] = schema
+
+    def encode(self, name: str, record: dict[str, Any]) -> bytes:
+        buf = io.BytesIO()
+        buf.write(MAGIC + self.fingerprints[name])
+        schemaless_writer(buf, self.schemas[name], record)
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        if data[:2] != MAGIC or len(data) < 10:
+            raise ValueError("not an Avro single-object encoded record")
+        schema = self._by_fp.get(data[2:10])
+        if schema is None:
+            raise ValueError(f"unknown schema fingerprint {data[2:10].hex()}")
+        return schemaless_reader(io.BytesIO(data[10:]), schema)  # type: ignore[return-value]
+
+    def schema_name(self, data: bytes) -> str | None:
+        fp = data[2:10]
+        return next((n for n, f in self.fingerprints.items() if f == fp), None)
+
+
+def event_record(d: Decision) -> dict[str, Any]:
+    ev = d.event
+    return {
+        "event_id": ev.event_id,
+        "source": ev.source,
+        "domain": ev.domain,
+        "action": ev.action,
+        "occurred_at": ev.occurred_at_ms,
+        "actor": {
+            "id": ev.actor.id,
+            "display": ev.actor.display,
+            "human": ev.actor.human,
+            "source_principal": ev.actor.source_principal,
+        },
+        "resource_type": ev.resource_type,
+        "resource_id": ev.resource_id,
+        "cms": ev.cms,
+        "release": ev.release,
+        "publish": ev.publish,
+        "install": ev.install,
+    }
+
+
+def decision_record(d: Decision, decided_at_ms: int) -> dict[str, Any]:
+    return {
+        "decision_id": d.decision_id,
+        "verdict": d.verdict,
+        "event": event_record(d),
+        "input": {"topic": d.topic, "partition": d.partition, "offset": d.offset},
+        "identity_known": d.identity_known,
+        "identity_kind": d.identity_kind,
+        "findings": [
+            {
+                "rule": f.rule,
+                "policy": f.policy,
+                "effect": f.effect,
+                "reason": f.reason,
+                "severity": f.severity,
+                "mode": f.mode,
+                "identities": list(f.identities),
+            }
+            for f in d.findings
+        ],
+        "anomaly": {"score": d.anomaly_score, "warm": d.anomaly_warm, "features": d.anomaly_features},
+        "command_ids": [c.command_id for c in d.commands],
+        "bundle_revision": d.bundle_revision,
+        "decided_at": decided_at_ms,
+    }
+
+
+def command_record(c: Command) -> dict[str, Any]:
+    return {
+        "command_id": c.command_id,
+        "kind": c.kind,
+        "identity": c.identity,
+        "target_type": c.target_type,
+        "target": c.target,
+        "reasons": list(c.reasons),
+        "policy_ids": list(c.policy_ids),
+        "rule_ids": list(c.rule_ids),
+        "bundle_revision": c.bundle_revision,
+        "event_id": c.event_id,
+        "issued_at": c.issued_at_ms,
+        "expires_at": c.expires_at_ms,
+    }
+
+
+def alert_record(a: Alert) -> dict[str, Any]:
+    return {
+        "alert_id": a.alert_id,
+        "identity": a.identity,
+        "policy": a.policy,
+        "rule": a.rule,
+        "severity": a.severity,
+        "verdict": a.verdict,
+        "count": a.count,
+        "first_event_id": a.first_event_id,
+        "last_event_id": a.last_event_id,
+        "first_seen": a.first_seen_ms,
+        "last_seen": a.last_seen_ms,
+        "summary": a.summary,
+        "bundle_revision": a.bundle_revision,
+    }
+
+
+def deadletter_record(x: DeadLetter) -> dict[str, Any]:
+    return {
+        "topic": x.topic,
+        "partition": x.partition,
+        "offset": x.offset,
+        "reason": x.reason,
+        "detail": x.detail,
+        "original": x.original,
+        "original_length": x.original_length,
+        "original_sha256": x.original_sha256,
+        "truncated": x.truncated,
+        "headers": [{"key": k, "value": v} for k, v in x.headers],
+        "timestamp": x.timestamp_ms,
+    }

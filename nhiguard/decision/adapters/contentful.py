@@ -1,0 +1,104 @@
+"""Contentful webhook deliveries (audit.cms). See docs/sources.md."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from nhiguard.decision.adapters.common import get, iso_ms, need
+from nhiguard.decision.records import Actor, AdapterError, CanonicalEvent, RawRecord
+
+SOURCE = "contentful.webhook"
+TOPIC_HEADER = "X-Contentful-Topic"
+# Hosts that serve asset files to anyone holding the URL, published or not.
+_PUBLIC_ASSET_HOSTS = (
+    "assets.ctfassets.net",
+    "images.ctfassets.net",
+    "videos.ctfassets.net",
+    "downloads.ctfassets.net",
+)
+_NON_HUMAN_LINKS = {"AppDefinition", "PersonalAccessToken", "ApiKey", "PreviewApiKey", "Bot"}
+
+
+def _public_url(url: str | None) -> bool:
+    if not url:
+        return False
+    host = urlsplit(url if "//" in url else "//" + url).hostname or ""
+    return host in _PUBLIC_ASSET_HOSTS
+
+
+def _file_url(fields: dict[str, Any]) -> str | None:
+    # The file field is localised: {"en-US": {...}}; any locale with a URL counts.
+    files = fields.get("file") or {}
+    for loc in files.values() if isinstance(files, dict) else ():
+        if isinstance(loc, dict) and loc.get("url"):
+            return str(loc["url"])
+    return None
+
+
+def adapt(rec: RawRecord, body: Any) -> CanonicalEvent:
+    topic = rec.header(TOPIC_HEADER)
+    if not topic or not topic.startswith("ContentManagement."):
+        raise AdapterError("unknown_shape", f"{TOPIC_HEADER} header missing or not ContentManagement.*")
+    parts = topic.split(".")
+    if len(parts) != 3:
+        raise AdapterError("unknown_shape", f"unexpected {TOPIC_HEADER} {topic!r}")
+    _, entity_type, operation = parts
+    sys = need(body, "sys")
+    entity_id = need(sys, "id")
+    space = get(sys, "space", "sys", "id", default="-")
+    version = get(sys, "version", default=get(sys, "revision", default=0))
+    link_key = "publishedBy" if operation == "publish" and get(sys, "publishedBy") else "updatedBy"
+    link = get(sys, link_key, "sys") or get(sys, "createdBy", "sys")
+    if not isinstance(link, dict) or not link.get("id"):
+        raise AdapterError("missing_identity", "sys.updatedBy/createdBy has no id")
+    link_type = str(link.get("linkType", "User"))
+    actor = Actor(
+        id=f"contentful:{space}/{link_type}/{link['id']}",
+        display=f"{link_type}:{link['id']}",
+        human=link_type not in _NON_HUMAN_LINKS,
+        source_principal=str(link["id"]),
+    )
+    tags = sorted(
+        {
+            str(t["sys"]["id"])
+            for t in get(body, "metadata", "tags", default=[])
+            if isinstance(t, dict) and get(t, "sys", "id")
+        }
+    )
+    fields = get(body, "fields", default={})
+    url = _file_url(fields) if isinstance(fields, dict) else None
+    published = bool(get(sys, "publishedVersion") or get(sys, "publishedAt"))
+    if operation == "publish":
+        reachable_after, via = True, "publish"
+    elif operation in {"unpublish", "archive", "delete"}:
+        reachable_after, via, published = False, "none", False
+    else:
+        # An upload/save of an asset file on a public host is reachable without any publish.
+        reachable_after = entity_type == "Asset" and _public_url(url)
+        via = "upload" if reachable_after and not published else "none"
+    cms = {
+        "entity_type": entity_type,
+        "operation": operation,
+        "tags": tags,
+        "published_before": published and operation != "publish",
+        "publicly_reachable": reachable_after,
+        "via": via,
+        # Reachable without any publish, and not marked as meant to be public: an unintended exposure.
+        "exposed_without_publish": via == "upload" and "public" not in tags,
+        "file_public_url": _public_url(url),
+    }
+    ts = iso_ms(
+        get(sys, "publishedAt") if operation == "publish" else get(sys, "updatedAt"), rec.timestamp_ms
+    )
+    return CanonicalEvent(
+        event_id=f"{space}/{entity_type}/{entity_id}@{version}:{topic}",
+        source=SOURCE,
+        domain="cms",
+        action=f"cms.{entity_type.lower()}.{operation}",
+        occurred_at_ms=ts,
+        actor=actor,
+        resource_type=f"cms.{entity_type.lower()}",
+        resource_id=f"{space}/{entity_id}",
+        cms=cms,
+    )

@@ -1,0 +1,95 @@
+"""GitHub webhook deliveries and npm publish gate requests (audit.ci). See docs/sources.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nhiguard.decision.adapters.common import body_hash, get, iso_ms, long_field, need
+from nhiguard.decision.records import Actor, AdapterError, CanonicalEvent, RawRecord
+
+WEBHOOK_SOURCE = "github.webhook"
+GATE_SOURCE = "npm.publish_gate"
+
+
+def _workflow_actor(repo: str, path: str) -> Actor:
+    # The durable CI identity is the repository's workflow, not the generic bot account that ran it.
+    return Actor(id=f"github:{repo}/{path}", display=f"{repo}:{path}", human=False, source_principal=path)
+
+
+def _sender_actor(sender: dict[str, Any]) -> Actor:
+    login = str(need(sender, "login", reason="missing_identity"))
+    human = sender.get("type", "User") == "User"
+    kind = "user" if human else "bot"
+    return Actor(id=f"github:{kind}/{login}", display=login, human=human, source_principal=login)
+
+
+def adapt_webhook(rec: RawRecord, body: Any) -> CanonicalEvent:
+    event = rec.header("X-GitHub-Event")
+    if not event or not isinstance(body, dict):
+        raise AdapterError("unknown_shape", "GitHub webhook without X-GitHub-Event header")
+    repo = get(body, "repository", "full_name", default="-")
+    run = body.get("workflow_run") if event == "workflow_run" else None
+    if isinstance(run, dict) and run.get("path"):
+        actor = _workflow_actor(repo, str(run["path"]).split("@")[0])
+    elif isinstance(body.get("sender"), dict):
+        actor = _sender_actor(body["sender"])
+    else:
+        raise AdapterError("missing_identity", "no workflow path and no sender")
+    action = body.get("action")
+    when = (
+        get(run or {}, "updated_at")
+        or get(body, "release", "published_at")
+        or get(body, "workflow_job", "started_at")
+        or get(body, "head_commit", "timestamp")
+        # push events: Unix seconds (a push that deletes a branch has no head_commit)
+        or (pushed * 1000 if isinstance(pushed := get(body, "repository", "pushed_at"), int) else None)
+    )
+    return CanonicalEvent(
+        event_id=rec.header("X-GitHub-Delivery") or f"gh:{body_hash(rec.value)}",
+        source=WEBHOOK_SOURCE,
+        domain="ci",
+        action=f"ci.github.{event}" + (f".{action}" if action else ""),
+        occurred_at_ms=iso_ms(when, rec.timestamp_ms),
+        actor=actor,
+        resource_type="github.repository",
+        resource_id=repo,
+    )
+
+
+def adapt_gate(rec: RawRecord, body: Any) -> CanonicalEvent:
+    request_id = str(need(body, "request_id"))
+    gh = need(body, "github", reason="missing_identity")
+    repo = str(need(gh, "repository", reason="missing_identity"))
+    wref = str(need(gh, "workflow_ref", reason="missing_identity"))
+    # workflow_ref is "<owner>/<repo>/<path>@<ref>": the path without the ref names the workflow.
+    path = wref.split("@", 1)[0].removeprefix(repo + "/")
+    pack = need(body, "pack")
+    files = pack.get("files") or []
+    if not isinstance(files, list):
+        raise AdapterError("unknown_shape", "pack.files is not a list")
+    release = {
+        "package": str(need(pack, "name")),
+        "version": str(need(pack, "version")),
+        "registry": str(body.get("registry") or "https://registry.npmjs.org/"),
+        "access": str(body.get("access") or "public"),
+        "tag": str(body.get("tag") or "latest"),
+        "size": long_field(pack.get("size"), "pack.size"),
+        "unpacked_size": long_field(pack.get("unpackedSize"), "pack.unpackedSize"),
+        "files": [
+            {"path": str(f.get("path", "")), "size": long_field(f.get("size"), "pack.files.size")}
+            for f in files
+            if isinstance(f, dict)
+        ],
+        "request_id": request_id,
+    }
+    return CanonicalEvent(
+        event_id=f"gate:{request_id}",
+        source=GATE_SOURCE,
+        domain="ci",
+        action="ci.release.publish_request",
+        occurred_at_ms=iso_ms(body.get("requested_at"), rec.timestamp_ms),
+        actor=_workflow_actor(repo, path),
+        resource_type="npm.package",
+        resource_id=f"{release['package']}@{release['version']}",
+        release=release,
+    )

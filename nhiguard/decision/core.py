@@ -1,0 +1,234 @@
+"""The decision core: a batch of raw records in, decisions, commands, alerts and dead letters out.
+
+adapt -> enrich -> evaluate (Rego, one query per domain per wave) -> score (river) -> decide -> learn.
+
+Batches are cut into *waves*: an event whose facts depend on the decision of an earlier, not yet decided
+event of the same batch (an install of a version whose publish is pending, a release of a package whose
+previous release is pending) starts a new wave. So the result never depends on where batch boundaries fall:
+a record reprocessed after a crash is decided the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from nhiguard.decision.adapters import adapt
+from nhiguard.decision.context import ContextState, Identity, Inventory
+from nhiguard.decision.decide import commands_for, to_findings, verdict_of
+from nhiguard.decision.policy import PolicyBundle, RegoEvaluator
+from nhiguard.decision.records import (
+    AdapterError,
+    Alert,
+    BatchResult,
+    CanonicalEvent,
+    DeadLetter,
+    Decision,
+    RawRecord,
+    stable_id,
+)
+from nhiguard.models.anomaly import ANOMALY_THRESHOLD, AnomalyModels
+from nhiguard.settings import Settings
+
+
+def dead_letter(rec: RawRecord, reason: str, detail: str, limit: int) -> DeadLetter:
+    truncated = len(rec.value) > limit
+    return DeadLetter(
+        topic=rec.topic,
+        partition=rec.partition,
+        offset=rec.offset,
+        reason=reason,
+        detail=detail,
+        original=rec.value[:limit] if truncated else rec.value,
+        original_length=len(rec.value),
+        original_sha256=hashlib.sha256(rec.value).hexdigest(),
+        truncated=truncated,
+        timestamp_ms=rec.timestamp_ms,
+        headers=rec.headers,
+    )
+
+
+@dataclass
+class _Pending:
+    rec: RawRecord
+    ev: CanonicalEvent
+    identity: Identity | None
+    policy_input: dict[str, Any]
+
+
+class DecisionCore:
+    def __init__(
+        self,
+        settings: Settings,
+        bundle: PolicyBundle,
+        inventory: Inventory | None = None,
+        state: ContextState | None = None,
+        anomaly: AnomalyModels | None = None,
+    ) -> None:
+        self.settings = settings
+        self.inventory = inventory or Inventory()
+        self.state = state or ContextState()
+        self.anomaly = anomaly or AnomalyModels(warmup_events=settings.anomaly_warmup_events)
+        self.load_bundle(bundle)
+
+    def load_bundle(self, bundle: PolicyBundle) -> None:
+        """Compile and swap in a bundle; on error the previous bundle stays active."""
+        evaluator = RegoEvaluator(bundle)
+        self.bundle, self.evaluator = bundle, evaluator
+
+    # -------------------------------------------------------------------------------------------------------
+    def process(self, records: list[RawRecord]) -> BatchResult:
+        result = BatchResult()
+        wave: list[_Pending] = []
+        pending_writes: set[str] = set()
+        limit = self.settings.deadletter_prefix_bytes
+        for rec in records:
+            if len(rec.value) > self.settings.max_record_bytes:
+                detail = f"{len(rec.value)} bytes > limit {self.settings.max_record_bytes}"
+                result.deadletters.append(dead_letter(rec, "oversized", detail, limit))
+                continue
+            domain = self.settings.topics.domain_of(rec.topic)
+            try:
+                ev = adapt(rec, domain)
+            except AdapterError as exc:
+                result.deadletters.append(dead_letter(rec, exc.reason, exc.detail, limit))
+                continue
+            key = ContextState.reads(ev)
+            if key is not None and key in pending_writes:
+                self._run_wave(wave, result)
+                wave, pending_writes = [], set()
+            wave.append(self._enrich(rec, ev))
+            if (w := ContextState.writes(ev)) is not None:
+                pending_writes.add(w)
+        self._run_wave(wave, result)
+        result.alerts = self._alerts(result.decisions)
+        return result
+
+    def _enrich(self, rec: RawRecord, ev: CanonicalEvent) -> _Pending:
+        identity = None if ev.actor.human else self.inventory.get(ev.actor.id)
+        ctx = self.state.observe(ev)
+        if ev.publish is not None:
+            ref = f"{ev.publish['package']}@{ev.publish['version']}"
+            ctx["prior_installers"] = [
+                {"id": who, "known": self.inventory.get(who) is not None}
+                for who in sorted({w for w, _ in self.state.installers(ref)})
+            ]
+        # Only the fields the policies read go to the engine: conversion cost grows with the input.
+        pin: dict[str, Any] = {
+            "domain": ev.domain,
+            "action": ev.action,
+            "actor": ev.actor.id,
+            "resource_id": ev.resource_id,
+            "identity": {
+                "known": identity is not None,
+                "kind": identity.kind if identity else ("human" if ev.actor.human else "unknown"),
+                "trust_tier": identity.trust_tier if identity else 0,
+            },
+            "context": ctx,
+        }
+        for name in ("cms", "release", "publish", "install"):
+            facts = getattr(ev, name)
+            if facts is not None:
+                pin[name] = facts
+        return _Pending(rec, ev, identity, pin)
+
+    def _run_wave(self, wave: list[_Pending], result: BatchResult) -> None:
+        if not wave:
+            return
+        raw: dict[int, list[dict[str, Any]] | None] = {}
+        errors: dict[int, str] = {}
+        by_domain: dict[str, list[int]] = defaultdict(list)
+        for i, p in enumerate(wave):
+            if p.ev.actor.human:
+                raw[i] = []  # no NHI rule applies to a human principal: decided (allow) and counted
+            else:
+                by_domain[p.ev.domain].append(i)
+        for domain, idxs in by_domain.items():
+            found, errs = self.evaluator.evaluate_isolating(domain, [wave[i].policy_input for i in idxs])
+            for j, i in enumerate(idxs):
+                raw[i] = found[j]
+                if j in errs:
+                    errors[i] = errs[j]
+        limit = self.settings.deadletter_prefix_bytes
+        for i, p in enumerate(wave):
+            if i in errors or raw.get(i) is None:
+                detail = errors.get(i, "no result")
+                result.deadletters.append(dead_letter(p.rec, "policy_evaluation_error", detail, limit))
+                continue
+            result.decisions.append(self._decide(p, raw[i] or []))
+
+    def _decide(self, p: _Pending, raw: list[dict[str, Any]]) -> Decision:
+        ev = p.ev
+        known_installers = tuple(
+            i["id"] for i in p.policy_input["context"].get("prior_installers", ()) if i["known"]
+        )
+        findings = to_findings(raw, self.bundle, known_installers)
+        verdict = verdict_of(findings)
+        score, warm, x = self.anomaly.score(ev)
+        # Never learn from an event that was denied or looked anomalous: that is how baselines get poisoned.
+        if verdict == "ALLOW" and (not warm or score < ANOMALY_THRESHOLD):
+            self.anomaly.learn(ev, x)
+        ids = {ev.actor.id: p.identity}
+        for f in findings:
+            for who in f.identities:
+                ids.setdefault(who, self.inventory.get(who))
+        decision = Decision(
+            decision_id=stable_id("decision", p.rec.topic, p.rec.partition, p.rec.offset, ev.event_id),
+            event=ev,
+            topic=p.rec.topic,
+            partition=p.rec.partition,
+            offset=p.rec.offset,
+            verdict=verdict,
+            findings=findings,
+            anomaly_score=round(score, 6),
+            anomaly_warm=warm,
+            anomaly_features={k: round(v, 6) for k, v in x.items()},
+            identity_known=p.identity is not None,
+            identity_kind=p.policy_input["identity"]["kind"],
+            bundle_revision=self.bundle.revision,
+        )
+        decision.commands = commands_for(
+            ev,
+            findings,
+            ids,
+            self.state,
+            self.bundle.revision,
+            self.settings.deny_ttl_s * 1000,
+            self.settings.revoke_ttl_s * 1000,
+        )
+        self.state.record_decision(decision)
+        return decision
+
+    def _alerts(self, decisions: list[Decision]) -> list[Alert]:
+        """One alert per (identity, policy rule) per batch, with a count: the SOC sees bursts, not floods."""
+        groups: dict[tuple[str, str], list[tuple[Decision, Any]]] = defaultdict(list)
+        for d in decisions:
+            for f in d.findings:
+                groups[(d.event.actor.id, f.rule)].append((d, f))
+        alerts = []
+        for (identity, rule), items in groups.items():
+            first, last = items[0][0], items[-1][0]
+            f = items[0][1]
+            verdict = "REVOKE" if any(d.verdict == "REVOKE" for d, _ in items) else items[0][0].verdict
+            alerts.append(
+                Alert(
+                    alert_id=stable_id("alert", identity, rule, first.event.event_id),
+                    identity=identity,
+                    policy=f.policy,
+                    rule=rule,
+                    severity=f.severity,
+                    verdict=verdict if f.mode == "enforce" else "SHADOW",
+                    count=len(items),
+                    first_event_id=first.event.event_id,
+                    last_event_id=last.event.event_id,
+                    first_seen_ms=first.event.occurred_at_ms,
+                    last_seen_ms=last.event.occurred_at_ms,
+                    summary=f.reason
+                    if len(items) == 1
+                    else f"{len(items)}x {rule}; last: {items[-1][1].reason}",
+                    bundle_revision=self.bundle.revision,
+                )
+            )
+        return alerts

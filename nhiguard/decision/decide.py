@@ -1,0 +1,111 @@
+"""decide: policy findings + context -> verdict and enforcement commands. Pure and deterministic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nhiguard.decision.context import ContextState, Identity
+from nhiguard.decision.policy import PolicyBundle
+from nhiguard.decision.records import CanonicalEvent, Command, Finding, stable_id
+
+
+def to_findings(
+    raw: list[dict[str, Any]], bundle: PolicyBundle, prior_installers: tuple[str, ...] = ()
+) -> list[Finding]:
+    """Engine output (tagged with its policy by the entry module) -> Findings with the policy's metadata.
+
+    A finding with `"targets": "prior_installers"` revokes the known identities that installed the version
+    before it was denied (policies return no input strings, so nhiguard resolves who they are).
+    """
+    out = []
+    for f in raw:
+        who = prior_installers if f.get("targets") == "prior_installers" else f.get("identities") or ()
+        policy_id = str(f["policy"])
+        mod = bundle.by_id.get(policy_id)
+        out.append(
+            Finding(
+                rule=f"{policy_id}.{f['rule']}",
+                effect=str(f["effect"]),
+                reason=str(f.get("reason", "")),
+                policy=policy_id,
+                severity=mod.severity if mod else "medium",
+                mode=mod.mode if mod else "enforce",
+                identities=tuple(sorted(str(i) for i in who)),
+            )
+        )
+    return sorted(out, key=lambda x: (x.rule, x.reason))
+
+
+def verdict_of(findings: list[Finding]) -> str:
+    effects = {f.effect for f in findings if f.mode == "enforce"}
+    return "REVOKE" if "revoke" in effects else "DENY" if "deny" in effects else "ALLOW"
+
+
+def _deny_target(ev: CanonicalEvent) -> tuple[str, str]:
+    if ev.release is not None:
+        return "request", ev.release["request_id"]
+    if ev.publish is not None or ev.install is not None:
+        return "package_version", ev.resource_id
+    if ev.cms is not None:
+        return "asset", ev.resource_id
+    return "request", ev.event_id
+
+
+def commands_for(
+    ev: CanonicalEvent,
+    findings: list[Finding],
+    identities: dict[str, Identity | None],
+    state: ContextState,
+    revision: str,
+    deny_ttl_ms: int,
+    revoke_ttl_ms: int,
+) -> list[Command]:
+    """The enforcement commands a decision calls for. Shadow-mode findings never produce commands.
+
+    Commands are stamped with the event's time, so replaying a stream gives the same commands (and a replay
+    of history yields commands that have long expired, as they should).
+    """
+    enforce = [f for f in findings if f.mode == "enforce"]
+    cmds: list[Command] = []
+    denies = [f for f in enforce if f.effect == "deny"]
+    if denies:
+        ttype, target = _deny_target(ev)
+        cmds.append(_command("DENY", ev, ev.actor.id, ttype, target, denies, revision, deny_ttl_ms))
+    revokes = [f for f in enforce if f.effect == "revoke"]
+    who = sorted({i for f in revokes for i in (f.identities or (ev.actor.id,))})
+    for identity_id in who:
+        if not state.mark_revoked(identity_id, ev.occurred_at_ms, ev.occurred_at_ms + revoke_ttl_ms):
+            continue  # a revocation is already in force: one REVOKE per identity, not one per event
+        ident = identities.get(identity_id)
+        creds = ident.credential_ids if ident and ident.credential_ids else (f"identity:{identity_id}",)
+        why = [f for f in revokes if identity_id in (f.identities or (ev.actor.id,))]
+        for cred in creds:
+            cmds.append(_command("REVOKE", ev, identity_id, "credential", cred, why, revision, revoke_ttl_ms))
+    return cmds
+
+
+def _command(
+    kind: str,
+    ev: CanonicalEvent,
+    identity: str,
+    target_type: str,
+    target: str,
+    findings: list[Finding],
+    revision: str,
+    ttl_ms: int,
+) -> Command:
+    rules = tuple(sorted({f.rule for f in findings}))
+    return Command(
+        command_id=stable_id("cmd", ev.event_id, kind, identity, target_type, target, *rules),
+        kind=kind,
+        identity=identity,
+        target_type=target_type,
+        target=target,
+        reasons=tuple(f.reason for f in findings),
+        policy_ids=tuple(sorted({f.policy for f in findings})),
+        rule_ids=rules,
+        bundle_revision=revision,
+        event_id=ev.event_id,
+        issued_at_ms=ev.occurred_at_ms,
+        expires_at_ms=ev.occurred_at_ms + ttl_ms,
+    )

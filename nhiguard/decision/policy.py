@@ -1,0 +1,216 @@
+"""The policy bundle (policies/) and its evaluation with regopy, a batch of events per query.
+
+Conventions (see README "Adding a policy"):
+- `policies/<domain>/<name>.rego` declares `package nhiguard.<domain>.<name>` and a function `findings(ev)`
+  returning a set of `{"rule": <name>, "effect": "deny"|"revoke", "reason": <text>}` (optionally
+  `"identities": [...]` to revoke identities other than the actor).
+- A `# METADATA` block before the package gives title, description and `custom: {severity, mode, attack}`.
+- `policies/data.yaml` holds parameters under `nhiguard.params.<domain>.<name>`.
+Only the modules that can apply to an event's domain are evaluated for it (one query per domain).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from regopy import Interpreter
+
+DOMAINS = ("cms", "ci", "registry", "runtime")
+_PACKAGE = re.compile(r"^package\s+([\w.]+)", re.M)
+_CALL = re.compile(r"\b([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+)\s*\(")
+# Names regopy 1.5.2 knows but does not implement: in default mode they evaluate to undefined and a deny
+# rule silently stops firing (see README, "Policy engine").
+UNIMPLEMENTED_BUILTINS = ("net.cidr_", "http.send", "json.match_schema")
+
+
+class BundleError(Exception):
+    """A bundle that must not be activated, with the reason."""
+
+
+@dataclass(frozen=True)
+class PolicyModule:
+    policy_id: str  # "<domain>.<name>"
+    domain: str
+    path: str  # relative to the bundle root
+    source: str
+    title: str
+    description: str
+    severity: str
+    mode: str  # enforce | shadow
+    attack: tuple[str, ...]
+
+
+@dataclass
+class PolicyBundle:
+    root: Path
+    modules: list[PolicyModule]
+    data: dict[str, Any]
+    revision: str
+    by_id: dict[str, PolicyModule] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_id = {m.policy_id: m for m in self.modules}
+
+    def for_domain(self, domain: str) -> list[PolicyModule]:
+        return [m for m in self.modules if m.domain == domain]
+
+
+def _metadata(source: str, path: Path) -> dict[str, Any]:
+    lines = source.splitlines()
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.strip() == "# METADATA")
+    except StopIteration as exc:
+        raise BundleError(f"{path}: no # METADATA block") from exc
+    body = []
+    for ln in lines[start + 1 :]:
+        if not ln.startswith("#"):
+            break
+        body.append(ln[2:] if ln.startswith("# ") else ln[1:])
+    meta = yaml.safe_load("\n".join(body)) or {}
+    if not isinstance(meta, dict) or "title" not in meta:
+        raise BundleError(f"{path}: METADATA needs at least a title")
+    return meta
+
+
+def load_bundle(root: Path) -> PolicyBundle:
+    """Read policies/ into a bundle; its revision is a hash of every file that can change a decision."""
+    root = Path(root)
+    rego_files = sorted(p for p in root.rglob("*.rego") if not p.name.endswith("_test.rego"))
+    if not rego_files:
+        raise BundleError(f"{root}: no policies found")
+    digest = hashlib.sha256()
+    modules: list[PolicyModule] = []
+    for path in rego_files:
+        rel = path.relative_to(root).as_posix()
+        source = path.read_text()
+        digest.update(rel.encode() + b"\0" + source.encode() + b"\0")
+        domain, name = path.parent.name, path.stem
+        if domain not in DOMAINS:
+            raise BundleError(f"{rel}: policies live in policies/<domain>/ with domain one of {DOMAINS}")
+        pkg = _PACKAGE.search(source)
+        expected = f"nhiguard.{domain}.{name}"
+        if not pkg or pkg.group(1) != expected:
+            raise BundleError(f"{rel}: package must be {expected} (file name, package and id agree)")
+        meta = _metadata(source, path)
+        custom = meta.get("custom") or {}
+        mode = str(custom.get("mode", "enforce"))
+        if mode not in ("enforce", "shadow"):
+            raise BundleError(f"{rel}: custom.mode must be enforce or shadow, not {mode!r}")
+        modules.append(
+            PolicyModule(
+                policy_id=f"{domain}.{name}",
+                domain=domain,
+                path=rel,
+                source=source,
+                title=str(meta["title"]),
+                description=str(meta.get("description", "")).strip(),
+                severity=str(custom.get("severity", "medium")),
+                mode=mode,
+                attack=tuple(str(a) for a in custom.get("attack", ()) or ()),
+            )
+        )
+    data: dict[str, Any] = {}
+    data_file = root / "data.yaml"
+    if data_file.exists():
+        text = data_file.read_text()
+        digest.update(b"data.yaml\0" + text.encode())
+        data = yaml.safe_load(text) or {}
+    return PolicyBundle(root=root, modules=modules, data=data, revision=digest.hexdigest()[:16])
+
+
+def entry_module(bundle: PolicyBundle) -> str:
+    """The generated module the worker queries: per domain, the findings of each event, in input order."""
+    out = ["package nhiguard.entry", "", "import rego.v1", ""]
+    for domain in DOMAINS:
+        mods = bundle.for_domain(domain)
+        if not mods:
+            continue
+        # Each finding is tagged with the policy that produced it.
+        calls = ", ".join(
+            f'{{object.union(f, {{"policy": "{m.policy_id}"}}) | '
+            f"some f in data.nhiguard.{m.policy_id}.findings(ev)}}"
+            for m in mods
+        )
+        out.append(f"{domain} := [fs | some ev in input.events; fs := union({{{calls}}})]")
+    return "\n".join(out) + "\n"
+
+
+def check_builtins(bundle: PolicyBundle, interp: Interpreter) -> None:
+    """Refuse a bundle that calls a builtin this engine lacks or only pretends to have."""
+    user_funcs = set()
+    for m in bundle.modules:
+        pkg = f"data.nhiguard.{m.policy_id}."
+        user_funcs |= {pkg + f for f in re.findall(r"^([a-z_][a-z0-9_]*)\s*\(", m.source, re.M)}
+    for m in bundle.modules:
+        code = "\n".join(ln.split("#", 1)[0] for ln in m.source.splitlines())
+        for name in sorted(set(_CALL.findall(code))):
+            if name.startswith(("data.", "input.", "ev.")) or name in user_funcs:
+                continue
+            if any(name.startswith(p) for p in UNIMPLEMENTED_BUILTINS):
+                raise BundleError(
+                    f"{m.path}: builtin {name} is not implemented by regopy (silently undefined)"
+                )
+            if not interp.is_builtin(name):
+                raise BundleError(f"{m.path}: builtin {name} is not available in regopy")
+
+
+class EvaluationError(Exception):
+    """The engine could not evaluate an input."""
+
+
+class RegoEvaluator:
+    """One regopy interpreter holding the bundle; evaluates a domain's events in one query."""
+
+    def __init__(self, bundle: PolicyBundle) -> None:
+        self.bundle = bundle
+        interp = Interpreter()
+        # Without this, an unimplemented or failing builtin evaluates to undefined and a rule quietly
+        # stops firing; with it, the query fails and the event is dead-lettered instead.
+        interp.strict_built_in_errors = True
+        check_builtins(bundle, interp)
+        if bundle.data:
+            interp.add_data_json(json.dumps(bundle.data))
+        for m in bundle.modules:
+            interp.add_module(m.path, m.source)
+        interp.add_module("nhiguard_entry.rego", entry_module(bundle))
+        self._interp = interp
+        self._domains = {m.domain for m in bundle.modules}
+
+    def evaluate(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Findings per input, in order. Raises EvaluationError if the engine cannot answer."""
+        if domain not in self._domains or not inputs:
+            return [[] for _ in inputs]
+        try:
+            self._interp.set_input({"events": inputs})
+            out = self._interp.query(f"data.nhiguard.entry.{domain}")
+        except Exception as exc:  # regopy raises RegoError, conversion raises TypeError/OverflowError
+            raise EvaluationError(f"{type(exc).__name__}: {exc}"[:500]) from exc
+        if not out.ok():
+            raise EvaluationError(str(out)[:500])
+        result = json.loads(out.expressions().json())[0]
+        if not isinstance(result, list) or len(result) != len(inputs):
+            raise EvaluationError(f"entry query gave {type(result).__name__} for {len(inputs)} inputs")
+        return result
+
+    def evaluate_isolating(
+        self, domain: str, inputs: list[dict[str, Any]]
+    ) -> tuple[list[list[dict[str, Any]] | None], dict[int, str]]:
+        """Evaluate; when the batch fails, bisect so only the inputs the engine cannot answer are lost.
+
+        Returns findings per input (None where it failed) and the error per failed index.
+        """
+        try:
+            return list(self.evaluate(domain, inputs)), {}
+        except EvaluationError as exc:
+            if len(inputs) == 1:
+                return [None], {0: str(exc)}
+        mid = len(inputs) // 2
+        left, lerr = self.evaluate_isolating(domain, inputs[:mid])
+        right, rerr = self.evaluate_isolating(domain, inputs[mid:])
+        return left + right, {**lerr, **{i + mid: e for i, e in rerr.items()}}

@@ -1,0 +1,162 @@
+"""Value types that flow through the decision core. Plain dataclasses: no Kafka, no Faust."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def stable_id(*parts: object) -> str:
+    """A deterministic id: the same inputs give the same id in every process and every run."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(str(p).encode())
+        h.update(b"\x1f")
+    return h.hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One input record as it came off Kafka (or out of a replay file)."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int = 0
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for k, v in self.headers:
+            if k.lower() == lname:
+                return v.decode("utf-8", "replace")
+        return None
+
+
+class AdapterError(Exception):
+    """Input an adapter cannot read. `reason` is a stable dead-letter reason code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    id: str  # canonical identity: the durable one (a workflow, an app), not a session or a generic bot
+    display: str
+    human: bool
+    source_principal: str  # the principal as the source named it
+
+
+@dataclass(slots=True)
+class CanonicalEvent:
+    """One audit event in the project's canonical shape (schemas/audit_event.avsc)."""
+
+    event_id: str
+    source: str
+    domain: str  # cms | ci | registry | runtime
+    action: str
+    occurred_at_ms: int
+    actor: Actor
+    resource_type: str
+    resource_id: str
+    # Domain facts, the fields the policies read. Keys and types are documented in schemas/audit_event.avsc.
+    cms: dict[str, Any] | None = None
+    release: dict[str, Any] | None = None
+    publish: dict[str, Any] | None = None
+    install: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One policy rule that fired for one event."""
+
+    rule: str  # "<domain>.<policy>.<rule>", e.g. "cms.public_exposure.nonpublic_asset_exposed"
+    effect: str  # deny | revoke
+    reason: str
+    policy: str  # "<domain>.<policy>"
+    severity: str
+    mode: str  # enforce | shadow
+    identities: tuple[str, ...] = ()  # for revoke: identities other than the actor whose credentials go
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    command_id: str
+    kind: str  # DENY | REVOKE
+    identity: str
+    target_type: str  # request | credential | package_version | asset
+    target: str
+    reasons: tuple[str, ...]
+    policy_ids: tuple[str, ...]
+    rule_ids: tuple[str, ...]
+    bundle_revision: str
+    event_id: str
+    issued_at_ms: int
+    expires_at_ms: int
+
+
+@dataclass(slots=True)
+class Decision:
+    decision_id: str
+    event: CanonicalEvent
+    topic: str
+    partition: int
+    offset: int
+    verdict: str  # ALLOW | DENY | REVOKE
+    findings: list[Finding]
+    anomaly_score: float
+    anomaly_warm: bool
+    anomaly_features: dict[str, float]
+    identity_known: bool
+    identity_kind: str
+    bundle_revision: str
+    commands: list[Command] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    alert_id: str
+    identity: str
+    policy: str
+    rule: str
+    severity: str
+    verdict: str
+    count: int
+    first_event_id: str
+    last_event_id: str
+    first_seen_ms: int
+    last_seen_ms: int
+    summary: str
+    bundle_revision: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: str
+    partition: int
+    offset: int
+    reason: str  # malformed_json | unknown_shape | missing_identity | oversized | policy_evaluation_error | …
+    detail: str
+    original: bytes  # the whole record, or a prefix when it was over the limit
+    original_length: int
+    original_sha256: str
+    truncated: bool
+    timestamp_ms: int
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(slots=True)
+class BatchResult:
+    decisions: list[Decision] = field(default_factory=list)
+    deadletters: list[DeadLetter] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+
+    @property
+    def commands(self) -> list[Command]:
+        return [c for d in self.decisions for c in d.commands]

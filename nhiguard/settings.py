@@ -1,0 +1,100 @@
+"""The one place that reads configuration: environment variables into a frozen Settings object.
+
+Everything else takes explicit arguments, so the core can be driven the same way from a worker, a replay,
+or a test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Topics:
+    cms: str = "audit.cms"
+    ci: str = "audit.ci"
+    registry: str = "audit.registry"
+    runtime: str = "audit.runtime"
+    decisions: str = "authz.decisions"
+    commands: str = "enforcement.commands"
+    alerts: str = "soc.alerts"
+    deadletter: str = "audit.deadletter"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.cms, self.ci, self.registry, self.runtime)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (self.decisions, self.commands, self.alerts, self.deadletter)
+
+    def domain_of(self, topic: str) -> str | None:
+        """Which policy domain an input topic feeds (None for a topic that is not an input)."""
+        return {self.cms: "cms", self.ci: "ci", self.registry: "registry", self.runtime: "runtime"}.get(topic)
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap: str = "127.0.0.1:9092"
+    app_id: str = "nhiguard"
+    topics: Topics = field(default_factory=Topics)
+    input_partitions: int = 1
+    policies_dir: Path = REPO_ROOT / "policies"
+    schemas_dir: Path = REPO_ROOT / "schemas"
+    identities_file: Path | None = None
+    cache_dir: Path = REPO_ROOT / ".cache"
+    # Records larger than this are dead-lettered before parsing (a prefix, the length and a hash are kept).
+    max_record_bytes: int = 1_048_576
+    # How much of an oversized record the dead-letter envelope keeps.
+    deadletter_prefix_bytes: int = 65_536
+    batch_max: int = 500
+    batch_within_s: float = 0.2
+    # Commands expire: a DENY gates one request or package version; a REVOKE holds until rotation.
+    deny_ttl_s: int = 24 * 3600
+    revoke_ttl_s: int = 7 * 24 * 3600
+    anomaly_warmup_events: int = 30
+    # How long the group waits for a silent worker before handing its partitions to another: the failover
+    # time after a crash. (Faust's default is 60 s.)
+    session_timeout_s: float = 20.0
+    data_dir: Path = REPO_ROOT / ".cache" / "worker"
+
+
+_ENV_TOPIC_PREFIX = "NHIGUARD_TOPIC_"
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build Settings from the environment (`KAFKA_BOOTSTRAP`, `NHIGUARD_*`) plus explicit overrides."""
+    env = os.environ if env is None else env
+    topic_kw = {
+        f.name: env[_ENV_TOPIC_PREFIX + f.name.upper()]
+        for f in fields(Topics)
+        if _ENV_TOPIC_PREFIX + f.name.upper() in env
+    }
+    kw: dict[str, object] = {"topics": Topics(**topic_kw)}
+    if "KAFKA_BOOTSTRAP" in env:
+        kw["bootstrap"] = env["KAFKA_BOOTSTRAP"]
+    simple = {
+        "NHIGUARD_APP_ID": ("app_id", str),
+        "NHIGUARD_POLICIES_DIR": ("policies_dir", Path),
+        "NHIGUARD_SCHEMAS_DIR": ("schemas_dir", Path),
+        "NHIGUARD_IDENTITIES_FILE": ("identities_file", Path),
+        "NHIGUARD_CACHE_DIR": ("cache_dir", Path),
+        "NHIGUARD_DATA_DIR": ("data_dir", Path),
+        "NHIGUARD_MAX_RECORD_BYTES": ("max_record_bytes", int),
+        "NHIGUARD_DEADLETTER_PREFIX_BYTES": ("deadletter_prefix_bytes", int),
+        "NHIGUARD_BATCH_MAX": ("batch_max", int),
+        "NHIGUARD_BATCH_WITHIN_S": ("batch_within_s", float),
+        "NHIGUARD_INPUT_PARTITIONS": ("input_partitions", int),
+        "NHIGUARD_ANOMALY_WARMUP_EVENTS": ("anomaly_warmup_events", int),
+        "NHIGUARD_SESSION_TIMEOUT_S": ("session_timeout_s", float),
+    }
+    for var, (name, conv) in simple.items():
+        if var in env:
+            kw[name] = conv(env[var])
+    settings = Settings(**kw)  # type: ignore[arg-type]
+    return replace(settings, **overrides) if overrides else settings

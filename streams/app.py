@@ -1,0 +1,99 @@
+"""The Faust worker: consume the audit topics in batches, call the decision core, produce, then ack.
+
+The agent is deliberately thin: no policy logic lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import faust
+
+from nhiguard.avro import AvroCodec
+from nhiguard.decision.context import Inventory
+from nhiguard.decision.core import DecisionCore
+from nhiguard.decision.policy import load_bundle
+from nhiguard.decision.records import RawRecord
+from nhiguard.settings import Settings
+from nhiguard.streams.sink import OutputSink
+
+log = logging.getLogger("nhiguard.worker")
+
+
+def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
+    if not raw:
+        return ()
+    items = raw.items() if isinstance(raw, dict) else raw
+    return tuple((str(k), v if isinstance(v, bytes) else str(v).encode()) for k, v in items)
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap}",
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        datadir=str(settings.data_dir),
+        web_enabled=False,
+        topic_partitions=settings.input_partitions,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=settings.batch_max,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
+    )
+    inventory = Inventory.load(settings.identities_file) if settings.identities_file else Inventory()
+    core = DecisionCore(settings, load_bundle(settings.policies_dir), inventory)
+    sink = OutputSink(settings, AvroCodec(settings.schemas_dir))
+    topic = app.topic(*settings.topics.inputs, value_serializer="raw", key_serializer="raw")
+    loop_executor = None  # default thread pool: flush blocks, so it must not run on the event loop
+
+    @app.agent(topic)
+    async def decide(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            records = [
+                RawRecord(
+                    topic=e.message.topic,
+                    partition=e.message.partition,
+                    offset=e.message.offset,
+                    value=e.message.value or b"",
+                    key=e.message.key,
+                    headers=_headers(e.message.headers),
+                    timestamp_ms=int((e.message.timestamp or 0) * 1000),
+                )
+                for e in events
+            ]
+            try:
+                result = core.process(records)
+                await asyncio.get_running_loop().run_in_executor(loop_executor, sink.deliver, result)
+            except Exception:
+                # Our own output failed (or the core broke): never ack this batch. Exit hard so nothing
+                # after it is committed either; the supervisor restarts us and the batch is reprocessed.
+                log.critical("batch at %s failed; exiting without committing", records[0:1], exc_info=True)
+                logging.shutdown()
+                os._exit(70)
+            log.info(
+                "batch: %d records -> %d decisions, %d commands, %d dead letters",
+                len(records),
+                len(result.decisions),
+                len(result.commands),
+                len(result.deadletters),
+            )
+
+    return app
+
+
+def run_worker(settings: Settings) -> None:
+    """Create the input/output topics if missing, then run the worker until stopped."""
+    from nhiguard.streams.topics import ensure_topics
+
+    ensure_topics(settings)
+    app = create_app(settings)
+    app.main = None  # type: ignore[assignment]
+    worker = faust.Worker(app, loglevel="INFO", quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,70 @@
+"""`nhiguard` command line: worker, broker, demo, replay."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from nhiguard.settings import load_settings
+from nhiguard.streams.broker import add_broker_parser, main_broker
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from nhiguard.streams.app import run_worker
+
+    overrides = {"identities_file": Path(args.identities)} if args.identities else {}
+    run_worker(load_settings(**overrides))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from nhiguard.streams.demo import run_demo
+
+    return run_demo(load_settings(), ordinary=args.ordinary, timeout_s=args.timeout)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from nhiguard.streams.replay import run_replay
+
+    return run_replay(
+        load_settings(),
+        Path(args.file),
+        Path(args.identities) if args.identities else None,
+        Path(args.policies) if args.policies else None,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="nhiguard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    w = sub.add_parser("worker", help="run the Faust worker (KAFKA_BOOTSTRAP, NHIGUARD_* configure it)")
+    w.add_argument("--identities", help="identity inventory file (YAML, JSON or CSV)")
+    w.set_defaults(func=_worker)
+    add_broker_parser(sub)
+    sub.choices["broker"].set_defaults(func=main_broker)
+    d = sub.add_parser(
+        "demo",
+        help="start a broker (unless KAFKA_BOOTSTRAP is set), replay the incident "
+        "stream through a worker, print the commands",
+    )
+    d.add_argument("--ordinary", type=int, default=1000, help="ordinary events besides the incidents")
+    d.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for all decisions")
+    d.set_defaults(func=_demo)
+    r = sub.add_parser(
+        "replay",
+        help="run a recorded stream (NDJSON replay file) through the decision core "
+        "offline and print what would have been stopped",
+    )
+    r.add_argument("file")
+    r.add_argument("--identities", help="identity inventory file")
+    r.add_argument("--policies", help="policy bundle directory (test a change before it goes live)")
+    r.set_defaults(func=_replay)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

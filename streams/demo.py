@@ -1,0 +1,219 @@
+"""`nhiguard demo`: the whole pipeline on a real broker, with the March 2026 incident stream.
+
+Starts a local Kafka broker unless KAFKA_BOOTSTRAP names one, creates the topics, produces ordinary activity
+plus the three incidents in their vendor formats, starts `nhiguard worker` as a separate process, and reads
+the enforcement commands back with its own consumer, decoding the Avro, until every input record has a
+decision or a dead letter. Then it stops what it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer
+
+from nhiguard.avro import AvroCodec
+from nhiguard.scenarios import default_params, generate, write_inventory
+from nhiguard.settings import Settings, Topics
+from nhiguard.streams import table
+from nhiguard.streams.broker import LocalBroker
+from nhiguard.streams.topics import delete_topics, ensure_topics
+
+
+def _prefixed(topics: Topics, prefix: str) -> Topics:
+    return Topics(**{k: prefix + v for k, v in vars(topics).items()})
+
+
+def worker_env(settings: Settings, identities: Path) -> dict[str, str]:
+    """The environment that points a `nhiguard worker` process at these settings."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "KAFKA_BOOTSTRAP": settings.bootstrap,
+            "NHIGUARD_APP_ID": settings.app_id,
+            "NHIGUARD_IDENTITIES_FILE": str(identities),
+            "NHIGUARD_DATA_DIR": str(settings.data_dir),
+            "NHIGUARD_INPUT_PARTITIONS": str(settings.input_partitions),
+        }
+    )
+    env.update({f"NHIGUARD_TOPIC_{k.upper()}": v for k, v in vars(settings.topics).items()})
+    return env
+
+
+def produce_records(bootstrap: str, records: list, topics: Topics) -> dict[tuple[str, int, int], str]:
+    """Produce scenario records in order; returns (topic, partition, offset) -> label.
+
+    Records get the current time as their Kafka timestamp, not their event time: a replay of March events
+    stamped with March times would fall under the topics' time-based retention and be deleted by the broker
+    within minutes. The event time is in each body, where the adapters read it.
+    """
+    rename = {t: getattr(topics, f) for f, t in vars(Topics()).items()}
+    labels: dict[tuple[str, int, int], str] = {}
+    errors: list[str] = []
+    # log_level 3: a new broker answers "coordinator load in progress" once; librdkafka retries quietly.
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20, "log_level": 3}
+    )
+
+    def on_delivery(err: object, msg: object, label: str) -> None:
+        if err is not None:
+            errors.append(str(err))
+        else:
+            labels[(msg.topic(), msg.partition(), msg.offset())] = label  # type: ignore[attr-defined]
+
+    for r in records:
+        while True:
+            try:
+                producer.produce(
+                    rename.get(r.topic, r.topic),
+                    value=r.value,
+                    key=r.key,
+                    headers=list(r.headers),
+                    on_delivery=lambda err, msg, label=r.label: on_delivery(err, msg, label),
+                )
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    if producer.flush(60) or errors:
+        raise RuntimeError(f"could not produce the demo stream: {errors[:3]}")
+    return labels
+
+
+def run_demo(settings: Settings, ordinary: int = 1000, timeout_s: float = 300.0) -> int:
+    external = bool(os.environ.get("KAFKA_BOOTSTRAP"))
+    run_id = uuid.uuid4().hex[:8]
+    broker: LocalBroker | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    with tempfile.TemporaryDirectory(prefix="nhiguard-demo-") as tmp:
+        try:
+            if external:
+                # Somebody else's broker: our own topic names and consumer group, removed afterwards.
+                settings = replace(settings, topics=_prefixed(settings.topics, f"nhiguard-demo-{run_id}."))
+            else:
+                print("starting a local Kafka broker (first run resolves Apache Kafka from Maven Central) …")
+                broker = LocalBroker(settings.cache_dir)
+                settings = replace(settings, bootstrap=broker.start())
+            settings = replace(settings, app_id=f"nhiguard-demo-{run_id}", data_dir=Path(tmp) / "worker")
+            print(f"broker: {settings.bootstrap}")
+            ensure_topics(settings)
+
+            params = default_params()
+            records = generate(params, ordinary=ordinary)
+            identities = Path(tmp) / "identities.yaml"
+            write_inventory(params, identities)
+            labels = produce_records(settings.bootstrap, records, settings.topics)
+            print(f"produced {len(records)} records: {dict(Counter(r.label for r in records))}")
+
+            log_path = settings.cache_dir / "demo-worker.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "wb") as log:
+                worker = subprocess.Popen(
+                    [sys.executable, "-m", "nhiguard.streams.cli", "worker"],
+                    env=worker_env(settings, identities),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            print(f"worker started (pid {worker.pid}, log {log_path})\n")
+            ok = _watch(settings, labels, worker, timeout_s)
+            return 0 if ok else 1
+        finally:
+            if worker is not None and worker.poll() is None:
+                worker.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.wait(30)
+                if worker.poll() is None:
+                    worker.kill()
+            if external:
+                delete_topics(settings.bootstrap, [*settings.topics.inputs, *settings.topics.outputs])
+            if broker is not None:
+                broker.stop()
+
+
+def _watch(
+    settings: Settings,
+    labels: dict[tuple[str, int, int], str],
+    worker: subprocess.Popen[bytes],
+    timeout_s: float,
+) -> bool:
+    codec = AvroCodec(settings.schemas_dir)
+    t = settings.topics
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "group.id": f"{settings.app_id}-watch",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([t.commands, t.decisions, t.deadletter])
+    decided: dict[tuple[str, int, int], str] = {}  # input record -> verdict or dead-letter reason
+    command_labels: dict[str, str] = {}
+    commands: dict[str, dict] = {}
+    started = time.monotonic()
+    print(table.header())
+    try:
+        # Done when every input has a decision or dead letter and every command a decision names has arrived.
+        while len(decided) < len(labels) or not set(command_labels) <= set(commands):
+            if time.monotonic() - started > timeout_s:
+                print(
+                    f"\ntimed out: {len(decided)} of {len(labels)} records decided, "
+                    f"{len(commands)} of {len(command_labels)} commands read",
+                    file=sys.stderr,
+                )
+                return False
+            if worker.poll() is not None:
+                print(f"\nthe worker exited with {worker.returncode}", file=sys.stderr)
+                return False
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            rec = codec.decode(msg.value())
+            if msg.topic() == t.commands:
+                if rec["command_id"] not in commands:
+                    commands[rec["command_id"]] = rec
+                    print(table.row(rec), flush=True)
+            elif msg.topic() == t.decisions:
+                ref = (rec["input"]["topic"], rec["input"]["partition"], rec["input"]["offset"])
+                decided[ref] = rec["verdict"]
+                for cid in rec["command_ids"]:
+                    command_labels[cid] = labels.get(ref, "?")
+            else:
+                decided[(rec["topic"], rec["partition"], rec["offset"])] = f"deadletter:{rec['reason']}"
+    finally:
+        consumer.close()
+    return _summary(labels, decided, commands, command_labels, time.monotonic() - started)
+
+
+def _summary(
+    labels: dict[tuple[str, int, int], str],
+    decided: dict[tuple[str, int, int], str],
+    commands: dict[str, dict],
+    command_labels: dict[str, str],
+    elapsed: float,
+) -> bool:
+    print(f"\n{len(decided)} records decided in {elapsed:.1f}s: {dict(Counter(decided.values()))}")
+    by_label = Counter((command_labels.get(cid, "?"), c["kind"]) for cid, c in commands.items())
+    print("commands by stream part:")
+    for (label, kind), n in sorted(by_label.items()):
+        print(f"  {label:<20} {kind:<7} {n}")
+    ok = True
+    for incident in ("incident:cms", "incident:ci", "incident:registry"):
+        if not any(lbl == incident for lbl, _ in by_label):
+            print(f"MISSED: no command for {incident}", file=sys.stderr)
+            ok = False
+    stray = sum(n for (lbl, _), n in by_label.items() if not lbl.startswith("incident:"))
+    if stray:
+        print(f"FALSE POSITIVES: {stray} commands for ordinary activity or harmless twins", file=sys.stderr)
+        ok = False
+    print("all three incidents stopped, no command for ordinary activity" if ok else "demo FAILED")
+    return ok

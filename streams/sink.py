@@ -1,0 +1,84 @@
+"""Writes a batch's results to the output topics with confluent-kafka and waits until all are delivered.
+
+The agent acknowledges its input only after `deliver` returns, so an offset is never committed before its
+decision, commands, alerts or dead letter are on Kafka (at least once). A failure here is loud: it raises.
+"""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import KafkaError, Producer
+
+from nhiguard.avro import (
+    AvroCodec,
+    alert_record,
+    command_record,
+    deadletter_record,
+    decision_record,
+)
+from nhiguard.decision.records import BatchResult
+from nhiguard.settings import Settings
+
+
+class OutputError(RuntimeError):
+    """An output record could not be encoded or delivered: progress must stop."""
+
+
+class OutputSink:
+    def __init__(self, settings: Settings, codec: AvroCodec) -> None:
+        self.topics = settings.topics
+        self.codec = codec
+        self._producer = Producer(
+            {
+                "bootstrap.servers": settings.bootstrap,
+                "enable.idempotence": True,  # retries never duplicate or reorder within a partition
+                "acks": "all",
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "client.id": f"{settings.app_id}-sink",
+            }
+        )
+        self._errors: list[str] = []
+
+    def _on_delivery(self, err: KafkaError | None, _msg: object) -> None:
+        if err is not None:
+            self._errors.append(str(err))
+
+    def _produce(self, topic: str, key: str | bytes | None, value: bytes) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                return
+            except BufferError:
+                self._producer.poll(0.05)  # local queue full: let deliveries drain, then retry
+
+    def deliver(self, result: BatchResult, timeout_s: float = 60.0) -> None:
+        now = int(time.time() * 1000)
+        try:
+            for d in result.decisions:
+                key = d.event.actor.id
+                self._produce(
+                    self.topics.decisions, key, self.codec.encode("Decision", decision_record(d, now))
+                )
+                for c in d.commands:
+                    self._produce(
+                        self.topics.commands,
+                        c.identity,
+                        self.codec.encode("EnforcementCommand", command_record(c)),
+                    )
+            for a in result.alerts:
+                self._produce(self.topics.alerts, a.identity, self.codec.encode("Alert", alert_record(a)))
+            for x in result.deadletters:
+                self._produce(
+                    self.topics.deadletter, None, self.codec.encode("DeadLetter", deadletter_record(x))
+                )
+        except (ValueError, TypeError, KeyError) as exc:
+            raise OutputError(f"cannot encode an output record: {exc}") from exc
+        remaining = self._producer.flush(timeout_s)
+        if remaining or self._errors:
+            errors, self._errors = self._errors, []
+            raise OutputError(f"{remaining} output records undelivered; errors: {errors[:5]}")
+
+    def close(self) -> None:
+        self._producer.flush(10)

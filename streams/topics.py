@@ -1,0 +1,36 @@
+"""Topic administration with confluent-kafka's AdminClient."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from nhiguard.settings import Settings
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Create the input and output topics that do not exist yet (existing ones are left as they are)."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    wanted = [
+        NewTopic(t, num_partitions=settings.input_partitions, replication_factor=1)
+        for t in (*settings.topics.inputs, *settings.topics.outputs)
+        if t not in existing
+    ]
+    if not wanted:
+        return
+    for topic, fut in admin.create_topics(wanted, operation_timeout=timeout_s).items():
+        try:
+            fut.result(timeout_s)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise RuntimeError(f"cannot create topic {topic}: {exc}") from exc
+
+
+def delete_topics(bootstrap: str, topics: list[str], timeout_s: float = 30.0) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for fut in admin.delete_topics(topics, operation_timeout=timeout_s).values():
+        try:
+            fut.result(timeout_s)
+        except KafkaException:
+            pass  # already gone

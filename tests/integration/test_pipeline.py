@@ -1,0 +1,230 @@
+"""The worker end to end on a real broker: real topics, a real `nhiguard worker` process, Avro read back."""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from nhiguard.avro import AvroCodec
+from nhiguard.scenarios import default_params, generate, write_inventory
+from nhiguard.settings import REPO_ROOT, Topics, load_settings
+from nhiguard.streams.demo import produce_records, worker_env
+from nhiguard.streams.topics import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pipeline(kafka_bootstrap, tmp_path):
+    """Fresh topics and consumer group for one test, and a way to start workers on them."""
+    run = uuid.uuid4().hex[:8]
+    topics = Topics(**{k: f"t{run}.{v}" for k, v in vars(Topics()).items()})
+    settings = replace(
+        load_settings(env={}),
+        bootstrap=kafka_bootstrap,
+        topics=topics,
+        app_id=f"nhiguard-test-{run}",
+        data_dir=tmp_path / "worker",
+        input_partitions=2,
+    )
+    ensure_topics(settings)
+    identities = tmp_path / "identities.yaml"
+    write_inventory(default_params(), identities)
+    workers: list[subprocess.Popen] = []
+
+    def start(**env_extra):
+        env = worker_env(settings, identities) | {k: str(v) for k, v in env_extra.items()}
+        log = open(tmp_path / f"worker-{len(workers)}.log", "wb")
+        p = subprocess.Popen(
+            [sys.executable, "-m", "nhiguard.streams.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        workers.append(p)
+        return p
+
+    yield settings, start, tmp_path
+    for p in workers:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def collect(settings, want_inputs, timeout=180, stop_when=None):
+    """Read decisions, commands and dead letters until `want_inputs` input records are accounted for."""
+    codec = AvroCodec(settings.schemas_dir)
+    t = settings.topics
+    c = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "group.id": f"collect-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    c.subscribe([t.decisions, t.commands, t.deadletter, t.alerts])
+    out = {"decisions": [], "commands": [], "deadletters": [], "alerts": []}
+    seen = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(seen) < want_inputs and time.monotonic() < deadline:
+            if stop_when and stop_when(out):
+                break
+            m = c.poll(0.5)
+            if m is None or m.error():
+                continue
+            rec = codec.decode(m.value())
+            if m.topic() == t.decisions:
+                out["decisions"].append(rec)
+                seen.add((rec["input"]["topic"], rec["input"]["partition"], rec["input"]["offset"]))
+            elif m.topic() == t.commands:
+                out["commands"].append(rec)
+            elif m.topic() == t.alerts:
+                out["alerts"].append(rec)
+            else:
+                out["deadletters"].append(rec)
+                seen.add((rec["topic"], rec["partition"], rec["offset"]))
+    finally:
+        c.close()
+    out["seen"] = seen
+    return out
+
+
+def test_incident_stream_yields_commands_on_the_enforcement_topic(pipeline):
+    settings, start, _ = pipeline
+    records = generate(default_params(), ordinary=1000)
+    labels = produce_records(settings.bootstrap, records, settings.topics)
+    start()
+    out = collect(settings, len(records))
+    assert len(out["seen"]) == len(records)
+    assert not out["deadletters"]
+    assert len({d["decision_id"] for d in out["decisions"]}) == len(records)
+    by_cmd = {}
+    for d in out["decisions"]:
+        label = labels[(d["input"]["topic"], d["input"]["partition"], d["input"]["offset"])]
+        for cid in d["command_ids"]:
+            by_cmd[cid] = label
+    # Commands may still be in flight behind their decisions: wait for every one the decisions name.
+    deadline = time.monotonic() + 30
+    while {c["command_id"] for c in out["commands"]} < set(by_cmd) and time.monotonic() < deadline:
+        more = collect(settings, 10**9, timeout=3)
+        out["commands"] = more["commands"]
+    kinds = Counter((by_cmd[c["command_id"]], c["kind"]) for c in out["commands"])
+    assert kinds[("incident:cms", "DENY")] > 0 and kinds[("incident:cms", "REVOKE")] > 0
+    assert kinds[("incident:ci", "DENY")] == 1
+    assert kinds[("incident:registry", "DENY")] > 0 and kinds[("incident:registry", "REVOKE")] > 0
+    assert not [k for k in kinds if not k[0].startswith("incident:")]
+    assert all(c["bundle_revision"] for c in out["commands"])
+    assert out["alerts"], "the SOC gets alerts"
+
+
+def _bad_records(topics):
+    gate = {
+        "gate": "npm-publish",
+        "request_id": "r1",
+        "registry": "https://registry.npmjs.org/",
+        "access": "public",
+        "github": {
+            "repository": "acme/cli",
+            "workflow_ref": "acme/cli/.github/workflows/release.yml@refs/tags/v1",
+        },
+        "pack": {
+            "name": "@acme/cli",
+            "version": "1.0.0",
+            "size": 10,
+            "files": [{"path": "cli.js", "size": 10}],
+        },
+    }
+    no_identity = dict(gate, github={"repository": "acme/cli"})
+    return [
+        (topics.cms, b'{"sys": {"id": ', "malformed_json"),
+        (topics.ci, b'{"unknown": "shape"}', "unknown_shape"),
+        (topics.ci, json.dumps(no_identity).encode(), "missing_identity"),
+        (topics.ci, json.dumps(dict(gate, padding="x" * 5000)).encode(), "oversized"),
+        (topics.ci, json.dumps(dict(gate, request_id="r2")).encode(), "policy_evaluation_error"),
+        (topics.ci, json.dumps(dict(gate, request_id="r3")).encode(), None),
+        (
+            topics.registry,
+            b'{"level": 30, "msg": "m", "request": {"method": "GET", "url": "/"}, "user": "u"}',
+            None,
+        ),
+    ]
+
+
+def _strict_probe_bundle(dst):
+    """The shipped bundle plus a policy the engine cannot evaluate for request r2 (to_number fails)."""
+    shutil.copytree(REPO_ROOT / "policies", dst)
+    (dst / "ci" / "strict_probe.rego").write_text(
+        "# METADATA\n# title: probe\n# description: fails at runtime for one input\n"
+        "package nhiguard.ci.strict_probe\n\nimport rego.v1\n\n"
+        'findings(ev) := {f | ev.release.request_id == "r2"; '
+        'to_number(ev.release.request_id) > 0; f := {"rule": "never", "effect": "deny", "reason": "r"}}\n'
+    )
+    return dst
+
+
+def test_bad_input_goes_to_the_dead_letter_topic_and_the_worker_keeps_going(pipeline):
+    settings, start, tmp = pipeline
+    bad = _bad_records(settings.topics)
+    p = Producer({"bootstrap.servers": settings.bootstrap})
+    for topic, value, _ in bad:
+        p.produce(topic, value=value, headers=[("trace", b"t-1")])
+    assert p.flush(30) == 0
+    start(
+        NHIGUARD_MAX_RECORD_BYTES=4096,
+        NHIGUARD_DEADLETTER_PREFIX_BYTES=1024,
+        NHIGUARD_POLICIES_DIR=_strict_probe_bundle(tmp / "bundle"),
+    )
+    out = collect(settings, len(bad))
+    assert len(out["seen"]) == len(bad)
+    reasons = {x["reason"]: x for x in out["deadletters"]}
+    assert set(reasons) == {r for _, _, r in bad if r}
+    for topic, value, reason in bad:
+        if reason is None:
+            continue
+        x = reasons[reason]
+        assert x["topic"] == topic and x["original_length"] == len(value)
+        assert x["headers"] == [{"key": "trace", "value": b"t-1"}]
+        if reason == "oversized":
+            assert x["truncated"] and x["original"] == value[:1024]
+            assert x["original_sha256"] == hashlib.sha256(value).hexdigest()
+        else:
+            assert x["original"] == value and not x["truncated"]
+    # The record the engine could not answer cost only itself: the gate request beside it was decided.
+    assert sorted(d["event"]["event_id"] for d in out["decisions"])[0] == "gate:r3"
+    assert len(out["decisions"]) == 2
+
+
+def test_sigkill_mid_batch_loses_no_input(pipeline):
+    settings, start, _ = pipeline
+    records = generate(default_params(), ordinary=3000)
+    produce_records(settings.bootstrap, records, settings.topics)
+    first = start(NHIGUARD_BATCH_MAX=50, NHIGUARD_SESSION_TIMEOUT_S=8)
+    partial = collect(settings, len(records), timeout=120, stop_when=lambda o: len(o["decisions"]) >= 400)
+    assert 400 <= len(partial["decisions"]) < len(records), "kill must land mid-stream"
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(10)
+    start(NHIGUARD_BATCH_MAX=50, NHIGUARD_SESSION_TIMEOUT_S=8)
+    out = collect(settings, len(records), timeout=240)
+    inputs = {(d["input"]["topic"], d["input"]["partition"], d["input"]["offset"]) for d in out["decisions"]}
+    inputs |= {(x["topic"], x["partition"], x["offset"]) for x in out["deadletters"]}
+    assert len(inputs) == len(records), "every input offset has a decision or a dead letter"
+    # At least once: a record decided twice (before and after the kill) keeps its decision id and verdict.
+    seen = {}
+    for d in out["decisions"]:
+        key = (d["input"]["topic"], d["input"]["partition"], d["input"]["offset"])
+        assert seen.setdefault(key, d["decision_id"]) == d["decision_id"]

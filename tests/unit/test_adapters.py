@@ -1,0 +1,295 @@
+"""Adapters on the project's own fixtures, written in the sources' real formats (docs/sources.md)."""
+
+import json
+
+import pytest
+
+from nhiguard.decision.adapters import adapt
+from nhiguard.decision.records import AdapterError, RawRecord
+
+
+def rec(topic, body, headers=()):
+    value = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return RawRecord(topic, 0, 7, value, None, tuple((k, v.encode()) for k, v in headers), 1774500000000)
+
+
+def link(kind, id_):
+    return {"sys": {"type": "Link", "linkType": kind, "id": id_}}
+
+
+def contentful_asset(url, tags=(), published=False, by=("AppDefinition", "asset-sync")):
+    sys = {
+        "type": "Asset",
+        "id": "4bXq1kTq",
+        "version": 3,
+        "space": link("Space", "k8x2"),
+        "environment": link("Environment", "master"),
+        "createdAt": "2026-03-26T08:01:02.000Z",
+        "updatedAt": "2026-03-26T08:01:02.000Z",
+        "createdBy": link(*by),
+        "updatedBy": link(*by),
+    }
+    if published:
+        sys |= {"publishedVersion": 2, "publishedAt": "2026-03-26T08:00:00.000Z"}
+    return {
+        "metadata": {"tags": [link("Tag", t) for t in tags]},
+        "sys": sys,
+        "fields": {
+            "title": {"en-US": "Roadmap"},
+            "file": {
+                "en-US": {
+                    "url": url,
+                    "fileName": "r.pdf",
+                    "contentType": "application/pdf",
+                    "details": {"size": 48211},
+                }
+            },
+        },
+    }
+
+
+def test_contentful_default_public_upload():
+    ev = adapt(
+        rec(
+            "audit.cms",
+            contentful_asset("//assets.ctfassets.net/k8x2/4bXq1kTq/9f/r.pdf", ["internal"]),
+            [("X-Contentful-Topic", "ContentManagement.Asset.create")],
+        ),
+        "cms",
+    )
+    assert ev.actor.id == "contentful:k8x2/AppDefinition/asset-sync" and not ev.actor.human
+    assert ev.action == "cms.asset.create"
+    assert (
+        ev.cms["exposed_without_publish"] and ev.cms["publicly_reachable"] and ev.cms["tags"] == ["internal"]
+    )
+    assert ev.occurred_at_ms == 1774512062000
+
+
+def test_contentful_embargoed_upload_is_not_reachable_and_humans_are_humans():
+    body = contentful_asset("//images.secure.ctfassets.net/k8x2/x/y/r.png", by=("User", "editor-1"))
+    ev = adapt(rec("audit.cms", body, [("X-Contentful-Topic", "ContentManagement.Asset.save")]), "cms")
+    assert ev.actor.human and not ev.cms["publicly_reachable"] and not ev.cms["exposed_without_publish"]
+
+
+def test_contentful_public_tag_is_not_an_unintended_exposure():
+    body = contentful_asset("//assets.ctfassets.net/k8x2/x/y/r.png", ["public"])
+    ev = adapt(rec("audit.cms", body, [("X-Contentful-Topic", "ContentManagement.Asset.create")]), "cms")
+    assert ev.cms["publicly_reachable"] and not ev.cms["exposed_without_publish"]
+
+
+def test_contentful_without_actor_is_missing_identity():
+    body = contentful_asset("//assets.ctfassets.net/a")
+    del body["sys"]["updatedBy"], body["sys"]["createdBy"]
+    with pytest.raises(AdapterError) as e:
+        adapt(rec("audit.cms", body, [("X-Contentful-Topic", "ContentManagement.Asset.create")]), "cms")
+    assert e.value.reason == "missing_identity"
+
+
+GATE = {
+    "gate": "npm-publish",
+    "request_id": "7a1c",
+    "requested_at": "2026-03-30T22:30:00Z",
+    "registry": "https://registry.npmjs.org/",
+    "tag": "latest",
+    "access": "public",
+    "github": {
+        "repository": "acme/cli",
+        "workflow_ref": "acme/cli/.github/workflows/release.yml@refs/tags/v3.0.1",
+        "run_id": "1234",
+        "run_attempt": "1",
+        "actor": "release-bot",
+        "event_name": "push",
+        "ref": "refs/tags/v3.0.1",
+        "sha": "9e1f",
+    },
+    "pack": {
+        "id": "@acme/cli@3.0.1",
+        "name": "@acme/cli",
+        "version": "3.0.1",
+        "size": 1500,
+        "unpackedSize": 7000,
+        "shasum": "ab",
+        "integrity": "sha512-x",
+        "filename": "acme-cli-3.0.1.tgz",
+        "files": [
+            {"path": "cli.js", "size": 6000, "mode": 420},
+            {"path": "cli.js.map", "size": 900, "mode": 420},
+        ],
+        "entryCount": 2,
+        "bundled": [],
+    },
+}
+
+
+def test_publish_gate_identity_is_the_workflow():
+    ev = adapt(rec("audit.ci", GATE), "ci")
+    assert ev.actor.id == "github:acme/cli/.github/workflows/release.yml"
+    assert ev.release["files"][1]["path"] == "cli.js.map" and ev.release["request_id"] == "7a1c"
+    assert ev.event_id == "gate:7a1c"
+
+
+def test_github_workflow_run_and_human_sender():
+    body = {
+        "action": "completed",
+        "repository": {"full_name": "acme/cli"},
+        "sender": {"login": "octocat", "type": "User"},
+        "workflow_run": {"path": ".github/workflows/test.yml", "updated_at": "2026-03-20T10:00:00Z"},
+    }
+    ev = adapt(
+        rec("audit.ci", body, [("X-GitHub-Event", "workflow_run"), ("X-GitHub-Delivery", "d-1")]), "ci"
+    )
+    assert ev.actor.id == "github:acme/cli/.github/workflows/test.yml" and ev.event_id == "d-1"
+    push = {
+        "ref": "refs/heads/main",
+        "repository": {"full_name": "acme/cli"},
+        "sender": {"login": "octocat", "type": "User"},
+    }
+    ev = adapt(rec("audit.ci", push, [("X-GitHub-Event", "push")]), "ci")
+    assert ev.actor.human and ev.action == "ci.github.push"
+
+
+def manifest(version, user, email, trusted, deps=None, scripts=None):
+    m = {
+        "name": "httpclient",
+        "version": version,
+        "dependencies": deps or {},
+        "scripts": scripts or {},
+        "_npmUser": {"name": user, "email": email},
+        "dist": {"tarball": "t", "integrity": "i", "unpackedSize": 1},
+    }
+    if trusted:
+        m["_npmUser"]["trustedPublisher"] = {"id": "github", "oidcConfigId": "oidc:1"}
+        m["dist"]["attestations"] = {
+            "url": "u",
+            "provenance": {"predicateType": "https://slsa.dev/provenance/v1"},
+        }
+    return m
+
+
+def test_npm_hook_compares_with_previous_release():
+    body = {
+        "event": "package:publish",
+        "name": "httpclient",
+        "type": "package",
+        "version": "1.10.1",
+        "hookOwner": {"username": "acme-sec"},
+        "change": {"version": "1.10.1"},
+        "time": 1774916460000,
+        "payload": {
+            "_id": "httpclient",
+            "name": "httpclient",
+            "time": {
+                "created": "2015-01-01T00:00:00.000Z",
+                "1.9.0": "2026-01-01T00:00:00.000Z",
+                "1.10.0": "2026-02-01T00:00:00.000Z",
+                "1.10.1": "2026-03-31T00:21:00.000Z",
+            },
+            "versions": {
+                "1.9.0": manifest("1.9.0", "GitHub Actions", "npm-oidc-no-reply@github.com", True),
+                "1.10.0": manifest(
+                    "1.10.0", "GitHub Actions", "npm-oidc-no-reply@github.com", True, {"a": "^1"}
+                ),
+                "1.10.1": manifest(
+                    "1.10.1",
+                    "lead",
+                    "Lead@Mailbox.example",
+                    False,
+                    {"a": "^1", "fresh-dep": "^4.2.1"},
+                    {"postinstall": "node x"},
+                ),
+            },
+        },
+    }
+    ev = adapt(rec("audit.registry", body), "registry")
+    p = ev.publish
+    assert p["previous"]["version"] == "1.10.0"  # semver order, not string order
+    assert p["previous"]["mechanism"] == "trusted_publishing" and p["previous"]["provenance"]
+    assert p["publisher"] == {
+        "name": "lead",
+        "email": "lead@mailbox.example",
+        "mechanism": "token",
+        "provenance": False,
+    }
+    assert p["added_dependencies"] == ["fresh-dep"] and p["added_install_scripts"] == ["postinstall"]
+    assert ev.resource_id == "httpclient@1.10.1" and ev.occurred_at_ms == 1774916460000
+
+
+@pytest.mark.parametrize(
+    ("url", "pkg", "version"),
+    [
+        ("/httpclient/-/httpclient-1.10.1.tgz", "httpclient", "1.10.1"),
+        ("/@acme%2fcli/-/cli-3.0.1.tgz", "@acme/cli", "3.0.1"),
+    ],
+)
+def test_verdaccio_tarball_get_is_an_install(url, pkg, version):
+    line = {
+        "level": 30,
+        "time": 1774917000000,
+        "pid": 7,
+        "hostname": "verdaccio-0",
+        "sub": "out",
+        "request": {"method": "GET", "url": url},
+        "user": "ci-deploy",
+        "remoteIP": "10.0.3.7",
+        "status": 200,
+        "error": None,
+        "bytes": {"in": 0, "out": 2400},
+        "msg": "@{status}, user: @{user}",
+    }
+    ev = adapt(rec("audit.registry", line), "registry")
+    assert ev.action == "registry.package.install" and ev.install == {
+        "package": pkg,
+        "version": version,
+        "client": "verdaccio",
+    }
+    assert ev.actor.id == "verdaccio:ci-deploy"
+
+
+@pytest.mark.parametrize(
+    ("topic", "domain", "body", "headers", "reason"),
+    [
+        ("audit.cms", "cms", b"{not json", (), "malformed_json"),
+        ("audit.cms", "cms", b"\xff\xfe", (), "malformed_json"),
+        ("audit.ci", "ci", b"[1, 2]", (), "unknown_shape"),
+        ("audit.ci", "ci", b'{"hello": "world"}', (), "unknown_shape"),
+        ("audit.runtime", "runtime", b'{"kind": "Event"}', (), "unknown_shape"),
+        (
+            "audit.ci",
+            "ci",
+            json.dumps(dict(GATE, github={"repository": "a/b"})).encode(),
+            (),
+            "missing_identity",
+        ),
+        ("audit.registry", "registry", b'{"level": 30, "msg": "x", "request": {}}', (), "missing_identity"),
+    ],
+)
+def test_bad_input_gets_a_reason(topic, domain, body, headers, reason):
+    with pytest.raises(AdapterError) as e:
+        adapt(rec(topic, body, headers), domain)
+    assert e.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"gate": "npm-publish", "x": "\\ud800"}', "malformed_json"),  # lone surrogate: not Unicode
+        (
+            json.dumps(dict(GATE, pack=dict(GATE["pack"], size=10**30))).encode(),
+            "unknown_shape",
+        ),  # not an Avro long
+        (json.dumps(dict(GATE, pack=dict(GATE["pack"], size=-1))).encode(), "unknown_shape"),
+        (json.dumps(dict(GATE, pack=dict(GATE["pack"], files="cli.js"))).encode(), "unknown_shape"),
+        (json.dumps(dict(GATE, pack=dict(GATE["pack"], files=[{"size": "big"}]))).encode(), "unknown_shape"),
+        (b"[" * 100_000 + b"]" * 100_000, "malformed_json"),  # deep nesting
+    ],
+)
+def test_inputs_that_would_poison_the_engine_or_the_output_are_rejected(body, reason):
+    with pytest.raises(AdapterError) as e:
+        adapt(rec("audit.ci", body), "ci")
+    assert e.value.reason == reason
+
+
+def test_surrogate_pairs_are_fine():
+    body = json.dumps(dict(GATE, request_id="\U0001f600"))  # json.dumps escapes it as a surrogate pair
+    assert "\\ud83d" in body
+    assert adapt(rec("audit.ci", body.encode()), "ci").release["request_id"] == "\U0001f600"

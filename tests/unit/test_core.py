@@ -1,0 +1,178 @@
+"""The decision core end to end on the scenario streams, without a broker."""
+
+import json
+from collections import Counter
+
+import pytest
+
+from nhiguard.decision.context import Inventory
+from nhiguard.decision.core import DecisionCore
+from nhiguard.decision.policy import load_bundle
+from nhiguard.decision.records import RawRecord
+from nhiguard.scenarios import default_params, generate, inventory, variant_params
+from nhiguard.settings import REPO_ROOT, load_settings
+
+BUNDLE = load_bundle(REPO_ROOT / "policies")
+
+
+def raw_records(records):
+    offsets = Counter()
+    out = []
+    for r in records:
+        out.append(RawRecord(r.topic, 0, offsets[r.topic], r.value, r.key, r.headers, r.timestamp_ms))
+        offsets[r.topic] += 1
+    return out
+
+
+def make_core(params, **settings):
+    inv = Inventory.load_dict(inventory(params))
+    return DecisionCore(load_settings(env={}, **settings), BUNDLE, inv)
+
+
+def run(params, batch=500, ordinary=1000):
+    records = generate(params, ordinary=ordinary)
+    raws = raw_records(records)
+    core = make_core(params)
+    decisions, deadletters = [], []
+    for i in range(0, len(raws), batch):
+        res = core.process(raws[i : i + batch])
+        decisions += res.decisions
+        deadletters += res.deadletters
+    label = {(r.topic, r.offset): rec.label for r, rec in zip(raws, records, strict=True)}
+    return records, decisions, deadletters, label
+
+
+def summary(decisions, label):
+    """(label, command kind, policy) -> count: what the stream yields, independent of names."""
+    out = Counter()
+    for d in decisions:
+        for c in d.commands:
+            out[(label[(d.topic, d.offset)], c.kind, c.policy_ids)] += 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def default_run():
+    return run(default_params())
+
+
+def test_every_record_is_decided_or_dead_lettered(default_run):
+    records, decisions, deadletters, _ = default_run
+    assert len(decisions) + len(deadletters) == len(records)
+    assert not deadletters, Counter(x.reason for x in deadletters)
+
+
+def test_each_incident_is_stopped_and_ordinary_activity_is_not(default_run):
+    _, decisions, _, label = default_run
+    s = summary(decisions, label)
+    kinds = {(lbl, kind) for (lbl, kind, _) in s}
+    assert ("incident:cms", "DENY") in kinds and ("incident:cms", "REVOKE") in kinds
+    assert ("incident:ci", "DENY") in kinds
+    assert ("incident:registry", "DENY") in kinds and ("incident:registry", "REVOKE") in kinds
+    stray = {k: n for k, n in s.items() if not k[0].startswith("incident:")}
+    assert not stray, f"commands for ordinary activity or twins: {stray}"
+
+
+def test_cms_burst_revokes_once_and_denies_every_exposure(default_run):
+    _, decisions, _, label = default_run
+    cms = [d for d in decisions if label[(d.topic, d.offset)] == "incident:cms"]
+    revokes = [c for d in cms for c in d.commands if c.kind == "REVOKE"]
+    assert len({c.target for c in revokes}) == len(revokes) >= 1  # one per credential, not one per event
+    assert all(any(c.kind == "DENY" for c in d.commands) for d in cms)
+
+
+def test_registry_incident_denies_both_versions_and_revokes_installers(default_run):
+    _, decisions, _, label = default_run
+    p = default_params()
+    cmds = [c for d in decisions if label[(d.topic, d.offset)] == "incident:registry" for c in d.commands]
+    denied = {c.target for c in cmds if c.kind == "DENY"}
+    for version in p.bad_versions if hasattr(p, "bad_versions") else ():
+        assert f"{p.compromised_package}@{version}" in denied
+    assert any(c.target_type == "package_version" for c in cmds if c.kind == "DENY")
+    assert any(c.kind == "REVOKE" and c.target_type == "credential" for c in cmds)
+
+
+def test_variant_with_other_names_gives_the_same_commands(default_run):
+    _, decisions, _, label = default_run
+    _, vdecisions, vdead, vlabel = run(variant_params(7))
+    assert not vdead
+    assert summary(vdecisions, vlabel) == summary(decisions, label)
+
+
+def test_decisions_do_not_depend_on_batch_boundaries():
+    params = default_params()
+    _, one, _, _ = run(params, batch=1, ordinary=200)
+    _, many, _, _ = run(params, batch=10_000, ordinary=200)
+
+    def key(ds):
+        return [(d.decision_id, d.verdict, [c.command_id for c in d.commands], d.anomaly_score) for d in ds]
+
+    assert key(one) == key(many)
+
+
+def test_reprocessing_gives_the_same_ids(default_run):
+    _, decisions, _, _ = default_run
+    _, again, _, _ = run(default_params())
+    assert [d.decision_id for d in again] == [d.decision_id for d in decisions]
+    assert [c.command_id for d in again for c in d.commands] == [
+        c.command_id for d in decisions for c in d.commands
+    ]
+
+
+def test_bad_records_are_dead_lettered_with_original_bytes():
+    core = make_core(default_params(), max_record_bytes=2048, deadletter_prefix_bytes=100)
+    big = json.dumps({"sys": {"id": "x" * 5000}}).encode()
+    raws = [
+        RawRecord("audit.cms", 0, 0, b"{oops"),
+        RawRecord("audit.ci", 0, 1, b'{"no": "adapter"}'),
+        RawRecord(
+            "audit.cms", 0, 2, big, headers=(("X-Contentful-Topic", b"ContentManagement.Asset.create"),)
+        ),
+        RawRecord("audit.registry", 0, 3, b'{"level": 30, "msg": "m", "request": {"method": "GET"}}'),
+    ]
+    res = core.process(raws)
+    assert not res.decisions
+    by_offset = {x.offset: x for x in res.deadletters}
+    assert {o: x.reason for o, x in by_offset.items()} == {
+        0: "malformed_json",
+        1: "unknown_shape",
+        2: "oversized",
+        3: "missing_identity",
+    }
+    assert by_offset[0].original == b"{oops" and not by_offset[0].truncated
+    assert (
+        by_offset[2].truncated
+        and by_offset[2].original == big[:100]
+        and by_offset[2].original_length == len(big)
+    )
+    assert by_offset[2].headers == raws[2].headers
+
+
+def test_policy_engine_failure_costs_only_the_failing_event(monkeypatch):
+    core = make_core(default_params())
+    records = raw_records([r for r in generate(default_params(), ordinary=100) if r.topic == "audit.ci"][:20])
+    real = core.evaluator.evaluate
+    poisoned = {5}
+
+    def flaky(domain, inputs):
+        # Fault injection: the engine refuses any batch holding the poisoned event.
+        if any(i.get("_poison") for i in inputs):
+            from nhiguard.decision.policy import EvaluationError
+
+            raise EvaluationError("injected")
+        return real(domain, inputs)
+
+    monkeypatch.setattr(core.evaluator, "evaluate", flaky)
+    orig_enrich = core._enrich
+
+    def enrich(rec, ev):
+        p = orig_enrich(rec, ev)
+        if rec.offset in poisoned:
+            p.policy_input["_poison"] = True
+        return p
+
+    monkeypatch.setattr(core, "_enrich", enrich)
+    res = core.process(records)
+    assert [x.offset for x in res.deadletters] == [5]
+    assert res.deadletters[0].reason == "policy_evaluation_error"
+    assert len(res.decisions) == len(records) - 1

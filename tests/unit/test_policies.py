@@ -1,0 +1,72 @@
+"""Policy conventions and every case file, through the engine the worker uses."""
+
+import pytest
+
+from nhiguard.decision.cases import load_cases, run_cases
+from nhiguard.decision.policy import BundleError, RegoEvaluator, load_bundle
+from nhiguard.settings import REPO_ROOT
+
+POLICIES = REPO_ROOT / "policies"
+
+
+def test_bundle_has_policies_and_each_has_deny_and_allow_cases():
+    bundle = load_bundle(POLICIES)
+    assert bundle.modules, "no policy found"
+    for policy_id, cases in load_cases(bundle).items():
+        verdicts = {c["expect"]["verdict"] for c in cases}
+        assert "allow" in verdicts, f"{policy_id} has no allow case"
+        assert verdicts & {"deny", "revoke"}, f"{policy_id} has no deny case"
+        assert all(c.get("name") for c in cases), f"{policy_id} has an unnamed case"
+
+
+def test_every_policy_has_metadata_and_mode():
+    for m in load_bundle(POLICIES).modules:
+        assert m.title and m.description and m.severity
+        assert m.mode in ("enforce", "shadow")
+
+
+@pytest.mark.parametrize("result", run_cases(load_bundle(POLICIES)), ids=lambda r: f"{r.policy_id}:{r.name}")
+def test_case(result):
+    assert result.passed, result.detail
+
+
+def test_revision_changes_with_content(tmp_path):
+    import shutil
+
+    shutil.copytree(POLICIES, tmp_path / "p")
+    before = load_bundle(tmp_path / "p").revision
+    f = tmp_path / "p" / "data.yaml"
+    f.write_text(f.read_text().replace("burst_threshold: 20", "burst_threshold: 21"))
+    assert load_bundle(tmp_path / "p").revision != before
+
+
+def test_bundle_using_unimplemented_builtin_is_refused(tmp_path):
+    d = tmp_path / "runtime"
+    d.mkdir()
+    (d / "egress.rego").write_text(
+        "# METADATA\n# title: egress\npackage nhiguard.runtime.egress\n\nimport rego.v1\n\n"
+        'findings(ev) := {f | not net.cidr_contains("10.0.0.0/8", ev.ip); '
+        'f := {"rule": "x", "effect": "deny", "reason": "r"}}\n'
+    )
+    with pytest.raises(BundleError, match=r"net\.cidr_contains is not implemented"):
+        RegoEvaluator(load_bundle(tmp_path))
+
+
+def test_package_must_match_file_name(tmp_path):
+    d = tmp_path / "cms"
+    d.mkdir()
+    (d / "one.rego").write_text("# METADATA\n# title: t\npackage nhiguard.cms.other\n")
+    with pytest.raises(BundleError, match=r"package must be nhiguard\.cms\.one"):
+        load_bundle(tmp_path)
+
+
+def test_quotes_in_input_strings_do_not_break_evaluation():
+    # regopy 1.5.2 emits input strings unescaped: policies must never echo them (see the .rego comments).
+    bundle = load_bundle(POLICIES)
+    ev = RegoEvaluator(bundle)
+    cases = load_cases(bundle)["ci.release_artifacts"]
+    inp = dict(cases[0]["input"])
+    inp["resource_id"] = 'evil"pkg@1.0.0'
+    inp["release"] = dict(inp["release"], files=[{"path": 'a"b.js.map', "size": 1}], package='evil"pkg')
+    (found,) = ev.evaluate("ci", [inp])
+    assert {f["rule"] for f in found} == {"prohibited_source_map"}
