@@ -26,7 +26,7 @@ from nhiguard.scenarios import default_params, generate, write_inventory
 from nhiguard.settings import Settings, Topics
 from nhiguard.streams import table
 from nhiguard.streams.broker import LocalBroker
-from nhiguard.streams.topics import delete_topics, ensure_topics
+from nhiguard.streams.topics import delete_groups, delete_topics, ensure_topics
 
 
 def _prefixed(topics: Topics, prefix: str) -> Topics:
@@ -134,7 +134,14 @@ def run_demo(settings: Settings, ordinary: int = 1000, timeout_s: float = 300.0)
                 if worker.poll() is None:
                     worker.kill()
             if external:
-                delete_topics(settings.bootstrap, [*settings.topics.inputs, *settings.topics.outputs])
+                # Ours, including Faust's internal assignor topic, and the consumer groups.
+                ours = [
+                    *settings.topics.inputs,
+                    *settings.topics.outputs,
+                    f"{settings.app_id}-__assignor-__leader",
+                ]
+                delete_topics(settings.bootstrap, ours)
+                delete_groups(settings.bootstrap, [settings.app_id, f"{settings.app_id}-watch"])
             if broker is not None:
                 broker.stop()
 

@@ -10,7 +10,7 @@ from nhiguard.settings import Settings
 
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create the input and output topics that do not exist yet (existing ones are left as they are)."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap, "log_level": 3})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     wanted = [
         NewTopic(t, num_partitions=settings.input_partitions, replication_factor=1)
@@ -28,9 +28,18 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
 
 
 def delete_topics(bootstrap: str, topics: list[str], timeout_s: float = 30.0) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
     for fut in admin.delete_topics(topics, operation_timeout=timeout_s).values():
         try:
             fut.result(timeout_s)
         except KafkaException:
             pass  # already gone
+
+
+def delete_groups(bootstrap: str, groups: list[str], timeout_s: float = 30.0) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    for fut in admin.delete_consumer_groups(groups, request_timeout=timeout_s).values():
+        try:
+            fut.result(timeout_s)
+        except KafkaException:
+            pass  # never created, or already gone
