@@ -50,6 +50,10 @@ class Settings:
     cache_dir: Path = REPO_ROOT / ".cache"
     # Records larger than this are dead-lettered before parsing (a prefix, the length and a hash are kept).
     max_record_bytes: int = 1_048_576
+    # Output records embed the event, so they can be larger than the input that caused them: output topics
+    # and the producer allow this much (a decision for an input just under the input limit must fit, or it
+    # would fail on every retry).
+    max_output_bytes: int = 4 * 1_048_576
     # How much of an oversized record the dead-letter envelope keeps.
     deadletter_prefix_bytes: int = 65_536
     batch_max: int = 500
@@ -97,4 +101,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         if var in env:
             kw[name] = conv(env[var])
     settings = Settings(**kw)  # type: ignore[arg-type]
-    return replace(settings, **overrides) if overrides else settings
+    settings = replace(settings, **overrides) if overrides else settings
+    if settings.max_output_bytes < 2 * settings.max_record_bytes:
+        settings = replace(
+            settings, max_output_bytes=2 * settings.max_record_bytes + settings.deadletter_prefix_bytes
+        )
+    return settings

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any
 
 import faust
@@ -51,7 +52,23 @@ def create_app(settings: Settings) -> faust.App:
     core = DecisionCore(settings, load_bundle(settings.policies_dir), inventory)
     sink = OutputSink(settings, AvroCodec(settings.schemas_dir))
     topic = app.topic(*settings.topics.inputs, value_serializer="raw", key_serializer="raw")
-    loop_executor = None  # default thread pool: flush blocks, so it must not run on the event loop
+
+    # At least once, without waiting for the broker after every batch: a batch's outputs are only enqueued,
+    # and Faust flushes its producer right before it commits offsets (Consumer._commit_offsets: periodic
+    # commits, rebalances and shutdown all go through it). Our producer is flushed there too, so no offset
+    # is committed before the outputs of the records up to it are on Kafka.
+    faust_flush = app.producer.flush
+
+    async def flush_before_commit() -> None:
+        await faust_flush()
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, sink.flush)
+        except Exception:
+            log.critical("outputs were not delivered; exiting without committing", exc_info=True)
+            logging.shutdown()
+            os._exit(70)
+
+    app.producer.flush = flush_before_commit  # type: ignore[method-assign]
 
     @app.agent(topic)
     async def decide(stream: faust.StreamT) -> None:
@@ -69,8 +86,11 @@ def create_app(settings: Settings) -> faust.App:
                 for e in events
             ]
             try:
+                t0 = time.perf_counter()
                 result = core.process(records)
-                await asyncio.get_running_loop().run_in_executor(loop_executor, sink.deliver, result)
+                t1 = time.perf_counter()
+                sink.enqueue(result)
+                t2 = time.perf_counter()
             except Exception:
                 # Our own output failed (or the core broke): never ack this batch. Exit hard so nothing
                 # after it is committed either; the supervisor restarts us and the batch is reprocessed.
@@ -78,11 +98,13 @@ def create_app(settings: Settings) -> faust.App:
                 logging.shutdown()
                 os._exit(70)
             log.info(
-                "batch: %d records -> %d decisions, %d commands, %d dead letters",
+                "batch: %d records -> %d decisions, %d commands, %d dead letters (%.0f ms, out %.0f ms)",
                 len(records),
                 len(result.decisions),
                 len(result.commands),
                 len(result.deadletters),
+                (t1 - t0) * 1000,
+                (t2 - t1) * 1000,
             )
 
     return app

@@ -1,7 +1,9 @@
-"""Writes a batch's results to the output topics with confluent-kafka and waits until all are delivered.
+"""Writes a batch's results to the output topics with confluent-kafka.
 
-The agent acknowledges its input only after `deliver` returns, so an offset is never committed before its
-decision, commands, alerts or dead letter are on Kafka (at least once). A failure here is loud: it raises.
+`enqueue` encodes and hands records to the producer; `flush` waits until every enqueued record is delivered
+and raises if any was not. The worker calls `flush` before every offset commit (see streams/app.py), so an
+offset is never committed before its decision, commands, alerts or dead letter are on Kafka (at least once).
+A failure here is loud: it raises.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class OutputSink:
                 "acks": "all",
                 "linger.ms": 5,
                 "compression.type": "lz4",
+                "message.max.bytes": settings.max_output_bytes,
                 "client.id": f"{settings.app_id}-sink",
             }
         )
@@ -54,6 +57,14 @@ class OutputSink:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain, then retry
 
     def deliver(self, result: BatchResult, timeout_s: float = 60.0) -> None:
+        """Enqueue and wait for delivery."""
+        self.enqueue(result)
+        self.flush(timeout_s)
+
+    def enqueue(self, result: BatchResult) -> None:
+        """Encode and produce a batch's outputs without waiting for delivery."""
+        if self._errors:
+            raise OutputError(f"earlier output records were not delivered: {self._errors[:5]}")
         now = int(time.time() * 1000)
         try:
             for d in result.decisions:
@@ -75,6 +86,10 @@ class OutputSink:
                 )
         except (ValueError, TypeError, KeyError) as exc:
             raise OutputError(f"cannot encode an output record: {exc}") from exc
+        self._producer.poll(0)  # serve delivery callbacks
+
+    def flush(self, timeout_s: float = 60.0) -> None:
+        """Wait until everything enqueued is delivered; raise if anything was not."""
         remaining = self._producer.flush(timeout_s)
         if remaining or self._errors:
             errors, self._errors = self._errors, []

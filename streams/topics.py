@@ -12,9 +12,14 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create the input and output topics that do not exist yet (existing ones are left as they are)."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap, "log_level": 3})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
+    out_config = {"max.message.bytes": str(settings.max_output_bytes)}
     wanted = [
         NewTopic(t, num_partitions=settings.input_partitions, replication_factor=1)
-        for t in (*settings.topics.inputs, *settings.topics.outputs)
+        for t in settings.topics.inputs
+        if t not in existing
+    ] + [
+        NewTopic(t, num_partitions=settings.input_partitions, replication_factor=1, config=out_config)
+        for t in settings.topics.outputs
         if t not in existing
     ]
     if not wanted:

@@ -165,35 +165,48 @@ class EvaluationError(Exception):
 
 
 class RegoEvaluator:
-    """One regopy interpreter holding the bundle; evaluates a domain's events in one query."""
+    """The bundle compiled once per domain; evaluates a domain's events in one query of its compiled plan.
+
+    regopy re-compiles every module on each plain `query` (~10 ms with this bundle); a compiled bundle
+    answers one event in ~0.3 ms and a batch of 500 about 15% faster than `query` does.
+    """
 
     def __init__(self, bundle: PolicyBundle) -> None:
         self.bundle = bundle
-        interp = Interpreter()
-        # Without this, an unimplemented or failing builtin evaluates to undefined and a rule quietly
-        # stops firing; with it, the query fails and the event is dead-lettered instead.
-        interp.strict_built_in_errors = True
-        check_builtins(bundle, interp)
+        compiler = Interpreter()
+        compiler.strict_built_in_errors = True
+        check_builtins(bundle, compiler)
         if bundle.data:
-            interp.add_data_json(json.dumps(bundle.data))
+            compiler.add_data_json(json.dumps(bundle.data))
         for m in bundle.modules:
-            interp.add_module(m.path, m.source)
-        interp.add_module("nhiguard_entry.rego", entry_module(bundle))
-        self._interp = interp
-        self._domains = {m.domain for m in bundle.modules}
+            compiler.add_module(m.path, m.source)
+        compiler.add_module("nhiguard_entry.rego", entry_module(bundle))
+        self._plans = {
+            d: compiler.build(f"x = data.nhiguard.entry.{d}", [])
+            for d in sorted({m.domain for m in bundle.modules})
+        }
+        run = Interpreter()
+        # Without this, an unimplemented or failing builtin evaluates to undefined and a rule quietly stops
+        # firing; with it, the query fails and the event is dead-lettered instead. It must be set on the
+        # interpreter that runs the plan, not only the one that compiled it.
+        run.strict_built_in_errors = True
+        self._run = run
 
     def evaluate(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """Findings per input, in order. Raises EvaluationError if the engine cannot answer."""
-        if domain not in self._domains or not inputs:
+        plan = self._plans.get(domain)
+        if plan is None or not inputs:
             return [[] for _ in inputs]
         try:
-            self._interp.set_input({"events": inputs})
-            out = self._interp.query(f"data.nhiguard.entry.{domain}")
-        except Exception as exc:  # regopy raises RegoError, conversion raises TypeError/OverflowError
+            self._run.set_input({"events": inputs})
+            out = self._run.query_bundle(plan)
+            if not out.ok():
+                raise EvaluationError(str(out)[:500])
+            result = json.loads(out.binding("x").json())
+        except EvaluationError:
+            raise
+        except Exception as exc:  # RegoError, conversion errors, invalid JSON from the engine
             raise EvaluationError(f"{type(exc).__name__}: {exc}"[:500]) from exc
-        if not out.ok():
-            raise EvaluationError(str(out)[:500])
-        result = json.loads(out.expressions().json())[0]
         if not isinstance(result, list) or len(result) != len(inputs):
             raise EvaluationError(f"entry query gave {type(result).__name__} for {len(inputs)} inputs")
         return result

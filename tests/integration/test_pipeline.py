@@ -228,3 +228,33 @@ def test_sigkill_mid_batch_loses_no_input(pipeline):
     for d in out["decisions"]:
         key = (d["input"]["topic"], d["input"]["partition"], d["input"]["offset"])
         assert seen.setdefault(key, d["decision_id"]) == d["decision_id"]
+
+
+def test_a_large_record_under_the_input_limit_is_decided_not_a_poison_pill(pipeline):
+    # The decision embeds the event: for an input near the 1 MiB limit it is larger than Kafka's default
+    # 1 MB message limit, so output topics and the producer must allow more, or the worker would crash-loop.
+    settings, start, _ = pipeline
+    files = [
+        {"path": f"dist/chunk-{i:06d}-{'x' * 40}.js", "size": 1000 + i, "mode": 420} for i in range(9500)
+    ]
+    gate = {
+        "gate": "npm-publish",
+        "request_id": "big",
+        "registry": "https://registry.npmjs.org/",
+        "access": "public",
+        "github": {
+            "repository": "acme/web",
+            "workflow_ref": "acme/web/.github/workflows/release.yml@refs/tags/v9",
+        },
+        "pack": {"name": "@acme/web", "version": "9.0.0", "size": 10**7, "files": files},
+    }
+    value = json.dumps(gate).encode()
+    assert 900_000 < len(value) < settings.max_record_bytes
+    p = Producer({"bootstrap.servers": settings.bootstrap, "message.max.bytes": 2 * 2**20})
+    p.produce(settings.topics.ci, value=value)
+    assert p.flush(30) == 0
+    worker = start()
+    out = collect(settings, 1, timeout=90)
+    assert len(out["decisions"]) == 1 and not out["deadletters"]
+    assert len(out["decisions"][0]["event"]["release"]["files"]) == 9500
+    assert worker.poll() is None, "the worker is still running"
