@@ -65,6 +65,10 @@ class Settings:
     # How long the group waits for a silent worker before handing its partitions to another: the failover
     # time after a crash. (Faust's default is 60 s.)
     session_timeout_s: float = 20.0
+    # regopy runs in this many child processes (crash isolation, and the Rego work on another core).
+    engine_processes: int = max(1, (os.cpu_count() or 2) - 1)
+    # An evaluation that takes longer fails the domain's way (policies/manifest.yaml: closed or open).
+    engine_timeout_s: float = 10.0
     data_dir: Path = REPO_ROOT / ".cache" / "worker"
 
 
@@ -96,6 +100,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "NHIGUARD_INPUT_PARTITIONS": ("input_partitions", int),
         "NHIGUARD_ANOMALY_WARMUP_EVENTS": ("anomaly_warmup_events", int),
         "NHIGUARD_SESSION_TIMEOUT_S": ("session_timeout_s", float),
+        "NHIGUARD_ENGINE_PROCESSES": ("engine_processes", int),
+        "NHIGUARD_ENGINE_TIMEOUT_S": ("engine_timeout_s", float),
     }
     for var, (name, conv) in simple.items():
         if var in env:

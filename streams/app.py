@@ -16,7 +16,7 @@ import faust
 from nhiguard.avro import AvroCodec
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.policy import load_bundle
+from nhiguard.decision.engine import EnginePool, trial_run
 from nhiguard.decision.records import RawRecord
 from nhiguard.settings import Settings
 from nhiguard.streams.sink import OutputSink
@@ -49,7 +49,11 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
     )
     inventory = Inventory.load(settings.identities_file) if settings.identities_file else Inventory()
-    core = DecisionCore(settings, load_bundle(settings.policies_dir), inventory)
+    # Prove the bundle in a throwaway process, then serve it from child processes: a native crash in
+    # regopy costs one event, never the worker.
+    bundle = trial_run(settings.policies_dir)
+    pool = EnginePool(bundle, processes=settings.engine_processes, timeout_s=settings.engine_timeout_s)
+    core = DecisionCore(settings, bundle, inventory, evaluator=pool)
     sink = OutputSink(settings, AvroCodec(settings.schemas_dir))
     topic = app.topic(*settings.topics.inputs, value_serializer="raw", key_serializer="raw")
 
@@ -87,7 +91,8 @@ def create_app(settings: Settings) -> faust.App:
             ]
             try:
                 t0 = time.perf_counter()
-                result = core.process(records)
+                # In a thread: while the engine process evaluates, the event loop keeps consuming.
+                result = await asyncio.get_running_loop().run_in_executor(None, core.process, records)
                 t1 = time.perf_counter()
                 sink.enqueue(result)
                 t2 = time.perf_counter()

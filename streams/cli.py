@@ -12,10 +12,15 @@ from nhiguard.streams.broker import add_broker_parser, main_broker
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from nhiguard.decision.policy import BundleError
     from nhiguard.streams.app import run_worker
 
     overrides = {"identities_file": Path(args.identities)} if args.identities else {}
-    run_worker(load_settings(**overrides))
+    try:
+        run_worker(load_settings(**overrides))
+    except BundleError as exc:
+        logging.getLogger("nhiguard.worker").error("policy bundle refused: %s", exc)
+        return 2
     return 0
 
 

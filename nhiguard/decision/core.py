@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from nhiguard.decision.adapters import adapt
 from nhiguard.decision.context import ContextState, Identity, Inventory
 from nhiguard.decision.decide import commands_for, to_findings, verdict_of
-from nhiguard.decision.policy import PolicyBundle, RegoEvaluator
+from nhiguard.decision.policy import Failure, PolicyBundle, RegoEvaluator
 from nhiguard.decision.records import (
     AdapterError,
     Alert,
@@ -50,6 +50,14 @@ def dead_letter(rec: RawRecord, reason: str, detail: str, limit: int) -> DeadLet
     )
 
 
+class Evaluator(Protocol):
+    """What the core needs from a policy engine: RegoEvaluator in process, EnginePool out of process."""
+
+    def evaluate_isolating(
+        self, domain: str, inputs: list[dict[str, Any]]
+    ) -> tuple[list[list[dict[str, Any]] | None], dict[int, Failure]]: ...
+
+
 @dataclass
 class _Pending:
     rec: RawRecord
@@ -66,17 +74,18 @@ class DecisionCore:
         inventory: Inventory | None = None,
         state: ContextState | None = None,
         anomaly: AnomalyModels | None = None,
+        evaluator: Evaluator | None = None,
     ) -> None:
         self.settings = settings
         self.inventory = inventory or Inventory()
         self.state = state or ContextState()
         self.anomaly = anomaly or AnomalyModels(warmup_events=settings.anomaly_warmup_events)
-        self.load_bundle(bundle)
+        self.load_bundle(bundle, evaluator)
 
-    def load_bundle(self, bundle: PolicyBundle) -> None:
-        """Compile and swap in a bundle; on error the previous bundle stays active."""
-        evaluator = RegoEvaluator(bundle)
-        self.bundle, self.evaluator = bundle, evaluator
+    def load_bundle(self, bundle: PolicyBundle, evaluator: Evaluator | None = None) -> None:
+        """Swap in a bundle and its evaluator (in process unless one is given, e.g. an EnginePool)."""
+        self.evaluator = evaluator or RegoEvaluator(bundle)
+        self.bundle = bundle
 
     # -------------------------------------------------------------------------------------------------------
     def process(self, records: list[RawRecord]) -> BatchResult:
@@ -138,7 +147,7 @@ class DecisionCore:
         if not wave:
             return
         raw: dict[int, list[dict[str, Any]] | None] = {}
-        errors: dict[int, str] = {}
+        errors: dict[int, Failure] = {}
         by_domain: dict[str, list[int]] = defaultdict(list)
         for i, p in enumerate(wave):
             if p.ev.actor.human:
@@ -153,11 +162,26 @@ class DecisionCore:
                     errors[i] = errs[j]
         limit = self.settings.deadletter_prefix_bytes
         for i, p in enumerate(wave):
-            if i in errors or raw.get(i) is None:
-                detail = errors.get(i, "no result")
-                result.deadletters.append(dead_letter(p.rec, "policy_evaluation_error", detail, limit))
-                continue
-            result.decisions.append(self._decide(p, raw[i] or []))
+            failure = errors.get(i) or (
+                Failure("policy_evaluation_error", "no result") if raw.get(i) is None else None
+            )
+            if failure is not None and failure.reason == "policy_engine_timeout":
+                # The engine may answer this event given time, but not within the deadline: the domain's
+                # failure mode decides (a gate fails closed), and the SOC is told either way.
+                result.decisions.append(self._decide(p, [self._failure_finding(p.ev.domain, failure)]))
+            elif failure is not None:
+                result.deadletters.append(dead_letter(p.rec, failure.reason, failure.detail, limit))
+            else:
+                result.decisions.append(self._decide(p, raw[i] or []))
+
+    def _failure_finding(self, domain: str, failure: Failure) -> dict[str, Any]:
+        closed = self.bundle.failure_mode.get(domain, "closed") == "closed"
+        return {
+            "policy": f"{domain}.engine",
+            "rule": "no_answer",
+            "effect": "deny" if closed else "alert",
+            "reason": f"policy engine gave no answer in time; failing {'closed' if closed else 'open'}",
+        }
 
     def _decide(self, p: _Pending, raw: list[dict[str, Any]]) -> Decision:
         ev = p.ev

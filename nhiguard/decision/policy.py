@@ -52,6 +52,7 @@ class PolicyBundle:
     modules: list[PolicyModule]
     data: dict[str, Any]
     revision: str
+    failure_mode: dict[str, str] = field(default_factory=dict)  # domain -> closed | open
     by_id: dict[str, PolicyModule] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -121,7 +122,19 @@ def load_bundle(root: Path) -> PolicyBundle:
         text = data_file.read_text()
         digest.update(b"data.yaml\0" + text.encode())
         data = yaml.safe_load(text) or {}
-    return PolicyBundle(root=root, modules=modules, data=data, revision=digest.hexdigest()[:16])
+    manifest: dict[str, Any] = {}
+    manifest_file = root / "manifest.yaml"
+    if manifest_file.exists():
+        text = manifest_file.read_text()
+        digest.update(b"manifest.yaml\0" + text.encode())
+        manifest = yaml.safe_load(text) or {}
+    # Gates fail closed unless the manifest says otherwise.
+    failure_mode = {d: "closed" for d in DOMAINS} | dict(manifest.get("failure_mode") or {})
+    if bad := {d: m for d, m in failure_mode.items() if m not in ("closed", "open") or d not in DOMAINS}:
+        raise BundleError(f"manifest.yaml: failure_mode must map domains to closed|open, not {bad}")
+    return PolicyBundle(
+        root=root, modules=modules, data=data, revision=digest.hexdigest()[:16], failure_mode=failure_mode
+    )
 
 
 def entry_module(bundle: PolicyBundle) -> str:
@@ -162,6 +175,14 @@ def check_builtins(bundle: PolicyBundle, interp: Interpreter) -> None:
 
 class EvaluationError(Exception):
     """The engine could not evaluate an input."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why the engine gave no answer for an event: a dead-letter reason code and a detail."""
+
+    reason: str  # policy_evaluation_error | policy_engine_crash | policy_engine_timeout
+    detail: str
 
 
 class RegoEvaluator:
@@ -213,16 +234,16 @@ class RegoEvaluator:
 
     def evaluate_isolating(
         self, domain: str, inputs: list[dict[str, Any]]
-    ) -> tuple[list[list[dict[str, Any]] | None], dict[int, str]]:
+    ) -> tuple[list[list[dict[str, Any]] | None], dict[int, Failure]]:
         """Evaluate; when the batch fails, bisect so only the inputs the engine cannot answer are lost.
 
-        Returns findings per input (None where it failed) and the error per failed index.
+        Returns findings per input (None where it failed) and the failure per failed index.
         """
         try:
             return list(self.evaluate(domain, inputs)), {}
         except EvaluationError as exc:
             if len(inputs) == 1:
-                return [None], {0: str(exc)}
+                return [None], {0: Failure("policy_evaluation_error", str(exc))}
         mid = len(inputs) // 2
         left, lerr = self.evaluate_isolating(domain, inputs[:mid])
         right, rerr = self.evaluate_isolating(domain, inputs[mid:])

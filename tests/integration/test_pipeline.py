@@ -155,7 +155,7 @@ def _bad_records(topics):
         (topics.ci, b'{"unknown": "shape"}', "unknown_shape"),
         (topics.ci, json.dumps(no_identity).encode(), "missing_identity"),
         (topics.ci, json.dumps(dict(gate, padding="x" * 5000)).encode(), "oversized"),
-        (topics.ci, json.dumps(dict(gate, request_id="r2")).encode(), "policy_evaluation_error"),
+        (topics.ci, json.dumps(dict(gate, request_id="boom")).encode(), "policy_evaluation_error"),
         (topics.ci, json.dumps(dict(gate, request_id="r3")).encode(), None),
         (
             topics.registry,
@@ -166,12 +166,12 @@ def _bad_records(topics):
 
 
 def _strict_probe_bundle(dst):
-    """The shipped bundle plus a policy the engine cannot evaluate for request r2 (to_number fails)."""
+    """The shipped bundle plus a policy the engine cannot evaluate for request "boom" (to_number fails)."""
     shutil.copytree(REPO_ROOT / "policies", dst)
     (dst / "ci" / "strict_probe.rego").write_text(
         "# METADATA\n# title: probe\n# description: fails at runtime for one input\n"
         "package nhiguard.ci.strict_probe\n\nimport rego.v1\n\n"
-        'findings(ev) := {f | ev.release.request_id == "r2"; '
+        'findings(ev) := {f | ev.release.request_id == "boom"; '
         'to_number(ev.release.request_id) > 0; f := {"rule": "never", "effect": "deny", "reason": "r"}}\n'
     )
     return dst

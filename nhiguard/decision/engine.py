@@ -1,0 +1,258 @@
+"""regopy out of process: a crash in the native engine costs one event, never the worker or a batch.
+
+regopy (rego-cpp) is native code; some modules make every query on an interpreter segfault (README, "Policy
+engine"). So evaluation runs in child processes, one compiled bundle each:
+
+- a bundle is *trial-run* in a throwaway process (compiled, every case evaluated) before it is activated,
+  and refused with the reason if that process dies or a case fails;
+- a child that dies while evaluating is replaced, the batch retried once, then bisected to find the events
+  that kill the engine: those are reported as `policy_engine_crash`, the rest are decided normally;
+- a request that exceeds the deadline kills its child; the batch is split the same way and an event that
+  alone exceeds the deadline is reported as `policy_engine_timeout` (the core applies the domain's failure
+  mode to it).
+
+Children are started with the `spawn` method: a fresh interpreter, no inherited native state.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from nhiguard.decision.policy import (
+    BundleError,
+    EvaluationError,
+    Failure,
+    PolicyBundle,
+    RegoEvaluator,
+    load_bundle,
+)
+
+CRASH = "policy_engine_crash"
+TIMEOUT = "policy_engine_timeout"
+ERROR = "policy_evaluation_error"
+
+_ctx = mp.get_context("spawn")
+
+
+class EngineCrash(Exception):
+    """The evaluator process died while answering."""
+
+
+class EngineTimeout(Exception):
+    """The evaluator process did not answer within the deadline."""
+
+
+def _child(conn: Connection, bundle_root: str, fault_injection: bool) -> None:
+    try:
+        evaluator = RegoEvaluator(load_bundle(Path(bundle_root)))
+    except Exception as exc:  # reported to the parent, which refuses the bundle
+        conn.send(("refused", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", evaluator.bundle.revision))
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        domain, inputs = msg
+        if fault_injection:  # tests only: an input marked "_fault" makes this process crash or hang
+            faults = {i.get("_fault") for i in inputs}
+            if "segv" in faults:
+                os.kill(os.getpid(), signal.SIGSEGV)
+            if "hang" in faults:
+                time.sleep(3600)
+        try:
+            conn.send(("ok", evaluator.evaluate(domain, inputs)))
+        except EvaluationError as exc:
+            conn.send(("error", str(exc)))
+
+
+class _Evaluator:
+    """One child process and the pipe to it."""
+
+    def __init__(self, bundle_root: Path, fault_injection: bool, start_timeout_s: float) -> None:
+        self.conn, child_conn = _ctx.Pipe()
+        self.proc = _ctx.Process(
+            target=_child,
+            args=(child_conn, str(bundle_root), fault_injection),
+            daemon=True,
+            name="nhiguard-rego",
+        )
+        self.proc.start()
+        child_conn.close()
+        if not self.conn.poll(start_timeout_s):
+            self.kill()
+            raise BundleError(f"policy engine did not start within {start_timeout_s:.0f} s")
+        try:
+            kind, detail = self.conn.recv()
+        except EOFError as exc:
+            self.proc.join(5)
+            raise BundleError(f"policy engine died loading the bundle (exit {self.proc.exitcode})") from exc
+        if kind != "ready":
+            self.kill()
+            raise BundleError(detail)
+        self.revision = detail
+
+    def ask(self, domain: str, inputs: list[dict[str, Any]], timeout_s: float) -> list[list[dict[str, Any]]]:
+        try:
+            self.conn.send((domain, inputs))
+            if not self.conn.poll(timeout_s):
+                raise EngineTimeout(f"no answer within {timeout_s:.1f} s for {len(inputs)} events")
+            kind, payload = self.conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError) as exc:
+            self.proc.join(5)
+            raise EngineCrash(f"policy engine died (exit {self.proc.exitcode})") from exc
+        if kind == "error":
+            raise EvaluationError(payload)
+        return payload
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+    def close(self) -> None:
+        try:
+            self.conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.conn.close()
+
+
+class EnginePool:
+    """Evaluator processes for one bundle. Thread-safe: concurrent callers use different children."""
+
+    def __init__(
+        self,
+        bundle: PolicyBundle,
+        processes: int = 1,
+        timeout_s: float = 10.0,
+        start_timeout_s: float = 60.0,
+        fault_injection: bool = False,
+    ) -> None:
+        self.bundle = bundle
+        self.timeout_s = timeout_s
+        self._start = (Path(bundle.root), fault_injection, start_timeout_s)
+        self._free = [self._spawn() for _ in range(max(1, processes))]
+        self._lock = threading.Condition()
+        self.restarts = 0
+
+    def _spawn(self) -> _Evaluator:
+        ev = _Evaluator(*self._start)
+        if ev.revision != self.bundle.revision:
+            ev.close()
+            raise BundleError(
+                f"bundle changed on disk while loading ({ev.revision} != {self.bundle.revision})"
+            )
+        return ev
+
+    def _ask(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        with self._lock:
+            while not self._free:
+                self._lock.wait()
+            ev = self._free.pop()
+        try:
+            result = ev.ask(domain, inputs, self.timeout_s)
+        except (EngineCrash, EngineTimeout):
+            ev.kill()
+            self.restarts += 1
+            ev = self._spawn()
+            raise
+        finally:
+            with self._lock:
+                self._free.append(ev)
+                self._lock.notify()
+        return result
+
+    def evaluate(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        if not inputs:
+            return []
+        return self._ask(domain, inputs)
+
+    def evaluate_isolating(
+        self, domain: str, inputs: list[dict[str, Any]], _retried: bool = False
+    ) -> tuple[list[list[dict[str, Any]] | None], dict[int, Failure]]:
+        """Findings per input (None where it failed) and why each failed one failed."""
+        try:
+            return list(self.evaluate(domain, inputs)), {}
+        except EvaluationError as exc:
+            failure = Failure(ERROR, str(exc))
+        except EngineCrash as exc:
+            if not _retried:  # one retry of the whole batch on a fresh process: crashes can be transient
+                return self.evaluate_isolating(domain, inputs, _retried=True)
+            failure = Failure(CRASH, str(exc))
+        except EngineTimeout as exc:
+            failure = Failure(TIMEOUT, str(exc))
+        if len(inputs) == 1:
+            return [None], {0: failure}
+        mid = len(inputs) // 2
+        left, lerr = self.evaluate_isolating(domain, inputs[:mid], _retried=True)
+        right, rerr = self.evaluate_isolating(domain, inputs[mid:], _retried=True)
+        return left + right, {**lerr, **{i + mid: e for i, e in rerr.items()}}
+
+    def close(self) -> None:
+        with self._lock:
+            for ev in self._free:
+                ev.close()
+            self._free.clear()
+
+
+def trial_run(root: Path, timeout_s: float = 60.0) -> PolicyBundle:
+    """Load a bundle, then compile it and run all its cases in a throwaway process; BundleError if it fails.
+
+    The process that proves the bundle is not the one that will serve it: if rego-cpp crashes on the bundle,
+    only the trial dies.
+    """
+    bundle = load_bundle(root)
+    parent, child = _ctx.Pipe()
+    proc = _ctx.Process(target=_trial_child, args=(child, str(root)), daemon=True, name="nhiguard-rego-trial")
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(timeout_s):
+            raise BundleError(f"bundle trial did not finish within {timeout_s:.0f} s")
+        kind, detail = parent.recv()
+    except EOFError as exc:
+        proc.join(5)
+        code = proc.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
+        raise BundleError(f"policy engine crashed while trying the bundle ({how}); bundle refused") from exc
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+        parent.close()
+    if kind != "ok":
+        raise BundleError(detail)
+    if detail != bundle.revision:
+        raise BundleError("bundle changed on disk during its trial; try again")
+    return bundle
+
+
+def _trial_child(conn: Connection, root: str) -> None:
+    from nhiguard.decision.cases import run_cases
+
+    try:
+        bundle = load_bundle(Path(root))
+        failed = [r for r in run_cases(bundle) if not r.passed]
+    except Exception as exc:  # reported to the parent
+        conn.send(("refused", f"{type(exc).__name__}: {exc}"))
+        return
+    if failed:
+        names = "; ".join(f"{r.policy_id}: {r.name} ({r.detail})" for r in failed[:5])
+        conn.send(("refused", f"{len(failed)} policy case(s) fail: {names}"))
+        return
+    conn.send(("ok", bundle.revision))

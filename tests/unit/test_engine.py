@@ -1,0 +1,109 @@
+"""regopy out of process: crashes and hangs cost only the events that cause them."""
+
+import shutil
+
+import pytest
+
+from nhiguard.decision.context import Inventory
+from nhiguard.decision.core import DecisionCore
+from nhiguard.decision.engine import CRASH, EnginePool, trial_run
+from nhiguard.decision.policy import BundleError, load_bundle
+from nhiguard.scenarios import default_params, generate, inventory
+from nhiguard.settings import REPO_ROOT, load_settings
+from tests.unit.test_core import raw_records
+
+POLICIES = REPO_ROOT / "policies"
+
+# A module rego-cpp 1.5.2 segfaults on (README, "Policy engine"): `with` applied to a rule of its own.
+CRASHY = """# METADATA
+# title: crashy
+# description: segfaults regopy 1.5.2 on every query once loaded
+package nhiguard.cms.crashy
+
+import rego.v1
+
+big contains "big" if input.size > 3
+
+probe if { count(big) == 1 with input as {"size": 10} }
+
+findings(ev) := set()
+"""
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=3.0, fault_injection=True)
+    yield p
+    p.close()
+
+
+def test_trial_run_accepts_the_shipped_bundle():
+    assert trial_run(POLICIES).revision == load_bundle(POLICIES).revision
+
+
+def test_a_bundle_that_crashes_the_engine_is_refused_at_activation(tmp_path):
+    shutil.copytree(POLICIES, tmp_path / "p")
+    (tmp_path / "p" / "cms" / "crashy.rego").write_text(CRASHY)
+    (tmp_path / "p" / "cms" / "crashy.cases.yaml").write_text("cases: []\n")
+    with pytest.raises(BundleError, match=r"crashed while trying the bundle \(killed by signal \d+\)"):
+        trial_run(tmp_path / "p")
+
+
+def test_a_bundle_whose_cases_fail_is_refused(tmp_path):
+    shutil.copytree(POLICIES, tmp_path / "p")
+    data = tmp_path / "p" / "data.yaml"
+    data.write_text(data.read_text().replace("burst_threshold: 20", "burst_threshold: 500"))
+    with pytest.raises(BundleError, match="policy case"):
+        trial_run(tmp_path / "p")
+
+
+def _inputs(pool, n=12):
+    core = DecisionCore(load_settings(env={}), pool.bundle, Inventory.load_dict(inventory(default_params())))
+    recs = [r for r in generate(default_params(), ordinary=200) if r.topic == "audit.cms"][:n]
+    from nhiguard.decision.adapters import adapt
+
+    return [core._enrich(r, adapt(r, "cms")).policy_input for r in raw_records(recs)]
+
+
+def test_pool_answers_like_the_in_process_engine(pool):
+    from nhiguard.decision.policy import RegoEvaluator
+
+    inputs = _inputs(pool)
+    assert pool.evaluate("cms", inputs) == RegoEvaluator(pool.bundle).evaluate("cms", inputs)
+
+
+def test_a_child_killed_by_sigsegv_costs_only_the_marked_event(pool):
+    inputs = _inputs(pool)
+    inputs[7] = dict(inputs[7], _fault="segv")
+    before = pool.restarts
+    found, failures = pool.evaluate_isolating("cms", inputs)
+    assert set(failures) == {7} and failures[7].reason == CRASH and "exit -11" in failures[7].detail
+    assert all(found[i] is not None for i in range(len(inputs)) if i != 7)
+    assert pool.restarts > before
+    assert pool.evaluate("cms", inputs[:3]) is not None  # the pool still serves
+
+
+def test_a_hang_hits_the_deadline_and_the_domain_fails_closed(pool):
+    settings = load_settings(env={})
+    core = DecisionCore(
+        settings, pool.bundle, Inventory.load_dict(inventory(default_params())), evaluator=pool
+    )
+    recs = raw_records([r for r in generate(default_params(), ordinary=200) if r.topic == "audit.cms"][:6])
+    real = core._enrich
+    marked = []
+
+    def enrich(rec, ev):
+        p = real(rec, ev)
+        if not ev.actor.human and not marked:
+            marked.append(rec.offset)
+            p.policy_input["_fault"] = "hang"
+        return p
+
+    core._enrich = enrich
+    res = core.process(recs)
+    assert not res.deadletters and len(res.decisions) == 6
+    hung = next(d for d in res.decisions if d.offset == marked[0])
+    assert hung.verdict == "DENY" and [f.rule for f in hung.findings] == ["cms.engine.no_answer"]
+    assert [c.kind for c in hung.commands] == ["DENY"]
+    assert all(d.verdict == "ALLOW" for d in res.decisions if d.offset != marked[0])
+    assert any(a.rule == "cms.engine.no_answer" for a in res.alerts)
