@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := venv
-.PHONY: venv kafka demo test lint broker clean distclean
+.PHONY: venv kafka demo test bench lint broker clean distclean
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ demo: venv kafka
 # e.g. make test PYTEST_ARGS='-m "not integration"'
 test: venv kafka
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks against a local broker (or $KAFKA_BOOTSTRAP): prints a table, writes bench/results/latest.json.
+bench: venv kafka
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -41,6 +41,30 @@ def _replay(args: argparse.Namespace) -> int:
     )
 
 
+def _policy_test(args: argparse.Namespace) -> int:
+    from nhiguard.decision.cases import run_cases
+    from nhiguard.decision.engine import trial_run
+    from nhiguard.decision.policy import BundleError
+
+    root = Path(args.dir) if args.dir else load_settings().policies_dir
+    try:
+        # Compile and query it in a throwaway process first: a bundle that crashes the engine must not take
+        # this command down with it.
+        bundle = trial_run(root, with_cases=False)
+    except BundleError as exc:
+        print(f"FAIL bundle {root}: {exc}")
+        return 1
+    results = run_cases(bundle)
+    for r in results:
+        print(
+            f"{'PASS' if r.passed else 'FAIL'} {r.policy_id}: {r.name}"
+            + (f" -- {r.detail}" if r.detail else "")
+        )
+    failed = sum(not r.passed for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed (bundle {bundle.revision})")
+    return 1 if failed or not results else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="nhiguard", description=__doc__)
@@ -67,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--identities", help="identity inventory file")
     r.add_argument("--policies", help="policy bundle directory (test a change before it goes live)")
     r.set_defaults(func=_replay)
+    pol = sub.add_parser("policy", help="policy bundle tools")
+    pol_sub = pol.add_subparsers(dest="policy_command", required=True)
+    pt = pol_sub.add_parser("test", help="run every policy's cases through the engine, like `opa test`")
+    pt.add_argument("dir", nargs="?", help="bundle directory (default: the configured policies/)")
+    pt.set_defaults(func=_policy_test)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

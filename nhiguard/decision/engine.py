@@ -210,15 +210,17 @@ class EnginePool:
             self._free.clear()
 
 
-def trial_run(root: Path, timeout_s: float = 60.0) -> PolicyBundle:
-    """Load a bundle, then compile it and run all its cases in a throwaway process; BundleError if it fails.
+def trial_run(root: Path, timeout_s: float = 60.0, with_cases: bool = True) -> PolicyBundle:
+    """Load a bundle, then compile it, query it and run its cases in a throwaway process; BundleError if not.
 
     The process that proves the bundle is not the one that will serve it: if rego-cpp crashes on the bundle,
     only the trial dies.
     """
     bundle = load_bundle(root)
     parent, child = _ctx.Pipe()
-    proc = _ctx.Process(target=_trial_child, args=(child, str(root)), daemon=True, name="nhiguard-rego-trial")
+    proc = _ctx.Process(
+        target=_trial_child, args=(child, str(root), with_cases), daemon=True, name="nhiguard-rego-trial"
+    )
     proc.start()
     child.close()
     try:
@@ -242,12 +244,15 @@ def trial_run(root: Path, timeout_s: float = 60.0) -> PolicyBundle:
     return bundle
 
 
-def _trial_child(conn: Connection, root: str) -> None:
+def _trial_child(conn: Connection, root: str, with_cases: bool) -> None:
     from nhiguard.decision.cases import run_cases
 
     try:
         bundle = load_bundle(Path(root))
-        failed = [r for r in run_cases(bundle) if not r.passed]
+        evaluator = RegoEvaluator(bundle)
+        for domain in sorted({m.domain for m in bundle.modules}):  # every plan runs once, cases or not
+            evaluator.evaluate(domain, [{"domain": domain, "action": "", "context": {}}])
+        failed = [r for r in run_cases(bundle, evaluator) if not r.passed] if with_cases else []
     except Exception as exc:  # reported to the parent
         conn.send(("refused", f"{type(exc).__name__}: {exc}"))
         return

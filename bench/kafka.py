@@ -1,0 +1,190 @@
+"""Throughput and latency of nhiguard workers on a real broker, beside a bare Faust agent on the same bytes.
+
+Every run consumes input topics filled once, before any timing starts; each run has its own consumer group
+and its own output topics, created with LogAppendTime so a decision's timestamp is the moment the broker
+appended it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from nhiguard.avro import AvroCodec
+from nhiguard.settings import Settings, Topics
+from nhiguard.streams.demo import worker_env
+
+_OUTPUTS = ("decisions", "commands", "alerts", "deadletter")
+
+
+def input_topics(prefix: str) -> Topics:
+    return Topics(**{k: f"{prefix}.{v}" for k, v in vars(Topics()).items()})
+
+
+def create_topics(bootstrap: str, names: list[str], partitions: int, log_append: bool = False) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    config = (
+        {"message.timestamp.type": "LogAppendTime", "max.message.bytes": str(4 * 2**20)} if log_append else {}
+    )
+    futures = admin.create_topics([NewTopic(n, partitions, 1, config=config) for n in names])
+    for fut in futures.values():
+        fut.result(30)
+
+
+def produce(
+    bootstrap: str, records: list, topics: Topics, rate: float | None = None
+) -> dict[tuple[str, int, int], int]:
+    """Produce scenario records (paced at `rate`/s if given); returns input position -> CreateTime (ms)."""
+    rename = {t: getattr(topics, f) for f, t in vars(Topics()).items()}
+    created: dict[tuple[str, int, int], int] = {}
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 3, "enable.idempotence": True})
+
+    def done(err: Any, msg: Any) -> None:
+        if err is None:
+            created[(msg.topic(), msg.partition(), msg.offset())] = msg.timestamp()[1]
+
+    start = time.perf_counter()
+    for i, r in enumerate(records):
+        if rate:
+            lag = start + i / rate - time.perf_counter()
+            if lag > 0:
+                time.sleep(lag)
+        while True:
+            try:
+                p.produce(
+                    rename[r.topic],
+                    r.value,
+                    r.key,
+                    headers=list(r.headers),
+                    on_delivery=done,
+                    timestamp=int(time.time() * 1000),
+                )
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    if p.flush(120):
+        raise RuntimeError("input not fully produced")
+    return created
+
+
+def passthrough(bootstrap: str, topics: Topics, n: int) -> float:
+    """Events/s of a bare Faust agent that decodes and counts the n input records."""
+    app_id = f"bench-passthrough-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        result_file = Path(tmp) / "result.json"
+        argv = [str(result_file), bootstrap, app_id, str(n), *topics.inputs]
+        subprocess.run(
+            [sys.executable, "-m", "bench.passthrough", *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=300,
+            check=True,
+        )
+        result = json.loads(result_file.read_text())
+    return (n - 1) / result["seconds"]
+
+
+class Pipeline:
+    """k nhiguard worker processes on the given input topics, with output topics of their own."""
+
+    def __init__(
+        self, base: Settings, inputs: Topics, identities: Path, workers: int = 1, **env: Any
+    ) -> None:
+        run = uuid.uuid4().hex[:8]
+        outputs = {k: f"bench-{run}.{getattr(Topics(), k)}" for k in _OUTPUTS}
+        self.settings = replace(base, topics=replace(inputs, **outputs), app_id=f"bench-{run}")
+        create_topics(base.bootstrap, list(outputs.values()), 1, log_append=True)
+        self._tmp = tempfile.TemporaryDirectory(prefix="nhiguard-bench-")
+        self.procs = []
+        for i in range(workers):
+            s = replace(self.settings, data_dir=Path(self._tmp.name) / f"w{i}")
+            environ = worker_env(s, identities) | {k: str(v) for k, v in env.items()}
+            log = open(Path(self._tmp.name) / f"w{i}.log", "wb")
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "nhiguard.streams.cli", "worker"],
+                    env=environ,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": base.bootstrap,
+                "group.id": f"{self.settings.app_id}-reader",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "log_level": 3,
+            }
+        )
+        self._consumer.subscribe([self.settings.topics.decisions])
+        self._codec = AvroCodec(base.schemas_dir)
+        self.decided: dict[tuple[str, int, int], int] = {}  # input position -> decision LogAppendTime (ms)
+
+    def wait_for(self, n: int, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.decided) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.decided)} of {n} decided; logs in {self._tmp.name}")
+            if any(p.poll() is not None for p in self.procs):
+                raise RuntimeError(f"a worker exited; logs in {self._tmp.name}")
+            for m in self._consumer.consume(1000, 0.5):
+                if m.error():
+                    continue
+                ref = self._codec.decode(m.value())["input"]
+                self.decided.setdefault((ref["topic"], ref["partition"], ref["offset"]), m.timestamp()[1])
+
+    def events_per_s(self) -> float:
+        ts = sorted(self.decided.values())
+        return (len(ts) - 1) / max((ts[-1] - ts[0]) / 1000, 1e-3)
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait(10)
+        self._consumer.close()
+        admin = AdminClient({"bootstrap.servers": self.settings.bootstrap, "log_level": 3})
+        admin.delete_topics([getattr(self.settings.topics, k) for k in _OUTPUTS])
+        self._tmp.cleanup()
+
+
+def pipeline_throughput(base: Settings, inputs: Topics, identities: Path, n: int, workers: int = 1) -> float:
+    p = Pipeline(base, inputs, identities, workers)
+    try:
+        p.wait_for(n)
+        return p.events_per_s()
+    finally:
+        p.close()
+
+
+def latency(base: Settings, records: list, identities: Path, rate: float, warmup: list) -> dict[str, float]:
+    """p50/p99 ms from an input's CreateTime to its decision's append time, producing at `rate`/s."""
+    inputs = input_topics(f"bench-lat-{uuid.uuid4().hex[:8]}")
+    create_topics(base.bootstrap, list(inputs.inputs), 1)
+    p = Pipeline(base, inputs, identities)
+    try:
+        produce(base.bootstrap, warmup, inputs)  # the worker has joined and compiled before timing starts
+        p.wait_for(len(warmup))
+        warm = set(p.decided)
+        created = produce(base.bootstrap, records, inputs, rate=rate)
+        p.wait_for(len(warm) + len(records))
+        lat = sorted(p.decided[k] - created[k] for k in created if k in p.decided and k not in warm)
+        return {
+            "p50": lat[len(lat) // 2],
+            "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+            "events": len(lat),
+            "rate": rate,
+        }
+    finally:
+        p.close()

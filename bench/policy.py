@@ -1,0 +1,71 @@
+"""regopy on the shipped bundle: one event per query against the worker's batch size."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+from nhiguard.decision.context import Inventory
+from nhiguard.decision.core import DecisionCore
+from nhiguard.decision.policy import RegoEvaluator, load_bundle
+from nhiguard.decision.records import RawRecord
+from nhiguard.settings import Settings
+
+
+def policy_inputs(settings: Settings, records: list, inventory: Inventory) -> list[dict[str, Any]]:
+    """The policy inputs the worker would build for these records (non-human events only)."""
+    core = DecisionCore(settings, load_bundle(settings.policies_dir), inventory)
+    from nhiguard.decision.adapters import adapt
+
+    out = []
+    offsets: Counter[str] = Counter()
+    for r in records:
+        rec = RawRecord(r.topic, 0, offsets[r.topic], r.value, r.key, r.headers, r.timestamp_ms)
+        offsets[r.topic] += 1
+        ev = adapt(rec, settings.topics.domain_of(r.topic))
+        if not ev.actor.human:
+            out.append(core._enrich(rec, ev).policy_input)
+    return out
+
+
+def decisions_per_s(evaluator: RegoEvaluator, inputs: list[dict[str, Any]], batch: int) -> float:
+    by_domain: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for i in inputs:
+        by_domain[i["domain"]].append(i)
+    start = time.perf_counter()
+    for domain, items in by_domain.items():
+        for k in range(0, len(items), batch):
+            evaluator.evaluate(domain, items[k : k + batch])
+    return len(inputs) / (time.perf_counter() - start)
+
+
+def firing_fraction(evaluator: RegoEvaluator, inputs: list[dict[str, Any]]) -> float:
+    """Share of the inputs for which at least one rule fires."""
+    by_domain: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for i in inputs:
+        by_domain[i["domain"]].append(i)
+    fired = sum(sum(1 for f in evaluator.evaluate(d, items) if f) for d, items in by_domain.items())
+    return fired / max(len(inputs), 1)
+
+
+# Actions a shipped rule can fire on (every CMS change; release gate requests; publishes and installs).
+FIRABLE = ("cms.", "ci.release.publish_request", "registry.package.publish", "registry.package.install")
+
+
+def bench_policy(settings: Settings, records: list, inventory: Inventory, repeats: int = 3) -> dict[str, Any]:
+    inputs = policy_inputs(settings, records, inventory)
+    evaluator = RegoEvaluator(load_bundle(settings.policies_dir))
+    single = sorted(decisions_per_s(evaluator, inputs[:600], 1) for _ in range(repeats))
+    batched = sorted(decisions_per_s(evaluator, inputs, settings.batch_max) for _ in range(repeats))
+    return {
+        "policy_single_decisions_per_s": single[len(single) // 2],
+        "policy_batched_decisions_per_s": batched[len(batched) // 2],
+        "policy_batch_size": settings.batch_max,
+        "policy_inputs": len(inputs),
+        "policy_inputs_by_domain": dict(Counter(i["domain"] for i in inputs)),
+        "policy_firing_fraction": firing_fraction(evaluator, inputs),
+        # Of all input events (humans included): the share evaluated by a rule that can fire on it.
+        "events_reaching_firable_rule_fraction": sum(1 for i in inputs if i["action"].startswith(FIRABLE))
+        / max(len(records), 1),
+    }

@@ -1,0 +1,243 @@
+"""`make bench`: where the pipeline stands against a bare Faust agent, regopy alone, and its own budgets.
+
+Prints one table and writes the same figures to bench/results/latest.json. Every Kafka figure is the median
+of several runs on inputs produced before timing starts; ratios are taken within this run so that the
+machine's noise cancels. Tests never assert these numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench import kafka
+from bench.policy import bench_policy
+from nhiguard.decision.context import Inventory
+from nhiguard.scenarios import default_params, generate, inventory, variant_params
+from nhiguard.settings import REPO_ROOT, load_settings
+from nhiguard.streams.broker import KAFKA_VERSION, LocalBroker
+
+RESULTS = REPO_ROOT / "bench" / "results" / "latest.json"
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        (ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")),
+        "0",
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "mem_gib": round(int(mem) / 2**20, 1),
+        "python": platform.python_version(),
+        "kafka": KAFKA_VERSION,
+        "platform": platform.platform(),
+    }
+
+
+def median_of(fn: Any, runs: int) -> tuple[float, list[float]]:
+    values = [fn() for _ in range(runs)]
+    return statistics.median(values), values
+
+
+def stream(n: int) -> list:
+    """About n records: the incident stream and renamed variants of it, so incidents recur."""
+    records: list = []
+    seed = 0
+    while len(records) < n:
+        params = default_params() if seed == 0 else variant_params(seed)
+        records += generate(params, ordinary=min(5000, n))
+        seed += 1
+    return records[:n]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.monotonic()
+    settings = load_settings()
+    out: dict[str, Any] = {
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    records = stream(args.events)
+    out["input"] = {
+        "events": len(records),
+        "bytes_per_event": round(sum(len(r.value) for r in records) / len(records)),
+        "by_topic": dict(Counter(r.topic for r in records)),
+        "by_label": dict(Counter(r.label.split(":")[0] for r in records)),
+    }
+    # The stream repeats the incidents under other names (variants 1..k): their identities are known too.
+    inv_doc = {
+        "identities": [
+            i
+            for seed in range(10)
+            for i in inventory(default_params() if seed == 0 else variant_params(seed))["identities"]
+        ]
+    }
+    inv = Inventory.load_dict(inv_doc)
+
+    print(f"policy stage (in process, {len(records)} events) …", flush=True)
+    out |= bench_policy(settings, records, inv, repeats=args.runs)
+    out["opa_decisions_per_s"] = None
+    out["opa_decisions_per_s_reason"] = "no OPA binary yet: the policy-layer issue (#4) builds and caches it"
+
+    external = os.environ.get("KAFKA_BOOTSTRAP")
+    broker = None if external else LocalBroker(settings.cache_dir)
+    try:
+        bootstrap = external or broker.start()  # type: ignore[union-attr]
+        settings = replace(settings, bootstrap=bootstrap)
+        with tempfile.TemporaryDirectory() as tmp:
+            identities = Path(tmp) / "identities.json"
+            identities.write_text(json.dumps(inv_doc))
+            one = kafka.input_topics(f"bench-in1-{os.getpid()}")
+            two = kafka.input_topics(f"bench-in2-{os.getpid()}")
+            kafka.create_topics(bootstrap, list(one.inputs), 1)
+            kafka.create_topics(bootstrap, list(two.inputs), 2)
+            print(f"producing {len(records)} input records twice (1 and 2 partitions) …", flush=True)
+            kafka.produce(bootstrap, records, one)
+            kafka.produce(bootstrap, records, two)
+            n = len(records)
+
+            print("faust passthrough …", flush=True)
+            out["faust_passthrough_events_per_s"], out["faust_passthrough_runs"] = median_of(
+                lambda: kafka.passthrough(bootstrap, one, n), args.runs
+            )
+            print("pipeline, one worker …", flush=True)
+            out["pipeline_events_per_s"], out["pipeline_runs"] = median_of(
+                lambda: kafka.pipeline_throughput(settings, one, identities, n), args.runs
+            )
+            out["pipeline_vs_passthrough"] = (
+                out["pipeline_events_per_s"] / out["faust_passthrough_events_per_s"]
+            )
+            print("two workers on two partitions …", flush=True)
+            single2, _ = median_of(lambda: kafka.pipeline_throughput(settings, two, identities, n, 1), 2)
+            double2, _ = median_of(lambda: kafka.pipeline_throughput(settings, two, identities, n, 2), 2)
+            out["two_worker_speedup"] = double2 / single2
+            out["two_worker_detail"] = {"one_worker_two_partitions": single2, "two_workers": double2}
+
+            rate = out["pipeline_events_per_s"] / 2
+            print(f"latency at {rate:.0f} events/s …", flush=True)
+            lat = [
+                kafka.latency(
+                    settings, records[: int(rate * args.latency_seconds)], identities, rate, records[-200:]
+                )
+                for _ in range(args.runs)
+            ]
+            out["latency_p50_ms"] = statistics.median(x["p50"] for x in lat)
+            out["latency_p99_ms"] = statistics.median(x["p99"] for x in lat)
+            out["latency_detail"] = {"rate_events_per_s": rate, "runs": lat}
+    finally:
+        if broker is not None:
+            broker.stop()
+
+    print("anomaly model …", flush=True)
+    out |= anomaly_figures()
+    out["batch_max"] = settings.batch_max
+    out["batch_within_s"] = settings.batch_within_s
+    out["seconds"] = round(time.monotonic() - t0, 1)
+    return out
+
+
+def anomaly_figures() -> dict[str, Any]:
+    """Per-identity model cost at 10k and 100k identities, RSS at 100k, and quality on the labelled scenario.
+
+    A size that cannot be built within the budget is reported as null with the reason, never extrapolated.
+    """
+    from bench import anomaly
+
+    out: dict[str, Any] = {}
+    q = anomaly.quality()
+    out |= {k: q[k] for k in ("anomaly_auc", "anomaly_auc_warm", "anomaly_auc_baseline")}
+    out["anomaly_precision_at_threshold"] = q.get("precision_at_threshold")
+    costs = {n: anomaly.model_cost(n) for n in (10_000, 100_000)}
+    for key, field in (
+        ("anomaly_us_per_event", "us_per_event"),
+        ("anomaly_bytes_per_identity", "bytes_per_identity"),
+    ):
+        out[key] = {str(n): (None if c.get("extrapolated") else c.get(field)) for n, c in costs.items()}
+        reasons = {
+            str(n): f"measured at {c['measured_identities']} identities only (build budget)"
+            for n, c in costs.items()
+            if c.get("extrapolated")
+        }
+        if reasons:
+            out[key + "_reason"] = reasons
+    rss = anomaly.rss_mb_at(100_000)
+    out["rss_mb_at_100k_identities"] = None if rss["extrapolated"] else rss["value_mb"]
+    if rss["extrapolated"]:
+        out["rss_mb_at_100k_identities_reason"] = (
+            f"not measured: {rss['measured_mb']:.0f} MB at {rss['measured_identities']} identities "
+            f"({rss['kb_per_identity']} KB each); linear estimate {rss['value_mb']:.0f} MB"
+        )
+    out["anomaly_detail"] = {"quality": q, "model_cost": {str(n): c for n, c in costs.items()}, "rss": rss}
+    return out
+
+
+ROWS = [
+    ("faust_passthrough_events_per_s", "bare Faust agent (decode + count), events/s", "{:,.0f}"),
+    ("pipeline_events_per_s", "nhiguard worker, full pipeline, events/s", "{:,.0f}"),
+    ("pipeline_vs_passthrough", "  ratio to passthrough (target >= 0.7)", "{:.2f}"),
+    ("two_worker_speedup", "two workers / one worker (2 partitions)", "{:.2f}"),
+    ("latency_p50_ms", "latency p50 ms at half the sustained rate", "{:.0f}"),
+    ("latency_p99_ms", "latency p99 ms (target <= 50)", "{:.0f}"),
+    ("policy_single_decisions_per_s", "regopy, one event per query, decisions/s", "{:,.0f}"),
+    ("policy_batched_decisions_per_s", "regopy, worker batch size, decisions/s", "{:,.0f}"),
+    ("opa_decisions_per_s", "OPA (opa bench), decisions/s", "{:,.0f}"),
+    ("anomaly_us_per_event", "anomaly score+learn, us/event (target <= 20)", "{}"),
+    ("anomaly_bytes_per_identity", "anomaly state, bytes/identity (target <= 4096)", "{}"),
+    ("rss_mb_at_100k_identities", "RSS MB holding 100k identities", "{}"),
+    ("anomaly_auc", "anomaly ROC AUC on the labelled scenario", "{:.3f}"),
+    ("anomaly_auc_warm", "  the same, warmed-up identities only", "{:.3f}"),
+    ("anomaly_auc_baseline", "  trivial z-score baseline AUC", "{:.3f}"),
+]
+
+
+def table(res: dict[str, Any]) -> str:
+    lines = [
+        f"nhiguard bench — {res['machine']['cpu']}, {res['machine']['cores']} cores, "
+        f"{res['input']['events']} events of ~{res['input']['bytes_per_event']} bytes",
+        "",
+    ]
+    for key, label, fmt in ROWS:
+        v = res.get(key)
+        if v is None:
+            text = "n/a" + (f" ({res.get(key + '_reason')})" if res.get(key + "_reason") else "")
+        elif isinstance(v, int | float):
+            text = fmt.format(v)
+        else:
+            text = json.dumps(v)
+        lines.append(f"  {label:<52} {text}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=15000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--latency-seconds", type=float, default=8.0)
+    res = run(parser.parse_args())
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(res, indent=2, default=str))
+    print()
+    print(table(res))
+    print(f"\nwritten to {RESULTS.relative_to(REPO_ROOT)} in {res['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
