@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := venv
-.PHONY: venv kafka demo test bench lint broker clean distclean
+.PHONY: venv kafka opa demo test bench lint broker clean distclean
 
 venv: $(STAMP)
 
@@ -22,15 +22,20 @@ $(STAMP): pyproject.toml | $(BIN)/python
 kafka: venv
 	$(BIN)/python -c 'from nhiguard.streams.broker import default_cache_dir, ensure_kafka; ensure_kafka(default_cache_dir())'
 
+# Build the pinned real OPA once (go install through the Go module proxy): the parity tests and the
+# benchmarks compare regopy with it.
+opa: venv
+	$(BIN)/python -c 'from nhiguard.streams.broker import default_cache_dir; from nhiguard.opa import ensure_opa; print(ensure_opa(default_cache_dir()))'
+
 demo: venv kafka
 	$(BIN)/nhiguard demo
 
 # e.g. make test PYTEST_ARGS='-m "not integration"'
-test: venv kafka
+test: venv kafka opa
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks against a local broker (or $KAFKA_BOOTSTRAP): prints a table, writes bench/results/latest.json.
-bench: venv kafka
+bench: venv kafka opa
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: venv
