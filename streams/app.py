@@ -19,6 +19,7 @@ from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.engine import EnginePool, trial_run
 from nhiguard.decision.records import RawRecord
 from nhiguard.settings import Settings
+from nhiguard.streams.reload import BundleReloader
 from nhiguard.streams.sink import OutputSink
 
 log = logging.getLogger("nhiguard.worker")
@@ -73,6 +74,13 @@ def create_app(settings: Settings) -> faust.App:
             os._exit(70)
 
     app.producer.flush = flush_before_commit  # type: ignore[method-assign]
+
+    reloader = BundleReloader(core, settings, sink)
+    if settings.policy_reload_s > 0:
+
+        @app.timer(interval=settings.policy_reload_s)
+        async def reload_policies() -> None:
+            await asyncio.get_running_loop().run_in_executor(None, reloader.check)
 
     @app.agent(topic)
     async def decide(stream: faust.StreamT) -> None:

@@ -11,6 +11,7 @@ a record reprocessed after a crash is decided the same way.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -80,15 +81,25 @@ class DecisionCore:
         self.inventory = inventory or Inventory()
         self.state = state or ContextState()
         self.anomaly = anomaly or AnomalyModels(warmup_events=settings.anomaly_warmup_events)
+        # A bundle swap waits for the batch in progress: one batch is decided by one bundle revision.
+        self._lock = threading.Lock()
         self.load_bundle(bundle, evaluator)
 
-    def load_bundle(self, bundle: PolicyBundle, evaluator: Evaluator | None = None) -> None:
-        """Swap in a bundle and its evaluator (in process unless one is given, e.g. an EnginePool)."""
-        self.evaluator = evaluator or RegoEvaluator(bundle)
-        self.bundle = bundle
+    def load_bundle(self, bundle: PolicyBundle, evaluator: Evaluator | None = None) -> Evaluator | None:
+        """Swap in a bundle and its evaluator (in process unless one is given, e.g. an EnginePool) between
+        batches; returns the evaluator it replaced, for the caller to close."""
+        with self._lock:
+            previous = getattr(self, "evaluator", None)
+            self.evaluator = evaluator or RegoEvaluator(bundle)
+            self.bundle = bundle
+        return previous
 
     # -------------------------------------------------------------------------------------------------------
     def process(self, records: list[RawRecord]) -> BatchResult:
+        with self._lock:
+            return self._process(records)
+
+    def _process(self, records: list[RawRecord]) -> BatchResult:
         result = BatchResult()
         wave: list[_Pending] = []
         pending_writes: set[str] = set()

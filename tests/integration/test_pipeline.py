@@ -258,3 +258,108 @@ def test_a_large_record_under_the_input_limit_is_decided_not_a_poison_pill(pipel
     assert len(out["decisions"]) == 1 and not out["deadletters"]
     assert len(out["decisions"][0]["event"]["release"]["files"]) == 9500
     assert worker.poll() is None, "the worker is still running"
+
+
+def test_policy_change_is_hot_reloaded_and_a_bad_bundle_is_refused(pipeline):
+    from tests.unit.test_engine import CRASHY
+
+    settings, start, tmp = pipeline
+    bundle = tmp / "bundle"
+    shutil.copytree(REPO_ROOT / "policies", bundle)
+    start(NHIGUARD_POLICIES_DIR=bundle, NHIGUARD_POLICY_RELOAD_S=1)
+    codec = AvroCodec(settings.schemas_dir)
+    p = Producer({"bootstrap.servers": settings.bootstrap})
+    c = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "group.id": f"reload-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    c.subscribe([settings.topics.decisions, settings.topics.alerts])
+    seen = {}
+    alerts = []
+
+    def gate(request_id):
+        body = {
+            "gate": "npm-publish",
+            "request_id": request_id,
+            "access": "public",
+            "github": {
+                "repository": "acme/cli",
+                "workflow_ref": "acme/cli/.github/workflows/r.yml@refs/tags/v1",
+            },
+            "pack": {
+                "name": "@acme/cli",
+                "version": "1.0.0",
+                "size": 10,
+                "files": [{"path": "cli.js", "size": 5}, {"path": "src.zip", "size": 5}],
+            },
+        }
+        p.produce(settings.topics.ci, value=json.dumps(body).encode())
+        p.flush(10)
+
+    def wait(pred, timeout=60, every=None):
+        deadline = time.monotonic() + timeout
+        n = 0
+        while time.monotonic() < deadline:
+            if every and n % every == 0:
+                gate(f"probe-{n}")
+            n += 1
+            for m in c.consume(100, 0.5):
+                if m.error():
+                    continue
+                rec = codec.decode(m.value())
+                if m.topic() == settings.topics.alerts:
+                    alerts.append(rec)
+                else:
+                    seen[rec["event"]["event_id"]] = rec
+            if pred():
+                return True
+        return False
+
+    gate("before")
+    assert wait(lambda: "gate:before" in seen)
+    first = seen["gate:before"]
+    assert first["verdict"] == "ALLOW"  # an archive is not prohibited yet
+
+    # A policy change, with its case: archives are now prohibited in public releases.
+    data = bundle / "data.yaml"
+    data.write_text(
+        data.read_text().replace(
+            "          npm_credentials:",
+            "          archive: '\\.(zip|tar|tgz)$'\n          npm_credentials:",
+        )
+    )
+    cases = bundle / "ci" / "release_artifacts.cases.yaml"
+    cases.write_text(
+        cases.read_text()
+        + """
+  - name: an archive in a public release is denied
+    input:
+      domain: ci
+      action: ci.release.publish_request
+      resource_id: "x@1.0.0"
+      release: {package: x, version: 1.0.0, access: public, size: 10, request_id: r9,
+                files: [{path: a.zip, size: 5}]}
+      context: {previous_release: null, size_ratio: null}
+    expect: {verdict: deny, rules: [prohibited_archive]}
+"""
+    )
+    changed = lambda: any(d["bundle_revision"] != first["bundle_revision"] for d in seen.values())  # noqa: E731
+    assert wait(changed, every=4), "the new revision never decided anything"
+    new = next(d for d in seen.values() if d["bundle_revision"] != first["bundle_revision"])
+    assert new["verdict"] == "DENY"
+    assert [f["rule"] for f in new["findings"]] == ["ci.release_artifacts.prohibited_archive"]
+
+    # A bundle that crashes the engine is refused: an alert, and the active revision keeps deciding.
+    (bundle / "cms" / "crashy.rego").write_text(CRASHY)
+    assert wait(lambda: any(a["rule"] == "bundle.refused" for a in alerts), timeout=60)
+    refused = next(a for a in alerts if a["rule"] == "bundle.refused")
+    assert "crashed while trying the bundle" in refused["summary"]
+    gate("after")
+    assert wait(lambda: "gate:after" in seen)
+    assert seen["gate:after"]["bundle_revision"] == new["bundle_revision"]
+    assert seen["gate:after"]["verdict"] == "DENY"
+    c.close()

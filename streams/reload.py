@@ -1,0 +1,78 @@
+"""Hot reload of the policy bundle: a changed policies/ directory becomes active without a restart.
+
+A new revision is proven in a throwaway process (compiled, queried, every case run) and served by a fresh
+engine pool; the swap happens between batches, in the same process, so there is no consumer-group
+rebalance. A bundle that is refused leaves the active one in place and raises an alert on soc.alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from nhiguard.decision.core import DecisionCore
+from nhiguard.decision.engine import EnginePool, trial_run
+from nhiguard.decision.policy import BundleError, load_bundle
+from nhiguard.decision.records import Alert, BatchResult, stable_id
+from nhiguard.settings import Settings
+from nhiguard.streams.sink import OutputSink
+
+log = logging.getLogger("nhiguard.reload")
+
+
+class BundleReloader:
+    def __init__(self, core: DecisionCore, settings: Settings, sink: OutputSink) -> None:
+        self.core = core
+        self.settings = settings
+        self.sink = sink
+        self._refused: dict[str, str] = {}  # revision -> reason, so a bad bundle is reported once
+
+    def check(self) -> str | None:
+        """Activate the bundle on disk if it changed and passes its trial; returns the active revision."""
+        root = self.settings.policies_dir
+        try:
+            revision = load_bundle(root).revision
+        except BundleError as exc:
+            self._refuse(f"unreadable:{exc}", str(exc))
+            return self.core.bundle.revision
+        if revision == self.core.bundle.revision or revision in self._refused:
+            return self.core.bundle.revision
+        try:
+            bundle = trial_run(root)
+            pool = EnginePool(bundle, self.settings.engine_processes, self.settings.engine_timeout_s)
+        except BundleError as exc:
+            self._refuse(revision, str(exc))
+            return self.core.bundle.revision
+        old_revision = self.core.bundle.revision
+        previous = self.core.load_bundle(bundle, pool)
+        if isinstance(previous, EnginePool):
+            previous.close()
+        log.warning("policy bundle %s active (was %s)", bundle.revision, old_revision)
+        return bundle.revision
+
+    def _refuse(self, revision: str, reason: str) -> None:
+        if revision in self._refused:
+            return
+        self._refused[revision] = reason
+        log.error(
+            "policy bundle %s refused, %s stays active: %s", revision, self.core.bundle.revision, reason
+        )
+        now = int(time.time() * 1000)
+        alert = Alert(
+            alert_id=stable_id("bundle-refused", revision),
+            identity="nhiguard",
+            policy="bundle",
+            rule="bundle.refused",
+            severity="high",
+            verdict="REFUSED",
+            count=1,
+            first_event_id=revision,
+            last_event_id=revision,
+            first_seen_ms=now,
+            last_seen_ms=now,
+            summary=f"policy bundle {revision} refused; {self.core.bundle.revision} stays active: {reason}"[
+                :2000
+            ],
+            bundle_revision=self.core.bundle.revision,
+        )
+        self.sink.enqueue(BatchResult(alerts=[alert]))
