@@ -79,6 +79,15 @@ def _metadata(source: str, path: Path) -> dict[str, Any]:
     return meta
 
 
+def _yaml_part(path: Path, digest: Any) -> dict[str, Any]:
+    """A YAML file of the bundle (empty if absent); its text goes into the bundle revision."""
+    if not path.exists():
+        return {}
+    text = path.read_text()
+    digest.update(path.name.encode() + b"\0" + text.encode())
+    return yaml.safe_load(text) or {}
+
+
 def load_bundle(root: Path) -> PolicyBundle:
     """Read policies/ into a bundle; its revision is a hash of every file that can change a decision."""
     root = Path(root)
@@ -116,18 +125,8 @@ def load_bundle(root: Path) -> PolicyBundle:
                 attack=tuple(str(a) for a in custom.get("attack", ()) or ()),
             )
         )
-    data: dict[str, Any] = {}
-    data_file = root / "data.yaml"
-    if data_file.exists():
-        text = data_file.read_text()
-        digest.update(b"data.yaml\0" + text.encode())
-        data = yaml.safe_load(text) or {}
-    manifest: dict[str, Any] = {}
-    manifest_file = root / "manifest.yaml"
-    if manifest_file.exists():
-        text = manifest_file.read_text()
-        digest.update(b"manifest.yaml\0" + text.encode())
-        manifest = yaml.safe_load(text) or {}
+    data = _yaml_part(root / "data.yaml", digest)
+    manifest = _yaml_part(root / "manifest.yaml", digest)
     # Gates fail closed unless the manifest says otherwise.
     failure_mode = {d: "closed" for d in DOMAINS} | dict(manifest.get("failure_mode") or {})
     if bad := {d: m for d, m in failure_mode.items() if m not in ("closed", "open") or d not in DOMAINS}:
