@@ -92,6 +92,7 @@ def decision_record(d: Decision, decided_at_ms: int) -> dict[str, Any]:
                 "severity": f.severity,
                 "mode": f.mode,
                 "identities": list(f.identities),
+                "waiver": f.waiver,
             }
             for f in d.findings
         ],

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from nhiguard.decision.adapters import adapt
 from nhiguard.decision.context import ContextState, Identity, Inventory
-from nhiguard.decision.decide import commands_for, to_findings, verdict_of
+from nhiguard.decision.decide import apply_waivers, commands_for, to_findings, verdict_of
 from nhiguard.decision.policy import Failure, PolicyBundle, RegoEvaluator
 from nhiguard.decision.records import (
     AdapterError,
@@ -199,7 +199,7 @@ class DecisionCore:
         known_installers = tuple(
             i["id"] for i in p.policy_input["context"].get("prior_installers", ()) if i["known"]
         )
-        findings = to_findings(raw, self.bundle, known_installers)
+        findings = apply_waivers(to_findings(raw, self.bundle, known_installers), ev, self.bundle.waivers)
         verdict = verdict_of(findings)
         score, warm, x = self.anomaly.score(ev)
         # Never learn from an event that was denied or looked anomalous: that is how baselines get poisoned.
@@ -254,7 +254,7 @@ class DecisionCore:
                     policy=f.policy,
                     rule=rule,
                     severity=f.severity,
-                    verdict=verdict if f.mode == "enforce" else "SHADOW",
+                    verdict=verdict if f.mode == "enforce" else f.mode.upper(),
                     count=len(items),
                     first_event_id=first.event.event_id,
                     last_event_id=last.event.event_id,

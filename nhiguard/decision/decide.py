@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from nhiguard.decision.context import ContextState, Identity
-from nhiguard.decision.policy import PolicyBundle
+from nhiguard.decision.policy import PolicyBundle, Waiver
 from nhiguard.decision.records import CanonicalEvent, Command, Finding, stable_id
 
 
@@ -34,6 +35,20 @@ def to_findings(
             )
         )
     return sorted(out, key=lambda x: (x.rule, x.reason))
+
+
+def apply_waivers(findings: list[Finding], ev: CanonicalEvent, waivers: list[Waiver]) -> list[Finding]:
+    """Set aside the findings an active waiver covers. Judged at the event's time, so a waiver stops applying
+    by itself when it expires, and a replay of history honours the waivers that were in force then."""
+    if not waivers:
+        return findings
+    out = []
+    for f in findings:
+        w = next(
+            (w for w in waivers if w.covers(f.rule, ev.actor.id, ev.resource_id, ev.occurred_at_ms)), None
+        )
+        out.append(replace(f, mode="waived", waiver=w.id) if w and f.mode == "enforce" else f)
+    return out
 
 
 def verdict_of(findings: list[Finding]) -> str:

@@ -11,10 +11,12 @@ Only the modules that can apply to an event's domain are evaluated for it (one q
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,52 @@ class PolicyModule:
     attack: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Waiver:
+    """An exception as data: this rule does not apply to this identity/resource until it expires."""
+
+    id: str
+    rule: str  # a rule id ("ci.release_artifacts.size_jump") or a policy id ("ci.release_artifacts")
+    owner: str
+    reason: str
+    expires_ms: int
+    identity: str = "*"  # glob on the canonical identity
+    resource: str = "*"  # glob on the event's resource id
+
+    def covers(self, rule: str, identity: str, resource: str, at_ms: int) -> bool:
+        return (
+            at_ms < self.expires_ms
+            and (rule == self.rule or rule.startswith(self.rule + "."))
+            and fnmatch.fnmatchcase(identity, self.identity)
+            and fnmatch.fnmatchcase(resource, self.resource)
+        )
+
+
+def _waivers(doc: dict[str, Any]) -> list[Waiver]:
+    out = []
+    for w in doc.get("waivers") or []:
+        missing = [k for k in ("id", "rule", "owner", "reason", "expires") if not w.get(k)]
+        if missing:
+            raise BundleError(f"waivers.yaml: waiver {w.get('id', '?')} lacks {', '.join(missing)}")
+        expires = w["expires"]
+        if isinstance(expires, str):
+            expires = datetime.fromisoformat(expires.replace("Z", "+00:00"))
+        if not isinstance(expires, datetime) or expires.tzinfo is None:
+            raise BundleError(f"waivers.yaml: waiver {w['id']} needs expires as an ISO time with a zone")
+        out.append(
+            Waiver(
+                id=str(w["id"]),
+                rule=str(w["rule"]),
+                owner=str(w["owner"]),
+                reason=str(w["reason"]),
+                expires_ms=int(expires.timestamp() * 1000),
+                identity=str(w.get("identity") or "*"),
+                resource=str(w.get("resource") or "*"),
+            )
+        )
+    return out
+
+
 @dataclass
 class PolicyBundle:
     root: Path
@@ -53,6 +101,7 @@ class PolicyBundle:
     data: dict[str, Any]
     revision: str
     failure_mode: dict[str, str] = field(default_factory=dict)  # domain -> closed | open
+    waivers: list[Waiver] = field(default_factory=list)
     by_id: dict[str, PolicyModule] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -127,12 +176,18 @@ def load_bundle(root: Path) -> PolicyBundle:
         )
     data = _yaml_part(root / "data.yaml", digest)
     manifest = _yaml_part(root / "manifest.yaml", digest)
+    waivers = _waivers(_yaml_part(root / "waivers.yaml", digest))
     # Gates fail closed unless the manifest says otherwise.
     failure_mode = {d: "closed" for d in DOMAINS} | dict(manifest.get("failure_mode") or {})
     if bad := {d: m for d, m in failure_mode.items() if m not in ("closed", "open") or d not in DOMAINS}:
         raise BundleError(f"manifest.yaml: failure_mode must map domains to closed|open, not {bad}")
     return PolicyBundle(
-        root=root, modules=modules, data=data, revision=digest.hexdigest()[:16], failure_mode=failure_mode
+        root=root,
+        modules=modules,
+        data=data,
+        revision=digest.hexdigest()[:16],
+        failure_mode=failure_mode,
+        waivers=waivers,
     )
 
 

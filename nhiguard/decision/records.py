@@ -81,8 +81,9 @@ class Finding:
     reason: str
     policy: str  # "<domain>.<policy>"
     severity: str
-    mode: str  # enforce | shadow
+    mode: str  # enforce | shadow | waived
     identities: tuple[str, ...] = ()  # for revoke: identities other than the actor whose credentials go
+    waiver: str | None = None  # the waiver that set this finding aside (mode "waived")
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,3 +176,49 @@ def test_policy_engine_failure_costs_only_the_failing_event(monkeypatch):
     assert [x.offset for x in res.deadletters] == [5]
     assert res.deadletters[0].reason == "policy_evaluation_error"
     assert len(res.decisions) == len(records) - 1
+
+
+def test_a_waiver_sets_findings_aside_until_it_expires_and_says_so(tmp_path):
+    import shutil
+    from datetime import timedelta
+
+    from nhiguard.scenarios import default_params as dp
+
+    shutil.copytree(REPO_ROOT / "policies", tmp_path / "p")
+    params = dp()
+    workflow = f"github:{params.ci_repository}/{params.ci_workflow_path}"
+    expired = (params.ci_leak_at - timedelta(days=1)).replace(microsecond=0).isoformat()
+    (tmp_path / "p" / "waivers.yaml").write_text(
+        "waivers:\n"
+        "  - id: W-1\n    rule: ci.release_artifacts.prohibited_source_map\n"
+        f'    identity: "{workflow}"\n    owner: cli-team@acme.example\n    reason: maps ship on purpose\n'
+        f"    expires: {expired}\n"  # a day before the leak: no longer in force
+        "  - id: W-2\n    rule: ci.release_artifacts.size_jump\n"
+        f'    identity: "{workflow}"\n    owner: cli-team@acme.example\n    reason: planned growth\n'
+        "    expires: 2030-01-01T00:00:00Z\n"
+    )
+    bundle = load_bundle(tmp_path / "p")
+    core = DecisionCore(load_settings(env={}), bundle, Inventory.load_dict(inventory(params)))
+    records = generate(params)
+    res = core.process(raw_records(records))
+    leak = next(d for d, r in zip(res.decisions, records, strict=True) if r.label == "incident:ci")
+    by_rule = {f.rule: f for f in leak.findings}
+    # W-2 is in force: the size jump is set aside and says so; W-1 had expired: the source map still denies.
+    assert by_rule["ci.release_artifacts.size_jump"].mode == "waived"
+    assert by_rule["ci.release_artifacts.size_jump"].waiver == "W-2"
+    assert by_rule["ci.release_artifacts.prohibited_source_map"].mode == "enforce"
+    assert leak.verdict == "DENY"
+    assert [c.rule_ids for c in leak.commands] == [("ci.release_artifacts.prohibited_source_map",)]
+
+
+def test_a_waiver_without_owner_or_expiry_is_refused(tmp_path):
+    import shutil
+
+    from nhiguard.decision.policy import BundleError
+
+    shutil.copytree(REPO_ROOT / "policies", tmp_path / "p")
+    (tmp_path / "p" / "waivers.yaml").write_text(
+        "waivers:\n  - id: W-9\n    rule: cms.public_exposure\n    reason: r\n"
+    )
+    with pytest.raises(BundleError, match="W-9 lacks owner, expires"):
+        load_bundle(tmp_path / "p")
