@@ -98,6 +98,20 @@ def opa_eval(
     return result[0]["expressions"][0]["value"]
 
 
+class OpaEvaluator:
+    """The real OPA behind the evaluator interface the cases runner uses (one `opa eval` per call)."""
+
+    def __init__(self, opa: Path, bundle: PolicyBundle, work_dir: Path) -> None:
+        self.opa = opa
+        self.bundle = bundle
+        self.bundle_dir = export_bundle(bundle, work_dir)
+
+    def evaluate(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        if not any(m.domain == domain for m in self.bundle.modules):
+            return [[] for _ in inputs]
+        return opa_eval(self.opa, self.bundle_dir, domain, inputs)
+
+
 def opa_bench(opa: Path, bundle_dir: Path, domain: str, event: dict[str, Any], count: int = 3) -> float:
     """Decisions per second for one event per query (`opa bench`, the median of `count` runs)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:

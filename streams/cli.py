@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 from nhiguard.settings import load_settings
@@ -54,14 +55,23 @@ def _policy_test(args: argparse.Namespace) -> int:
     except BundleError as exc:
         print(f"FAIL bundle {root}: {exc}")
         return 1
-    results = run_cases(bundle)
-    for r in results:
-        print(
-            f"{'PASS' if r.passed else 'FAIL'} {r.policy_id}: {r.name}"
-            + (f" -- {r.detail}" if r.detail else "")
-        )
+    engines = ["regopy", "opa"] if args.engine == "both" else [args.engine]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for engine in engines:
+            evaluator = None  # regopy in process: the bundle has already survived its trial
+            if engine == "opa":
+                from nhiguard.opa import OpaEvaluator, ensure_opa
+
+                evaluator = OpaEvaluator(ensure_opa(load_settings().cache_dir), bundle, Path(tmp) / "bundle")
+            for r in run_cases(bundle, evaluator):
+                results.append(r)
+                mark = "PASS" if r.passed else "FAIL"
+                print(f"{mark} [{engine}] {r.policy_id}: {r.name}" + (f" -- {r.detail}" if r.detail else ""))
     failed = sum(not r.passed for r in results)
-    print(f"{len(results) - failed} passed, {failed} failed (bundle {bundle.revision})")
+    print(
+        f"{len(results) - failed} passed, {failed} failed ({' and '.join(engines)}, bundle {bundle.revision})"
+    )
     return 1 if failed or not results else 0
 
 
@@ -95,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     pol_sub = pol.add_subparsers(dest="policy_command", required=True)
     pt = pol_sub.add_parser("test", help="run every policy's cases through the engine, like `opa test`")
     pt.add_argument("dir", nargs="?", help="bundle directory (default: the configured policies/)")
+    pt.add_argument(
+        "--engine",
+        choices=("regopy", "opa", "both"),
+        default="both",
+        help="regopy (the worker's engine), the real OPA (built by `make opa`), or both (default)",
+    )
     pt.set_defaults(func=_policy_test)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)

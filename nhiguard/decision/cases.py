@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
 from nhiguard.decision.policy import PolicyBundle, RegoEvaluator
+
+
+class CaseEngine(Protocol):
+    def evaluate(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]: ...
+
 
 EFFECT_ORDER = {"revoke": "revoke", "deny": "deny"}
 
@@ -36,7 +41,7 @@ def expected_of(findings: list[dict[str, Any]]) -> tuple[str, list[str]]:
     return verdict, sorted({f["rule"] for f in findings})
 
 
-def run_cases(bundle: PolicyBundle, evaluator: RegoEvaluator | None = None) -> list[CaseResult]:
+def run_cases(bundle: PolicyBundle, evaluator: CaseEngine | None = None) -> list[CaseResult]:
     evaluator = evaluator or RegoEvaluator(bundle)
     results = []
     for policy_id, cases in load_cases(bundle).items():

@@ -114,13 +114,16 @@ def test_policy_test_command_reports_cases_and_refuses_crashing_bundles(tmp_path
 
     assert main(["policy", "test", str(POLICIES)]) == 0
     out = capsys.readouterr().out
-    assert "PASS cms.public_exposure: publishing an asset meant to be public is allowed" in out
+    assert "PASS [regopy] cms.public_exposure: publishing an asset meant to be public is allowed" in out
+    assert "PASS [opa] cms.public_exposure: publishing an asset meant to be public is allowed" in out
     assert "0 failed" in out
     shutil.copytree(POLICIES, tmp_path / "p")
     data = tmp_path / "p" / "data.yaml"
     data.write_text(data.read_text().replace("max_size_ratio: 3.0", "max_size_ratio: 9.0"))
     assert main(["policy", "test", str(tmp_path / "p")]) == 1
-    assert "FAIL ci.release_artifacts: a release six times the size" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "FAIL [regopy] ci.release_artifacts: a release six times the size" in out
+    assert "FAIL [opa] ci.release_artifacts: a release six times the size" in out
     (tmp_path / "p" / "cms" / "crashy.rego").write_text(CRASHY)
     assert main(["policy", "test", str(tmp_path / "p")]) == 1
     assert "crashed while trying the bundle" in capsys.readouterr().out
