@@ -79,6 +79,7 @@ def decision_record(d: Decision, decided_at_ms: int) -> dict[str, Any]:
     return {
         "decision_id": d.decision_id,
         "verdict": d.verdict,
+        "shadow_verdict": d.shadow_verdict,
         "event": event_record(d),
         "input": {"topic": d.topic, "partition": d.partition, "offset": d.offset},
         "identity_known": d.identity_known,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from nhiguard.decision.adapters import adapt
@@ -216,6 +216,9 @@ class DecisionCore:
             partition=p.rec.partition,
             offset=p.rec.offset,
             verdict=verdict,
+            shadow_verdict=verdict_of(
+                [replace(f, mode="enforce") if f.mode == "shadow" else f for f in findings]
+            ),
             findings=findings,
             anomaly_score=round(score, 6),
             anomaly_warm=warm,

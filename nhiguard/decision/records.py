@@ -110,6 +110,8 @@ class Decision:
     partition: int
     offset: int
     verdict: str  # ALLOW | DENY | REVOKE
+    # What the verdict would be if the shadow-mode findings were enforced (a rule's rollout, compared).
+    shadow_verdict: str
     findings: list[Finding]
     anomaly_score: float
     anomaly_warm: bool

@@ -222,3 +222,22 @@ def test_a_waiver_without_owner_or_expiry_is_refused(tmp_path):
     )
     with pytest.raises(BundleError, match="W-9 lacks owner, expires"):
         load_bundle(tmp_path / "p")
+
+
+def test_shadow_mode_records_findings_without_commands_and_compares_verdicts(tmp_path):
+    import shutil
+
+    shutil.copytree(REPO_ROOT / "policies", tmp_path / "p")
+    rego = tmp_path / "p" / "ci" / "release_artifacts.rego"
+    rego.write_text(rego.read_text().replace("#   mode: enforce", "#   mode: shadow"))
+    params = default_params()
+    core = DecisionCore(
+        load_settings(env={}), load_bundle(tmp_path / "p"), Inventory.load_dict(inventory(params))
+    )
+    records = generate(params)
+    res = core.process(raw_records(records))
+    leak = next(d for d, r in zip(res.decisions, records, strict=True) if r.label == "incident:ci")
+    assert leak.findings and all(f.mode == "shadow" for f in leak.findings)
+    assert leak.verdict == "ALLOW" and leak.shadow_verdict == "DENY" and not leak.commands
+    others = [d for d in res.decisions if d is not leak and d.event.domain != "ci"]
+    assert all(d.shadow_verdict == d.verdict for d in others)
