@@ -29,7 +29,9 @@ def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
     if not raw:
         return ()
     items = raw.items() if isinstance(raw, dict) else raw
-    return tuple((str(k), v if isinstance(v, bytes) else str(v).encode()) for k, v in items)
+    return tuple(
+        (str(k), v if isinstance(v, bytes) else b"" if v is None else str(v).encode()) for k, v in items
+    )
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -104,8 +106,9 @@ def create_app(settings: Settings) -> faust.App:
                 t1 = time.perf_counter()
                 sink.enqueue(result)
                 t2 = time.perf_counter()
-            except Exception:
-                # Our own output failed (or the core broke): never ack this batch. Exit hard so nothing
+            except BaseException:
+                # Our own output failed, the core broke, or the agent was cancelled mid-batch: never let
+                # Faust ack this batch (take_events acks in its finally). Exit hard so nothing
                 # after it is committed either; the supervisor restarts us and the batch is reprocessed.
                 log.critical("batch at %s failed; exiting without committing", records[0:1], exc_info=True)
                 logging.shutdown()

@@ -12,7 +12,7 @@ import time
 
 from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.engine import EnginePool, trial_run
-from nhiguard.decision.policy import BundleError, load_bundle
+from nhiguard.decision.policy import load_bundle
 from nhiguard.decision.records import Alert, BatchResult, stable_id
 from nhiguard.settings import Settings
 from nhiguard.streams.sink import OutputSink
@@ -32,16 +32,16 @@ class BundleReloader:
         root = self.settings.policies_dir
         try:
             revision = load_bundle(root).revision
-        except BundleError as exc:
-            self._refuse(f"unreadable:{exc}", str(exc))
+        except Exception as exc:  # a typo while editing policies must never stop the worker
+            self._refuse(f"unreadable:{exc}", f"{type(exc).__name__}: {exc}")
             return self.core.bundle.revision
         if revision == self.core.bundle.revision or revision in self._refused:
             return self.core.bundle.revision
         try:
             bundle = trial_run(root)
             pool = EnginePool(bundle, self.settings.engine_processes, self.settings.engine_timeout_s)
-        except BundleError as exc:
-            self._refuse(revision, str(exc))
+        except Exception as exc:
+            self._refuse(revision, f"{type(exc).__name__}: {exc}")
             return self.core.bundle.revision
         old_revision = self.core.bundle.revision
         previous = self.core.load_bundle(bundle, pool)

@@ -92,8 +92,8 @@ class OutputSink:
         """Wait until everything enqueued is delivered; raise if anything was not."""
         remaining = self._producer.flush(timeout_s)
         if remaining or self._errors:
-            errors, self._errors = self._errors, []
-            raise OutputError(f"{remaining} output records undelivered; errors: {errors[:5]}")
+            # Sticky: a concurrent flush (commit and rebalance) must fail too, never report success.
+            raise OutputError(f"{remaining} output records undelivered; errors: {self._errors[:5]}")
 
     def close(self) -> None:
         self._producer.flush(10)

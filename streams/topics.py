@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from nhiguard.settings import Settings
 
@@ -12,6 +12,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create the input and output topics that do not exist yet (existing ones are left as they are)."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap, "log_level": 3})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
+    _check_output_limits(admin, settings, [t for t in settings.topics.outputs if t in existing], timeout_s)
     out_config = {"max.message.bytes": str(settings.max_output_bytes)}
     wanted = [
         NewTopic(t, num_partitions=settings.input_partitions, replication_factor=1)
@@ -30,6 +31,20 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise RuntimeError(f"cannot create topic {topic}: {exc}") from exc
+
+
+def _check_output_limits(admin: AdminClient, settings: Settings, topics: list[str], timeout_s: float) -> None:
+    """Existing output topics must take records of max_output_bytes, or a large decision fails forever."""
+    if not topics:
+        return
+    futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics])
+    for res, fut in futures.items():
+        entry = fut.result(timeout_s).get("max.message.bytes")
+        if entry is not None and int(entry.value) < settings.max_output_bytes:
+            raise RuntimeError(
+                f"output topic {res.name} takes records of at most {entry.value} bytes; nhiguard needs "
+                f"{settings.max_output_bytes}: raise its max.message.bytes or lower NHIGUARD_MAX_RECORD_BYTES"
+            )
 
 
 def delete_topics(bootstrap: str, topics: list[str], timeout_s: float = 30.0) -> None:

@@ -7,17 +7,17 @@ issue #5 makes it durable and partitioned by identity.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import json
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from nhiguard.decision.records import CanonicalEvent, Decision
+from nhiguard.decision.records import CanonicalEvent, Decision, is_engine_failure
 
 EXPOSURE_WINDOW_MS = 10 * 60 * 1000
 DAY_MS = 24 * 3600 * 1000
@@ -90,7 +90,7 @@ class Inventory:
 class ContextState:
     """What earlier events and decisions established. Updated in event order."""
 
-    exposures: dict[str, deque[int]] = field(default_factory=dict)
+    exposures: dict[str, list[int]] = field(default_factory=dict)
     last_release: dict[str, dict[str, Any]] = field(default_factory=dict)
     package_created_ms: dict[str, int] = field(default_factory=dict)
     denied_versions: set[str] = field(default_factory=set)
@@ -102,12 +102,16 @@ class ContextState:
         """Record what the event itself establishes and return the context facts for its policy input."""
         ctx: dict[str, Any] = {}
         if ev.cms is not None:
-            q = self.exposures.setdefault(ev.actor.id, deque())
+            # Sorted times, so a late or redelivered webhook counts only exposures in its own window.
+            times = self.exposures.setdefault(ev.actor.id, [])
+            t = ev.occurred_at_ms
             if ev.cms["exposed_without_publish"]:
-                q.append(ev.occurred_at_ms)
-            while q and q[0] <= ev.occurred_at_ms - EXPOSURE_WINDOW_MS:
-                q.popleft()
-            ctx["exposures_10m"] = len(q)
+                bisect.insort(times, t)
+            ctx["exposures_10m"] = bisect.bisect_right(times, t) - bisect.bisect_right(
+                times, t - EXPOSURE_WINDOW_MS
+            )
+            # Forget what no event within a window of the newest can still count.
+            del times[: bisect.bisect_right(times, times[-1] - 2 * EXPOSURE_WINDOW_MS) if times else 0]
         if ev.release is not None:
             prev = self.last_release.get(ev.release["package"])
             ctx["previous_release"] = prev
@@ -147,6 +151,8 @@ class ContextState:
 
     # -- after the decision ---------------------------------------------------------------------------------
     def record_decision(self, d: Decision) -> None:
+        if any(is_engine_failure(f) for f in d.findings):
+            return  # no policy judged this event: it must not become history (a denied version, a release)
         ev = d.event
         if ev.release is not None and d.verdict == "ALLOW":
             self.last_release[ev.release["package"]] = {

@@ -189,7 +189,7 @@ class DecisionCore:
         closed = self.bundle.failure_mode.get(domain, "closed") == "closed"
         return {
             "policy": f"{domain}.engine",
-            "rule": "no_answer",
+            "rule": "no_answer",  # -> "<domain>.engine.no_answer", see records.is_engine_failure
             "effect": "deny" if closed else "alert",
             "reason": f"policy engine gave no answer in time; failing {'closed' if closed else 'open'}",
         }

@@ -7,7 +7,9 @@ from typing import Any
 
 from nhiguard.decision.context import ContextState, Identity
 from nhiguard.decision.policy import PolicyBundle, Waiver
-from nhiguard.decision.records import CanonicalEvent, Command, Finding, stable_id
+from nhiguard.decision.records import CanonicalEvent, Command, Finding, is_engine_failure, stable_id
+
+REVOKE_DEDUP_MS = 3_600_000
 
 
 def to_findings(
@@ -56,7 +58,11 @@ def verdict_of(findings: list[Finding]) -> str:
     return "REVOKE" if "revoke" in effects else "DENY" if "deny" in effects else "ALLOW"
 
 
-def _deny_target(ev: CanonicalEvent) -> tuple[str, str]:
+def _deny_target(ev: CanonicalEvent, findings: list[Finding]) -> tuple[str, str]:
+    if all(is_engine_failure(f) for f in findings):
+        # The engine could not judge this event: deny this request only, never the package version or
+        # asset for everyone (a fail-closed timeout is not a finding about the package).
+        return "request", ev.event_id
     if ev.release is not None:
         return "request", ev.release["request_id"]
     if ev.publish is not None or ev.install is not None:
@@ -84,16 +90,19 @@ def commands_for(
     cmds: list[Command] = []
     denies = [f for f in enforce if f.effect == "deny"]
     if denies:
-        ttype, target = _deny_target(ev)
+        ttype, target = _deny_target(ev, denies)
         cmds.append(_command("DENY", ev, ev.actor.id, ttype, target, denies, revision, deny_ttl_ms))
     revokes = [f for f in enforce if f.effect == "revoke"]
     who = sorted({i for f in revokes for i in (f.identities or (ev.actor.id,))})
     for identity_id in who:
-        if not state.mark_revoked(identity_id, ev.occurred_at_ms, ev.occurred_at_ms + revoke_ttl_ms):
-            continue  # a revocation is already in force: one REVOKE per identity, not one per event
+        why = [f for f in revokes if identity_id in (f.identities or (ev.actor.id,))]
+        # One REVOKE per identity and reason within an hour, not one per event of a burst; another reason,
+        # or the same one after the hour (the credential may have been reissued), revokes again.
+        key = identity_id + "|" + ",".join(sorted({f.rule for f in why}))
+        if not state.mark_revoked(key, ev.occurred_at_ms, ev.occurred_at_ms + REVOKE_DEDUP_MS):
+            continue
         ident = identities.get(identity_id)
         creds = ident.credential_ids if ident and ident.credential_ids else (f"identity:{identity_id}",)
-        why = [f for f in revokes if identity_id in (f.identities or (ev.actor.id,))]
         for cred in creds:
             cmds.append(_command("REVOKE", ev, identity_id, "credential", cred, why, revision, revoke_ttl_ms))
     return cmds

@@ -49,9 +49,9 @@ class EngineTimeout(Exception):
     """The evaluator process did not answer within the deadline."""
 
 
-def _child(conn: Connection, bundle_root: str, fault_injection: bool) -> None:
+def _child(conn: Connection, bundle: PolicyBundle, fault_injection: bool) -> None:
     try:
-        evaluator = RegoEvaluator(load_bundle(Path(bundle_root)))
+        evaluator = RegoEvaluator(bundle)
     except Exception as exc:  # reported to the parent, which refuses the bundle
         conn.send(("refused", f"{type(exc).__name__}: {exc}"))
         return
@@ -79,11 +79,13 @@ def _child(conn: Connection, bundle_root: str, fault_injection: bool) -> None:
 class _Evaluator:
     """One child process and the pipe to it."""
 
-    def __init__(self, bundle_root: Path, fault_injection: bool, start_timeout_s: float) -> None:
+    def __init__(self, bundle: PolicyBundle, fault_injection: bool, start_timeout_s: float) -> None:
         self.conn, child_conn = _ctx.Pipe()
         self.proc = _ctx.Process(
             target=_child,
-            args=(child_conn, str(bundle_root), fault_injection),
+            # The loaded bundle itself, not its directory: a restart after a crash must serve the same
+            # revision even if policies/ has changed on disk since.
+            args=(child_conn, bundle, fault_injection),
             daemon=True,
             name="nhiguard-rego",
         )
@@ -95,7 +97,7 @@ class _Evaluator:
         try:
             kind, detail = self.conn.recv()
         except EOFError as exc:
-            self.proc.join(5)
+            self.kill()
             raise BundleError(f"policy engine died loading the bundle (exit {self.proc.exitcode})") from exc
         if kind != "ready":
             self.kill()
@@ -129,6 +131,7 @@ class _Evaluator:
         self.proc.join(5)
         if self.proc.is_alive():
             self.proc.kill()
+            self.proc.join(5)
         self.conn.close()
 
 
@@ -145,19 +148,16 @@ class EnginePool:
     ) -> None:
         self.bundle = bundle
         self.timeout_s = timeout_s
-        self._start = (Path(bundle.root), fault_injection, start_timeout_s)
-        self._free = [self._spawn() for _ in range(max(1, processes))]
+        self._start = (bundle, fault_injection, start_timeout_s)
         self._lock = threading.Condition()
         self.restarts = 0
-
-    def _spawn(self) -> _Evaluator:
-        ev = _Evaluator(*self._start)
-        if ev.revision != self.bundle.revision:
-            ev.close()
-            raise BundleError(
-                f"bundle changed on disk while loading ({ev.revision} != {self.bundle.revision})"
-            )
-        return ev
+        self._free: list[_Evaluator | None] = []
+        try:
+            for _ in range(max(1, processes)):
+                self._free.append(_Evaluator(*self._start))
+        except BaseException:
+            self.close()
+            raise
 
     def _ask(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         with self._lock:
@@ -165,17 +165,23 @@ class EnginePool:
                 self._lock.wait()
             ev = self._free.pop()
         try:
-            result = ev.ask(domain, inputs, self.timeout_s)
+            if ev is None:  # its predecessor died and could not be replaced then: try again now
+                try:
+                    ev = _Evaluator(*self._start)
+                except BundleError as exc:
+                    raise EngineCrash(f"policy engine could not be restarted: {exc}") from exc
+            return ev.ask(domain, inputs, self.timeout_s)
         except (EngineCrash, EngineTimeout):
-            ev.kill()
-            self.restarts += 1
-            ev = self._spawn()
+            if ev is not None:
+                ev.kill()
+            ev = None  # replaced lazily by the next caller: a dead process is never handed out
+            with self._lock:
+                self.restarts += 1
             raise
         finally:
             with self._lock:
                 self._free.append(ev)
                 self._lock.notify()
-        return result
 
     def evaluate(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         if not inputs:
@@ -206,7 +212,8 @@ class EnginePool:
     def close(self) -> None:
         with self._lock:
             for ev in self._free:
-                ev.close()
+                if ev is not None:
+                    ev.close()
             self._free.clear()
 
 

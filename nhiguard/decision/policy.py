@@ -122,7 +122,10 @@ def _metadata(source: str, path: Path) -> dict[str, Any]:
         if not ln.startswith("#"):
             break
         body.append(ln[2:] if ln.startswith("# ") else ln[1:])
-    meta = yaml.safe_load("\n".join(body)) or {}
+    try:
+        meta = yaml.safe_load("\n".join(body)) or {}
+    except yaml.YAMLError as exc:
+        raise BundleError(f"{path}: METADATA is not valid YAML: {exc}") from exc
     if not isinstance(meta, dict) or "title" not in meta:
         raise BundleError(f"{path}: METADATA needs at least a title")
     return meta
@@ -134,7 +137,13 @@ def _yaml_part(path: Path, digest: Any) -> dict[str, Any]:
         return {}
     text = path.read_text()
     digest.update(path.name.encode() + b"\0" + text.encode())
-    return yaml.safe_load(text) or {}
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise BundleError(f"{path.name}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise BundleError(f"{path.name}: expected a mapping, not {type(doc).__name__}")
+    return doc
 
 
 def load_bundle(root: Path) -> PolicyBundle:

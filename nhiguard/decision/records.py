@@ -86,6 +86,11 @@ class Finding:
     waiver: str | None = None  # the waiver that set this finding aside (mode "waived")
 
 
+def is_engine_failure(f: Finding) -> bool:
+    """A finding the core made because the engine gave no answer in time (not a policy's judgement)."""
+    return f.rule.endswith(".engine.no_answer")
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
     command_id: str

@@ -241,3 +241,25 @@ def test_shadow_mode_records_findings_without_commands_and_compares_verdicts(tmp
     assert leak.verdict == "ALLOW" and leak.shadow_verdict == "DENY" and not leak.commands
     others = [d for d in res.decisions if d is not leak and d.event.domain != "ci"]
     assert all(d.shadow_verdict == d.verdict for d in others)
+
+
+def test_exposure_window_counts_late_events_in_their_own_window():
+    from nhiguard.decision.context import ContextState
+    from nhiguard.decision.records import Actor, CanonicalEvent
+
+    state = ContextState()
+    counts = []
+    for minute in (60, 10, 65, 66, 67):  # the second one arrives late
+        ev = CanonicalEvent(
+            event_id=f"e{minute}",
+            source="t",
+            domain="cms",
+            action="cms.asset.create",
+            occurred_at_ms=minute * 60_000,
+            actor=Actor("a", "a", False, "a"),
+            resource_type="r",
+            resource_id=f"r{minute}",
+            cms={"exposed_without_publish": True},
+        )
+        counts.append(state.observe(ev)["exposures_10m"])
+    assert counts == [1, 1, 2, 3, 4]

@@ -104,7 +104,10 @@ def test_a_hang_hits_the_deadline_and_the_domain_fails_closed(pool):
     assert not res.deadletters and len(res.decisions) == 6
     hung = next(d for d in res.decisions if d.offset == marked[0])
     assert hung.verdict == "DENY" and [f.rule for f in hung.findings] == ["cms.engine.no_answer"]
-    assert [c.kind for c in hung.commands] == ["DENY"]
+    # Fail closed for this request only: never a package-version or asset deny for everyone.
+    assert [(c.kind, c.target_type, c.target) for c in hung.commands] == [
+        ("DENY", "request", hung.event.event_id)
+    ]
     assert all(d.verdict == "ALLOW" for d in res.decisions if d.offset != marked[0])
     assert any(a.rule == "cms.engine.no_answer" for a in res.alerts)
 
@@ -127,3 +130,17 @@ def test_policy_test_command_reports_cases_and_refuses_crashing_bundles(tmp_path
     (tmp_path / "p" / "cms" / "crashy.rego").write_text(CRASHY)
     assert main(["policy", "test", str(tmp_path / "p")]) == 1
     assert "crashed while trying the bundle" in capsys.readouterr().out
+
+
+def test_a_restarted_engine_serves_the_loaded_revision_even_if_the_disk_changed(tmp_path):
+    shutil.copytree(POLICIES, tmp_path / "p")
+    bundle = load_bundle(tmp_path / "p")
+    p = EnginePool(bundle, processes=1, timeout_s=5.0, fault_injection=True)
+    try:
+        inputs = _inputs(p)
+        expected = p.evaluate("cms", inputs)
+        (tmp_path / "p" / "data.yaml").write_text("not: [valid")  # an operator is mid-edit
+        p.evaluate_isolating("cms", [dict(inputs[0], _fault="segv")])  # the child dies and is replaced
+        assert p.evaluate("cms", inputs) == expected
+    finally:
+        p.close()

@@ -70,3 +70,13 @@ def test_quotes_in_input_strings_do_not_break_evaluation():
     inp["release"] = dict(inp["release"], files=[{"path": 'a"b.js.map', "size": 1}], package='evil"pkg')
     (found,) = ev.evaluate("ci", [inp])
     assert {f["rule"] for f in found} == {"prohibited_source_map"}
+
+
+@pytest.mark.parametrize(("name", "text"), [("data.yaml", "not: [valid"), ("manifest.yaml", "- a\n- b\n")])
+def test_broken_yaml_is_a_bundle_error_not_a_crash(tmp_path, name, text):
+    import shutil
+
+    shutil.copytree(POLICIES, tmp_path / "p")
+    (tmp_path / "p" / name).write_text(text)
+    with pytest.raises(BundleError, match=name):
+        load_bundle(tmp_path / "p")
