@@ -13,10 +13,12 @@ import os
 import shutil
 import subprocess
 import tempfile
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-from nhiguard.decision.policy import PolicyBundle, entry_module
+from nhiguard.decision.policy import EvaluationError, Failure, PolicyBundle, entry_module
 
 OPA_VERSION = "v1.22.2"
 OPA_MODULE = "github.com/open-policy-agent/opa"
@@ -110,6 +112,70 @@ class OpaEvaluator:
         if not any(m.domain == domain for m in self.bundle.modules):
             return [[] for _ in inputs]
         return opa_eval(self.opa, self.bundle_dir, domain, inputs)
+
+
+class OpaServerEvaluator:
+    """An OPA server (REST API) as the policy engine, for teams that already run OPA.
+
+    At start the evaluator loads our bundle into the server — the same modules, the same generated entry
+    module, the same data — so the server answers exactly what regopy would (the parity tests hold for it).
+    Same interface as the in-process and out-of-process regopy evaluators.
+    """
+
+    def __init__(self, url: str, bundle: PolicyBundle, timeout_s: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.bundle = bundle
+        self.timeout_s = timeout_s
+        for m in bundle.modules:
+            self._request("PUT", f"/v1/policies/nhiguard/{m.path}", m.source.encode(), "text/plain")
+        self._request(
+            "PUT", "/v1/policies/nhiguard/nhiguard_entry.rego", entry_module(bundle).encode(), "text/plain"
+        )
+        self._request("PUT", "/v1/data", json.dumps(bundle.data).encode(), "application/json")
+        self._domains = {m.domain for m in bundle.modules}
+
+    def _request(self, method: str, path: str, body: bytes, content_type: str) -> Any:
+        req = urllib.request.Request(
+            self.url + path, data=body, method=method, headers={"Content-Type": content_type}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                payload = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise OpaError(f"OPA server {method} {path}: {exc.code} {exc.read()[:500]!r}") from exc
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise OpaError(f"OPA server {method} {path}: {exc}") from exc
+        return json.loads(payload) if payload else None
+
+    def evaluate(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        if domain not in self._domains or not inputs:
+            return [[] for _ in inputs]
+        try:
+            out = self._request(
+                "POST",
+                f"/v1/data/nhiguard/entry/{domain}",
+                json.dumps({"input": {"events": inputs}}).encode(),
+                "application/json",
+            )
+        except OpaError as exc:
+            raise EvaluationError(str(exc)) from exc
+        result = (out or {}).get("result")
+        if not isinstance(result, list) or len(result) != len(inputs):
+            raise EvaluationError(f"OPA server gave {type(result).__name__} for {len(inputs)} inputs")
+        return result
+
+    def evaluate_isolating(
+        self, domain: str, inputs: list[dict[str, Any]]
+    ) -> tuple[list[list[dict[str, Any]] | None], dict[int, Failure]]:
+        try:
+            return list(self.evaluate(domain, inputs)), {}
+        except EvaluationError as exc:
+            if len(inputs) == 1:
+                return [None], {0: Failure("policy_evaluation_error", str(exc))}
+        mid = len(inputs) // 2
+        left, lerr = self.evaluate_isolating(domain, inputs[:mid])
+        right, rerr = self.evaluate_isolating(domain, inputs[mid:])
+        return left + right, {**lerr, **{i + mid: e for i, e in rerr.items()}}
 
 
 def opa_bench(opa: Path, bundle_dir: Path, domain: str, event: dict[str, Any], count: int = 3) -> float:

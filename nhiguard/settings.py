@@ -70,6 +70,10 @@ class Settings:
     engine_processes: int = max(1, (os.cpu_count() or 2) - 1)
     # An evaluation that takes longer fails the domain's way (policies/manifest.yaml: closed or open).
     engine_timeout_s: float = 10.0
+    # The policy engine: "regopy" (child processes) or "opa-server" (an OPA server's REST API at opa_url,
+    # loaded with this bundle by the worker).
+    engine: str = "regopy"
+    opa_url: str = "http://127.0.0.1:8181"
     # How often the worker looks for a changed policy bundle on disk (0: never; restart to change policies).
     policy_reload_s: float = 5.0
     data_dir: Path = REPO_ROOT / ".cache" / "worker"
@@ -106,6 +110,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "NHIGUARD_ENGINE_PROCESSES": ("engine_processes", int),
         "NHIGUARD_ENGINE_TIMEOUT_S": ("engine_timeout_s", float),
         "NHIGUARD_POLICY_RELOAD_S": ("policy_reload_s", float),
+        "NHIGUARD_ENGINE": ("engine", str),
+        "NHIGUARD_OPA_URL": ("opa_url", str),
     }
     for var, (name, conv) in simple.items():
         if var in env:

@@ -16,9 +16,10 @@ import faust
 from nhiguard.avro import AvroCodec
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.engine import EnginePool, trial_run
+from nhiguard.decision.engine import trial_run
 from nhiguard.decision.records import RawRecord
 from nhiguard.settings import Settings
+from nhiguard.streams.engines import make_evaluator
 from nhiguard.streams.reload import BundleReloader
 from nhiguard.streams.sink import OutputSink
 
@@ -55,8 +56,7 @@ def create_app(settings: Settings) -> faust.App:
     # Prove the bundle in a throwaway process, then serve it from child processes: a native crash in
     # regopy costs one event, never the worker.
     bundle = trial_run(settings.policies_dir)
-    pool = EnginePool(bundle, processes=settings.engine_processes, timeout_s=settings.engine_timeout_s)
-    core = DecisionCore(settings, bundle, inventory, evaluator=pool)
+    core = DecisionCore(settings, bundle, inventory, evaluator=make_evaluator(settings, bundle))
     sink = OutputSink(settings, AvroCodec(settings.schemas_dir))
     topic = app.topic(*settings.topics.inputs, value_serializer="raw", key_serializer="raw")
 

@@ -11,10 +11,11 @@ import logging
 import time
 
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.engine import EnginePool, trial_run
+from nhiguard.decision.engine import trial_run
 from nhiguard.decision.policy import load_bundle
 from nhiguard.decision.records import Alert, BatchResult, stable_id
 from nhiguard.settings import Settings
+from nhiguard.streams.engines import make_evaluator
 from nhiguard.streams.sink import OutputSink
 
 log = logging.getLogger("nhiguard.reload")
@@ -39,13 +40,13 @@ class BundleReloader:
             return self.core.bundle.revision
         try:
             bundle = trial_run(root)
-            pool = EnginePool(bundle, self.settings.engine_processes, self.settings.engine_timeout_s)
+            pool = make_evaluator(self.settings, bundle)
         except Exception as exc:
             self._refuse(revision, f"{type(exc).__name__}: {exc}")
             return self.core.bundle.revision
         old_revision = self.core.bundle.revision
         previous = self.core.load_bundle(bundle, pool)
-        if isinstance(previous, EnginePool):
+        if hasattr(previous, "close"):
             previous.close()
         log.warning("policy bundle %s active (was %s)", bundle.revision, old_revision)
         return bundle.revision

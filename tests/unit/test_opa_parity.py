@@ -56,3 +56,57 @@ def test_the_worker_inputs_of_a_whole_stream_give_the_same_findings(opa):
         assert [key(x) for x in ours] == [key(x) for x in theirs], domain
         fired += sum(1 for x in ours if x)
     assert fired > 100  # the comparison covers firing rules, not only silence
+
+
+@pytest.fixture(scope="module")
+def opa_server(opa):
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    binary, _ = opa
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(binary), "run", "--server", "--addr", f"127.0.0.1:{port}", "--log-level", "error"]
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_the_opa_server_backend_decides_the_incident_stream_like_regopy(opa_server):
+    """The optional engine for teams that run OPA: same bundle pushed over REST, same decisions."""
+    from nhiguard.decision.context import Inventory
+    from nhiguard.decision.core import DecisionCore
+    from nhiguard.opa import OpaServerEvaluator
+    from nhiguard.scenarios import default_params, generate, inventory
+    from tests.unit.test_core import raw_records
+
+    params = default_params()
+    raws = raw_records(generate(params))
+
+    def run(evaluator):
+        core = DecisionCore(
+            load_settings(env={}), BUNDLE, Inventory.load_dict(inventory(params)), evaluator=evaluator
+        )
+        res = core.process(raws)
+        return [(d.decision_id, d.verdict, [c.command_id for c in d.commands]) for d in res.decisions]
+
+    ours = run(None)
+    theirs = run(OpaServerEvaluator(opa_server, BUNDLE))
+    assert theirs == ours
+    assert sum(1 for _, v, _ in ours if v != "ALLOW") > 100
