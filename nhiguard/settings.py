@@ -24,6 +24,7 @@ class Topics:
     commands: str = "enforcement.commands"
     alerts: str = "soc.alerts"
     deadletter: str = "audit.deadletter"
+    bundles: str = "policy.bundles"  # compacted: the latest policy bundle, when policy_source is "topic"
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -74,6 +75,9 @@ class Settings:
     # loaded with this bundle by the worker).
     engine: str = "regopy"
     opa_url: str = "http://127.0.0.1:8181"
+    # Where a running worker takes new policy bundles from: "dir" (policies_dir, checked every
+    # policy_reload_s) or "topic" (the compacted topics.bundles, written by `nhiguard policy publish`).
+    policy_source: str = "dir"
     # How often the worker looks for a changed policy bundle on disk (0: never; restart to change policies).
     policy_reload_s: float = 5.0
     data_dir: Path = REPO_ROOT / ".cache" / "worker"
@@ -111,6 +115,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "NHIGUARD_ENGINE_TIMEOUT_S": ("engine_timeout_s", float),
         "NHIGUARD_POLICY_RELOAD_S": ("policy_reload_s", float),
         "NHIGUARD_ENGINE": ("engine", str),
+        "NHIGUARD_POLICY_SOURCE": ("policy_source", str),
         "NHIGUARD_OPA_URL": ("opa_url", str),
     }
     for var, (name, conv) in simple.items():

@@ -78,7 +78,16 @@ def create_app(settings: Settings) -> faust.App:
     app.producer.flush = flush_before_commit  # type: ignore[method-assign]
 
     reloader = BundleReloader(core, settings, sink)
-    if settings.policy_reload_s > 0:
+    if settings.policy_source == "topic":
+        from nhiguard.streams.bundles import BundleFollower
+
+        follower = BundleFollower(settings, reloader)
+
+        @app.task
+        async def follow_bundles() -> None:
+            follower.start()
+
+    elif settings.policy_reload_s > 0:
 
         @app.timer(interval=settings.policy_reload_s)
         async def reload_policies() -> None:

@@ -75,6 +75,16 @@ def _policy_test(args: argparse.Namespace) -> int:
     return 1 if failed or not results else 0
 
 
+def _policy_publish(args: argparse.Namespace) -> int:
+    from nhiguard.streams.bundles import publish_bundle
+
+    settings = load_settings()
+    root = Path(args.dir) if args.dir else settings.policies_dir
+    revision = publish_bundle(settings, root)
+    print(f"published bundle {revision} from {root} to {settings.topics.bundles} on {settings.bootstrap}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="nhiguard", description=__doc__)
@@ -112,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         help="regopy (the worker's engine), the real OPA (built by `make opa`), or both (default)",
     )
     pt.set_defaults(func=_policy_test)
+    pp = pol_sub.add_parser(
+        "publish",
+        help="write a bundle to the compacted policy.bundles topic; workers "
+        "with NHIGUARD_POLICY_SOURCE=topic prove and activate it",
+    )
+    pp.add_argument("dir", nargs="?", help="bundle directory (default: the configured policies/)")
+    pp.set_defaults(func=_policy_publish)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.engine import trial_run
@@ -29,8 +30,12 @@ class BundleReloader:
         self._refused: dict[str, str] = {}  # revision -> reason, so a bad bundle is reported once
 
     def check(self) -> str | None:
-        """Activate the bundle on disk if it changed and passes its trial; returns the active revision."""
-        root = self.settings.policies_dir
+        """Activate the bundle in policies_dir if it changed and passes its trial."""
+        return self.activate(self.settings.policies_dir)
+
+    def activate(self, root: Path) -> str | None:
+        """Activate the bundle at root if it differs from the active one and passes its trial; returns the
+        active revision. Thread-safe: the swap waits for the batch in progress."""
         try:
             revision = load_bundle(root).revision
         except Exception as exc:  # a typo while editing policies must never stop the worker

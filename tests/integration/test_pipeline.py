@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from nhiguard.avro import AvroCodec
+from nhiguard.decision.policy import load_bundle
 from nhiguard.scenarios import default_params, generate, write_inventory
 from nhiguard.settings import REPO_ROOT, Topics, load_settings
 from nhiguard.streams.demo import produce_records, worker_env
@@ -363,3 +364,72 @@ def test_policy_change_is_hot_reloaded_and_a_bad_bundle_is_refused(pipeline):
     assert seen["gate:after"]["bundle_revision"] == new["bundle_revision"]
     assert seen["gate:after"]["verdict"] == "DENY"
     c.close()
+
+
+def test_a_bundle_published_to_the_topic_becomes_active_on_the_worker(pipeline, monkeypatch):
+    from nhiguard.streams.cli import main
+
+    settings, start, tmp = pipeline
+    start(NHIGUARD_POLICY_SOURCE="topic")
+    codec = AvroCodec(settings.schemas_dir)
+    p = Producer({"bootstrap.servers": settings.bootstrap})
+    c = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "group.id": f"pub-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    c.subscribe([settings.topics.decisions])
+    body = {
+        "gate": "npm-publish",
+        "access": "public",
+        "github": {"repository": "acme/cli", "workflow_ref": "acme/cli/.github/workflows/r.yml@refs/tags/v1"},
+        "pack": {
+            "name": "@acme/cli",
+            "version": "1.0.0",
+            "size": 10,
+            "files": [{"path": "src.zip", "size": 5}],
+        },
+    }
+
+    def decide(request_id, timeout=60):
+        p.produce(settings.topics.ci, value=json.dumps(dict(body, request_id=request_id)).encode())
+        p.flush(10)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for m in c.consume(100, 0.5):
+                if not m.error():
+                    d = codec.decode(m.value())
+                    if d["event"]["event_id"] == f"gate:{request_id}":
+                        return d
+        raise AssertionError(f"no decision for {request_id}")
+
+    before = decide("before")
+    assert before["verdict"] == "ALLOW"
+    # Publish a changed bundle (archives prohibited, with its case) with the CLI, as an operator would.
+    bundle = tmp / "bundle"
+    shutil.copytree(REPO_ROOT / "policies", bundle)
+    data = bundle / "data.yaml"
+    data.write_text(
+        data.read_text().replace(
+            "          npm_credentials:", "          archive: '\\.zip$'\n          npm_credentials:"
+        )
+    )
+    for k, v in worker_env_for(settings).items():
+        monkeypatch.setenv(k, v)
+    assert main(["policy", "publish", str(bundle)]) == 0
+    for i in range(30):
+        d = decide(f"after-{i}", timeout=10)
+        if d["bundle_revision"] != before["bundle_revision"]:
+            break
+    assert d["bundle_revision"] == load_bundle(bundle).revision
+    assert d["verdict"] == "DENY" and d["findings"][0]["rule"] == "ci.release_artifacts.prohibited_archive"
+    c.close()
+
+
+def worker_env_for(settings):
+    env = {"KAFKA_BOOTSTRAP": settings.bootstrap}
+    env.update({f"NHIGUARD_TOPIC_{k.upper()}": v for k, v in vars(settings.topics).items()})
+    return env

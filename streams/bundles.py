@@ -1,0 +1,122 @@
+"""Policy bundles through Kafka: `nhiguard policy publish` writes a bundle to a compacted topic, and every
+worker follows that topic and activates the newest bundle (trial run, then an atomic swap).
+
+A record is the bundle's text files as JSON (`{"files": {path: text}}`), keyed by bundle name, so
+compaction keeps the latest. Each worker reads the topic with a consumer of its own (not the worker group):
+every worker must see every bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from nhiguard.decision.policy import BundleError, load_bundle
+from nhiguard.settings import Settings
+from nhiguard.streams.reload import BundleReloader
+
+log = logging.getLogger("nhiguard.bundles")
+BUNDLE_FILES = ("*.rego", "*.cases.yaml", "data.yaml", "manifest.yaml", "waivers.yaml")
+KEY = b"default"
+
+
+def pack_bundle(root: Path) -> bytes:
+    """The bundle's files as one record value; refuses a directory that is not a loadable bundle."""
+    load_bundle(root)  # a bundle that does not even load is not published
+    files = {
+        p.relative_to(root).as_posix(): p.read_text() for pat in BUNDLE_FILES for p in sorted(root.rglob(pat))
+    }
+    return json.dumps({"files": files}, sort_keys=True).encode()
+
+
+def unpack_bundle(value: bytes, staging: Path) -> Path:
+    """Write a bundle record's files to staging/<content hash>/ and return that directory."""
+    try:
+        files = json.loads(value)["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"not a bundle record: {exc}") from exc
+    root = staging / hashlib.sha256(value).hexdigest()[:16]
+    for rel, text in files.items():
+        target = (root / rel).resolve()
+        if not str(target).startswith(str(root.resolve()) + "/"):
+            raise BundleError(f"bundle record names a path outside the bundle: {rel!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    return root
+
+
+def ensure_bundle_topic(settings: Settings, timeout_s: float = 30.0) -> None:
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap, "log_level": 3})
+    if settings.topics.bundles in admin.list_topics(timeout=timeout_s).topics:
+        return
+    topic = NewTopic(settings.topics.bundles, 1, 1, config={"cleanup.policy": "compact"})
+    try:
+        admin.create_topics([topic])[settings.topics.bundles].result(timeout_s)
+    except KafkaException as exc:
+        if "TOPIC_ALREADY_EXISTS" not in str(exc):
+            raise
+
+
+def publish_bundle(settings: Settings, root: Path) -> str:
+    """Produce the bundle at root to the bundles topic; returns its revision."""
+    value = pack_bundle(root)
+    ensure_bundle_topic(settings)
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "enable.idempotence": True,
+            "message.max.bytes": max(len(value) + 4096, 1_000_000),
+        }
+    )
+    producer.produce(settings.topics.bundles, key=KEY, value=value)
+    if producer.flush(30):
+        raise RuntimeError("bundle not delivered")
+    return load_bundle(root).revision
+
+
+class BundleFollower(threading.Thread):
+    """Follows the bundles topic from the beginning and activates each newer bundle through the reloader."""
+
+    def __init__(self, settings: Settings, reloader: BundleReloader) -> None:
+        super().__init__(name="nhiguard-bundles", daemon=True)
+        self.settings = settings
+        self.reloader = reloader
+        self.staging = settings.data_dir / "bundles"
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        ensure_bundle_topic(self.settings)
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.bootstrap,
+                # A group of its own: every worker must read every bundle.
+                "group.id": f"{self.settings.app_id}-bundles-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "log_level": 3,
+            }
+        )
+        consumer.subscribe([self.settings.topics.bundles])
+        try:
+            while not self._stop.is_set():
+                msg = consumer.poll(1.0)
+                if msg is None or msg.error() or msg.value() is None:
+                    continue
+                try:
+                    root = unpack_bundle(msg.value(), self.staging)
+                except (BundleError, OSError) as exc:
+                    log.error("bundle record at offset %s refused: %s", msg.offset(), exc)
+                    continue
+                self.reloader.activate(root)
+        finally:
+            consumer.close()
+
+    def stop(self) -> None:
+        self._stop.set()
