@@ -94,6 +94,8 @@ def decision_record(d: Decision, decided_at_ms: int) -> dict[str, Any]:
                 "mode": f.mode,
                 "identities": list(f.identities),
                 "waiver": f.waiver,
+                "title": f.title,
+                "attack": list(f.attack),
             }
             for f in d.findings
         ],
@@ -136,6 +138,8 @@ def alert_record(a: Alert) -> dict[str, Any]:
         "last_seen": a.last_seen_ms,
         "summary": a.summary,
         "bundle_revision": a.bundle_revision,
+        "title": a.title,
+        "attack": list(a.attack),
     }
 
 

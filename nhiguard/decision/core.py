@@ -267,6 +267,8 @@ class DecisionCore:
                     if len(items) == 1
                     else f"{len(items)}x {rule}; last: {items[-1][1].reason}",
                     bundle_revision=self.bundle.revision,
+                    title=f.title,
+                    attack=f.attack,
                 )
             )
         return alerts

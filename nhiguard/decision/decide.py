@@ -34,6 +34,8 @@ def to_findings(
                 severity=mod.severity if mod else "medium",
                 mode=mod.mode if mod else "enforce",
                 identities=tuple(sorted(str(i) for i in who)),
+                title=mod.title if mod else "policy engine gave no answer",
+                attack=mod.attack if mod else (),
             )
         )
     return sorted(out, key=lambda x: (x.rule, x.reason))

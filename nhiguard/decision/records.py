@@ -84,6 +84,8 @@ class Finding:
     mode: str  # enforce | shadow | waived
     identities: tuple[str, ...] = ()  # for revoke: identities other than the actor whose credentials go
     waiver: str | None = None  # the waiver that set this finding aside (mode "waived")
+    title: str = ""  # the policy's METADATA title
+    attack: tuple[str, ...] = ()  # the policy's ATT&CK (or other) mapping
 
 
 def is_engine_failure(f: Finding) -> bool:
@@ -142,6 +144,8 @@ class Alert:
     last_seen_ms: int
     summary: str
     bundle_revision: str
+    title: str = ""
+    attack: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

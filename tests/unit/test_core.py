@@ -263,3 +263,15 @@ def test_exposure_window_counts_late_events_in_their_own_window():
         )
         counts.append(state.observe(ev)["exposures_10m"])
     assert counts == [1, 1, 2, 3, 4]
+
+
+def test_policy_metadata_flows_into_decisions_and_alerts(default_run):
+    _, decisions, _, label = default_run
+    leak = next(d for d in decisions if label[(d.topic, d.offset)] == "incident:registry" and d.findings)
+    f = leak.findings[0]
+    assert f.title == "Package versions must come from the package's established publisher"
+    assert f.attack == ("T1195.001 Compromise Software Dependencies and Development Tools",)
+    core = make_core(default_params())
+    res = core.process(raw_records([r for r in generate(default_params()) if r.label == "incident:ci"]))
+    (alert,) = res.alerts
+    assert alert.title.startswith("Public releases must not ship") and alert.attack
