@@ -29,6 +29,9 @@ _CALL = re.compile(r"\b([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+)\s*\(")
 # Names regopy 1.5.2 knows but does not implement: in default mode they evaluate to undefined and a deny
 # rule silently stops firing (see README, "Policy engine").
 UNIMPLEMENTED_BUILTINS = ("net.cidr_", "http.send", "json.match_schema")
+# Policies get time and context in `input`: a decision must be reproducible from its input (replays,
+# reprocessing after a crash, parity), so the clock, randomness and the network are refused.
+NONDETERMINISTIC_BUILTINS = ("time.now_ns", "rand.", "uuid.rfc4122", "net.lookup_ip_addr", "opa.runtime")
 
 
 class BundleError(Exception):
@@ -228,6 +231,10 @@ def check_builtins(bundle: PolicyBundle, interp: Interpreter) -> None:
         for name in sorted(set(_CALL.findall(code))):
             if name.startswith(("data.", "input.", "ev.")) or name in user_funcs:
                 continue
+            if any(name.startswith(p) for p in NONDETERMINISTIC_BUILTINS):
+                raise BundleError(
+                    f"{m.path}: {name} reads the clock, randomness or the network; pass it in input"
+                )
             if any(name.startswith(p) for p in UNIMPLEMENTED_BUILTINS):
                 raise BundleError(
                     f"{m.path}: builtin {name} is not implemented by regopy (silently undefined)"

@@ -80,3 +80,16 @@ def test_broken_yaml_is_a_bundle_error_not_a_crash(tmp_path, name, text):
     (tmp_path / "p" / name).write_text(text)
     with pytest.raises(BundleError, match=name):
         load_bundle(tmp_path / "p")
+
+
+@pytest.mark.parametrize("call", ["time.now_ns()", 'rand.intn("x", 10)', "net.lookup_ip_addr(ev.host)"])
+def test_a_policy_that_reads_the_clock_randomness_or_the_network_is_refused(tmp_path, call):
+    d = tmp_path / "ci"
+    d.mkdir()
+    (d / "clock.rego").write_text(
+        "# METADATA\n# title: clock\npackage nhiguard.ci.clock\n\nimport rego.v1\n\n"
+        f"findings(ev) := {{f | x := {call}; x != null; "
+        '   f := {"rule": "r", "effect": "deny", "reason": "r"}}\n'
+    )
+    with pytest.raises(BundleError, match="reads the clock, randomness or the network"):
+        RegoEvaluator(load_bundle(tmp_path))
