@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from nhiguard.decision.policy import EvaluationError, Failure, PolicyBundle, entry_module
+from nhiguard.decision.policy import EvaluationError, Failure, PolicyBundle, entry_module, isolate_failures
 
 OPA_VERSION = "v1.22.2"
 OPA_MODULE = "github.com/open-policy-agent/opa"
@@ -167,15 +167,7 @@ class OpaServerEvaluator:
     def evaluate_isolating(
         self, domain: str, inputs: list[dict[str, Any]]
     ) -> tuple[list[list[dict[str, Any]] | None], dict[int, Failure]]:
-        try:
-            return list(self.evaluate(domain, inputs)), {}
-        except EvaluationError as exc:
-            if len(inputs) == 1:
-                return [None], {0: Failure("policy_evaluation_error", str(exc))}
-        mid = len(inputs) // 2
-        left, lerr = self.evaluate_isolating(domain, inputs[:mid])
-        right, rerr = self.evaluate_isolating(domain, inputs[mid:])
-        return left + right, {**lerr, **{i + mid: e for i, e in rerr.items()}}
+        return isolate_failures(self.evaluate, domain, inputs)
 
 
 def opa_bench(opa: Path, bundle_dir: Path, domain: str, event: dict[str, Any], count: int = 3) -> float:

@@ -15,6 +15,7 @@ import fnmatch
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -305,16 +306,24 @@ class RegoEvaluator:
     def evaluate_isolating(
         self, domain: str, inputs: list[dict[str, Any]]
     ) -> tuple[list[list[dict[str, Any]] | None], dict[int, Failure]]:
-        """Evaluate; when the batch fails, bisect so only the inputs the engine cannot answer are lost.
+        return isolate_failures(self.evaluate, domain, inputs)
 
-        Returns findings per input (None where it failed) and the failure per failed index.
-        """
-        try:
-            return list(self.evaluate(domain, inputs)), {}
-        except EvaluationError as exc:
-            if len(inputs) == 1:
-                return [None], {0: Failure("policy_evaluation_error", str(exc))}
-        mid = len(inputs) // 2
-        left, lerr = self.evaluate_isolating(domain, inputs[:mid])
-        right, rerr = self.evaluate_isolating(domain, inputs[mid:])
-        return left + right, {**lerr, **{i + mid: e for i, e in rerr.items()}}
+
+def isolate_failures(
+    evaluate: Callable[[str, list[dict[str, Any]]], list[list[dict[str, Any]]]],
+    domain: str,
+    inputs: list[dict[str, Any]],
+) -> tuple[list[list[dict[str, Any]] | None], dict[int, Failure]]:
+    """Evaluate; when the batch fails, bisect so only the inputs the engine cannot answer are lost.
+
+    Returns findings per input (None where it failed) and the failure per failed index.
+    """
+    try:
+        return list(evaluate(domain, inputs)), {}
+    except EvaluationError as exc:
+        if len(inputs) == 1:
+            return [None], {0: Failure("policy_evaluation_error", str(exc))}
+    mid = len(inputs) // 2
+    left, lerr = isolate_failures(evaluate, domain, inputs[:mid])
+    right, rerr = isolate_failures(evaluate, domain, inputs[mid:])
+    return left + right, {**lerr, **{i + mid: e for i, e in rerr.items()}}
