@@ -144,3 +144,22 @@ def test_a_restarted_engine_serves_the_loaded_revision_even_if_the_disk_changed(
         assert p.evaluate("cms", inputs) == expected
     finally:
         p.close()
+
+
+def test_one_hanging_event_in_a_batch_costs_the_deadline_about_once():
+    import time
+
+    p = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=1.0, fault_injection=True)
+    try:
+        inputs = _inputs(p, n=12)
+        inputs[5] = dict(inputs[5], _fault="hang")
+        t = time.monotonic()
+        found, failures = p.evaluate_isolating("cms", inputs)
+        elapsed = time.monotonic() - t
+        assert set(failures) == {5} and failures[5].reason == "policy_engine_timeout"
+        assert all(found[i] is not None for i in range(12) if i != 5)
+        # The batch and the hanging event each hit the deadline once (plus restarts); bisection would hit it
+        # at every level. Behaviour, not speed: count the restarts.
+        assert p.restarts == 2, elapsed
+    finally:
+        p.close()
