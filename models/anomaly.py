@@ -84,17 +84,23 @@ class _Baseline:
         self.grown_at = -BURST_WINDOW_MS
 
 
-def _seen(bloom: bytearray, value: str) -> bool:
-    a, b = _bits(value, len(bloom) * 8)
+def _seen(bloom: bytearray, bits: tuple[int, int]) -> bool:
+    a, b = bits
     return bool(bloom[a >> 3] & (1 << (a & 7)) and bloom[b >> 3] & (1 << (b & 7)))
 
 
-def _add(bloom: bytearray, value: str) -> None:
-    for bit in _bits(value, len(bloom) * 8):
+def _add(bloom: bytearray, bits: tuple[int, int]) -> None:
+    for bit in bits:
         bloom[bit >> 3] |= 1 << (bit & 7)
 
 
-def features(b: _Baseline, ev: CanonicalEvent) -> dict[str, float]:
+def event_bits(ev: CanonicalEvent) -> dict[str, tuple[int, int]]:
+    """The event's Bloom positions per feature: hashed once per event, used to score and then to learn."""
+    values = {"target": target_of(ev), "source": ev.actor.source_principal, "action": ev.action}
+    return {name: _bits(value, _BLOOM_BITS[name]) for name, value in values.items()}
+
+
+def features(b: _Baseline, ev: CanonicalEvent, bits: dict[str, tuple[int, int]]) -> dict[str, float]:
     """Surprise per habit, each in [0, 1]."""
     h = time_bucket(ev.occurred_at_ms)
     day = h - h % 24
@@ -103,12 +109,8 @@ def features(b: _Baseline, ev: CanonicalEvent) -> dict[str, float]:
     # for a busy identity, not for one that has acted only a few times.
     usual = max(b.n, 1) / 48
     out = {"hour": 1.0 / (1.0 + near / max(usual, 0.5))}
-    for name, value in (
-        ("target", target_of(ev)),
-        ("source", ev.actor.source_principal),
-        ("action", ev.action),
-    ):
-        if _seen(getattr(b, name), value):
+    for name, pos in bits.items():
+        if _seen(getattr(b, name), pos):
             out[name] = 0.0
         else:
             rate = getattr(b, name + "_new").get() if b.n else 1.0
@@ -125,27 +127,27 @@ class AnomalyModels:
     def __init__(self, warmup_events: int = 30, seed: int = 42) -> None:
         self.warmup_events = warmup_events
         self._models: dict[str, _Baseline] = {}
+        self._last: tuple[str, dict[str, tuple[int, int]]] = ("", {})  # score() -> learn() of one event
 
     def score(self, ev: CanonicalEvent) -> tuple[float, bool, dict[str, float]]:
         """(score in [0, 1], warmed up, surprise per feature) for the event, before any learning from it."""
         b = self._models.get(ev.actor.id)
         if b is None:
             b = self._models[ev.actor.id] = _Baseline()
-        x = features(b, ev)
+        bits = event_bits(ev)
+        self._last = (ev.event_id, bits)
+        x = features(b, ev, bits)
         return max(x.values()), b.n >= self.warmup_events, x
 
     def learn(self, ev: CanonicalEvent, x: dict[str, float]) -> None:
         b = self._models[ev.actor.id]
         h = time_bucket(ev.occurred_at_ms)
         b.hours[h] = min(b.hours[h] + 1, 65535)
-        for name, value in (
-            ("target", target_of(ev)),
-            ("source", ev.actor.source_principal),
-            ("action", ev.action),
-        ):
+        bits = self._last[1] if self._last[0] == ev.event_id else event_bits(ev)
+        for name, pos in bits.items():
             bloom = getattr(b, name)
-            getattr(b, name + "_new").update(0.0 if _seen(bloom, value) else 1.0)
-            _add(bloom, value)
+            getattr(b, name + "_new").update(0.0 if _seen(bloom, pos) else 1.0)
+            _add(bloom, pos)
         t = ev.occurred_at_ms
         b.recent.append(t)
         if len(b.recent) > _RECENT:
