@@ -65,19 +65,25 @@ def pipeline(kafka_bootstrap, tmp_path):
                 p.kill()
 
 
-def collect(settings, want_inputs, timeout=180, stop_when=None):
-    """Read decisions, commands and dead letters until `want_inputs` input records are accounted for."""
-    codec = AvroCodec(settings.schemas_dir)
-    t = settings.topics
+def reader(settings, topics):
+    """A consumer of our own that reads the given topics from the start."""
     c = Consumer(
         {
             "bootstrap.servers": settings.bootstrap,
-            "group.id": f"collect-{uuid.uuid4().hex}",
+            "group.id": f"reader-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
         }
     )
-    c.subscribe([t.decisions, t.commands, t.deadletter, t.alerts])
+    c.subscribe(topics)
+    return c
+
+
+def collect(settings, want_inputs, timeout=180, stop_when=None):
+    """Read decisions, commands and dead letters until `want_inputs` input records are accounted for."""
+    codec = AvroCodec(settings.schemas_dir)
+    t = settings.topics
+    c = reader(settings, [t.decisions, t.commands, t.deadletter, t.alerts])
     out = {"decisions": [], "commands": [], "deadletters": [], "alerts": []}
     seen = set()
     deadline = time.monotonic() + timeout
@@ -270,15 +276,7 @@ def test_policy_change_is_hot_reloaded_and_a_bad_bundle_is_refused(pipeline):
     start(NHIGUARD_POLICIES_DIR=bundle, NHIGUARD_POLICY_RELOAD_S=1)
     codec = AvroCodec(settings.schemas_dir)
     p = Producer({"bootstrap.servers": settings.bootstrap})
-    c = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"reload-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    c.subscribe([settings.topics.decisions, settings.topics.alerts])
+    c = reader(settings, [settings.topics.decisions, settings.topics.alerts])
     seen = {}
     alerts = []
 
@@ -373,15 +371,7 @@ def test_a_bundle_published_to_the_topic_becomes_active_on_the_worker(pipeline, 
     start(NHIGUARD_POLICY_SOURCE="topic")
     codec = AvroCodec(settings.schemas_dir)
     p = Producer({"bootstrap.servers": settings.bootstrap})
-    c = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"pub-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    c.subscribe([settings.topics.decisions])
+    c = reader(settings, [settings.topics.decisions])
     body = {
         "gate": "npm-publish",
         "access": "public",
