@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from nhiguard.decision.records import Actor, CanonicalEvent, stable_id
+from nhiguard.models.anomaly import hour_of_week, target_of  # the model's own definitions
 
 ANOMALY_KINDS: tuple[str, ...] = ("off_hours", "new_target", "new_package", "burst", "new_source")
 PROFILES: tuple[str, ...] = (
@@ -102,19 +103,6 @@ class Scenario:
 
     def kind_of(self, ev: CanonicalEvent) -> str | None:
         return self.kinds.get(ev.event_id)
-
-
-def hour_of_week(ms: int) -> int:
-    """0 = Monday 00:00 UTC (the same convention as models/anomaly.py)."""
-    return ((ms // _HOUR_MS) + 72) % 168
-
-
-def target_of(ev: CanonicalEvent) -> str:
-    """The thing acted on: the package for release/install/publish events, else the resource id."""
-    for facts in (ev.release, ev.install, ev.publish):
-        if facts is not None:
-            return str(facts["package"])
-    return ev.resource_id
 
 
 def window_counts(times: Sequence[int], window_ms: int = BURST_WINDOW_MS) -> list[int]:

@@ -141,6 +141,5 @@ def run_worker(settings: Settings) -> None:
 
     ensure_topics(settings)
     app = create_app(settings)
-    app.main = None  # type: ignore[assignment]
     worker = faust.Worker(app, loglevel="INFO", quiet=True)
     worker.execute_from_commandline()

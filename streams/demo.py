@@ -33,20 +33,23 @@ def _prefixed(topics: Topics, prefix: str) -> Topics:
     return Topics(**{k: prefix + v for k, v in vars(topics).items()})
 
 
-def worker_env(settings: Settings, identities: Path) -> dict[str, str]:
-    """The environment that points a `nhiguard worker` process at these settings."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "KAFKA_BOOTSTRAP": settings.bootstrap,
-            "NHIGUARD_APP_ID": settings.app_id,
-            "NHIGUARD_IDENTITIES_FILE": str(identities),
-            "NHIGUARD_DATA_DIR": str(settings.data_dir),
-            "NHIGUARD_INPUT_PARTITIONS": str(settings.input_partitions),
-        }
-    )
+def kafka_env(settings: Settings) -> dict[str, str]:
+    """The variables that point an nhiguard command at this broker and these topic names."""
+    env = {"KAFKA_BOOTSTRAP": settings.bootstrap}
     env.update({f"NHIGUARD_TOPIC_{k.upper()}": v for k, v in vars(settings.topics).items()})
     return env
+
+
+def worker_env(settings: Settings, identities: Path) -> dict[str, str]:
+    """The environment that points a `nhiguard worker` process at these settings."""
+    return {
+        **os.environ,
+        **kafka_env(settings),
+        "NHIGUARD_APP_ID": settings.app_id,
+        "NHIGUARD_IDENTITIES_FILE": str(identities),
+        "NHIGUARD_DATA_DIR": str(settings.data_dir),
+        "NHIGUARD_INPUT_PARTITIONS": str(settings.input_partitions),
+    }
 
 
 def produce_records(bootstrap: str, records: list, topics: Topics) -> dict[tuple[str, int, int], str]:

@@ -56,11 +56,6 @@ class OutputSink:
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain, then retry
 
-    def deliver(self, result: BatchResult, timeout_s: float = 60.0) -> None:
-        """Enqueue and wait for delivery."""
-        self.enqueue(result)
-        self.flush(timeout_s)
-
     def enqueue(self, result: BatchResult) -> None:
         """Encode and produce a batch's outputs without waiting for delivery."""
         if self._errors:

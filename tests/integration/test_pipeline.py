@@ -19,7 +19,7 @@ from nhiguard.avro import AvroCodec
 from nhiguard.decision.policy import load_bundle
 from nhiguard.scenarios import default_params, generate, write_inventory
 from nhiguard.settings import REPO_ROOT, Topics, load_settings
-from nhiguard.streams.demo import produce_records, worker_env
+from nhiguard.streams.demo import kafka_env, produce_records, worker_env
 from nhiguard.streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -407,7 +407,7 @@ def test_a_bundle_published_to_the_topic_becomes_active_on_the_worker(pipeline, 
             "          npm_credentials:", "          archive: '\\.zip$'\n          npm_credentials:"
         )
     )
-    for k, v in worker_env_for(settings).items():
+    for k, v in kafka_env(settings).items():
         monkeypatch.setenv(k, v)
     assert main(["policy", "publish", str(bundle)]) == 0
     for i in range(30):
@@ -417,9 +417,3 @@ def test_a_bundle_published_to_the_topic_becomes_active_on_the_worker(pipeline, 
     assert d["bundle_revision"] == load_bundle(bundle).revision
     assert d["verdict"] == "DENY" and d["findings"][0]["rule"] == "ci.release_artifacts.prohibited_archive"
     c.close()
-
-
-def worker_env_for(settings):
-    env = {"KAFKA_BOOTSTRAP": settings.bootstrap}
-    env.update({f"NHIGUARD_TOPIC_{k.upper()}": v for k, v in vars(settings.topics).items()})
-    return env
