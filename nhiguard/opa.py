@@ -109,7 +109,7 @@ class OpaEvaluator:
         self.bundle_dir = export_bundle(bundle, work_dir)
 
     def evaluate(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-        if not any(m.domain == domain for m in self.bundle.modules):
+        if domain not in self.bundle.plans():
             return [[] for _ in inputs]
         return opa_eval(self.opa, self.bundle_dir, domain, inputs)
 
@@ -132,7 +132,7 @@ class OpaServerEvaluator:
             "PUT", "/v1/policies/nhiguard/nhiguard_entry.rego", entry_module(bundle).encode(), "text/plain"
         )
         self._request("PUT", "/v1/data", json.dumps(bundle.data).encode(), "application/json")
-        self._domains = {m.domain for m in bundle.modules}
+        self._domains = set(bundle.plans())
 
     def _request(self, method: str, path: str, body: bytes, content_type: str) -> Any:
         req = urllib.request.Request(

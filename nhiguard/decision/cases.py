@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from nhiguard.decision.policy import PolicyBundle, RegoEvaluator
+from nhiguard.decision.policy import ANOMALY_STAGE, PolicyBundle, RegoEvaluator
 
 
 class CaseEngine(Protocol):
@@ -45,9 +45,10 @@ def run_cases(bundle: PolicyBundle, evaluator: CaseEngine | None = None) -> list
     evaluator = evaluator or RegoEvaluator(bundle)
     results = []
     for policy_id, cases in load_cases(bundle).items():
+        stage = ANOMALY_STAGE if bundle.by_id[policy_id].domain == ANOMALY_STAGE else None
         for case in cases:
             inp = case["input"]
-            found = evaluator.evaluate(inp["domain"], [inp])[0]
+            found = evaluator.evaluate(stage or inp["domain"], [inp])[0]
             mine = [f for f in found if f["policy"] == policy_id]
             verdict, rules = expected_of(mine)
             want = (case["expect"]["verdict"], sorted(case["expect"].get("rules", [])))

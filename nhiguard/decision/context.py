@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import bisect
 import csv
+import fnmatch
 import io
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +35,88 @@ class Identity:
     allowed_actions: tuple[str, ...] = ()
     trust_tier: int = 3
     expected_publisher: dict[str, Any] | None = None
+    allowed_destinations: tuple[str, ...] = ()
+    created_ms: int | None = None
+    expires_ms: int | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Identity:
+        """From a YAML/JSON mapping, a CSV row (lists separated by `;`) or a decoded Avro record."""
         if not d.get("id") or not d.get("kind"):
             raise ValueError(f"identity record needs id and kind: {d!r}")
-        creds = d.get("credential_ids") or ()
-        actions = d.get("allowed_actions") or ()
+        if str(d["kind"]) not in IDENTITY_KINDS:
+            raise ValueError(f"identity {d['id']}: kind must be one of {', '.join(IDENTITY_KINDS)}")
+        publisher = d.get("expected_publisher") or None
+        if publisher is not None:
+            if not isinstance(publisher, dict):
+                raise ValueError(f"identity {d['id']}: expected_publisher must be a mapping")
+            publisher = {k: str(publisher.get(k) or "") for k in ("mechanism", "repository", "workflow")}
         return cls(
             id=str(d["id"]),
             kind=str(d["kind"]),
             owner=str(d.get("owner") or ""),
             team=str(d.get("team") or ""),
-            credential_ids=tuple(creds.split(";") if isinstance(creds, str) else map(str, creds)),
-            allowed_actions=tuple(actions.split(";") if isinstance(actions, str) else map(str, actions)),
+            credential_ids=_strings(d.get("credential_ids")),
+            allowed_actions=_strings(d.get("allowed_actions")),
             trust_tier=int(d.get("trust_tier") or 3),
-            expected_publisher=d.get("expected_publisher") or None,
+            expected_publisher=publisher,
+            allowed_destinations=_strings(d.get("allowed_destinations")),
+            created_ms=_time_ms(d.get("created"), d.get("created_ms")),
+            expires_ms=_time_ms(d.get("expires"), d.get("expires_ms")),
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as the Avro Identity schema (schemas/nhiguard.Identity.avsc) has it."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "owner": self.owner,
+            "team": self.team,
+            "credential_ids": list(self.credential_ids),
+            "allowed_actions": list(self.allowed_actions),
+            "trust_tier": self.trust_tier,
+            "expected_publisher": self.expected_publisher,
+            "allowed_destinations": list(self.allowed_destinations),
+            "created_ms": self.created_ms,
+            "expires_ms": self.expires_ms,
+        }
+
+    def allows(self, action: str) -> bool:
+        """No allowed actions listed means no restriction; otherwise one of the globs must match."""
+        return not self.allowed_actions or any(fnmatch.fnmatchcase(action, p) for p in self.allowed_actions)
+
+
+IDENTITY_KINDS = (
+    "service_account",
+    "ci_bot",
+    "package_publisher",
+    "cms_integration",
+    "ai_agent",
+    "cloud_role",
+    "k8s_service_account",
+)
+
+
+def _strings(v: Any) -> tuple[str, ...]:
+    if not v:
+        return ()
+    return tuple(x.strip() for x in v.split(";") if x.strip()) if isinstance(v, str) else tuple(map(str, v))
+
+
+def _time_ms(when: Any, ms: Any) -> int | None:
+    if ms not in (None, ""):
+        return int(ms)
+    if when in (None, ""):
+        return None
+    if isinstance(when, (int, float)):
+        return int(when * 1000)
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    if isinstance(when, date) and not isinstance(when, datetime):
+        when = datetime(when.year, when.month, when.day, tzinfo=UTC)
+    if not isinstance(when, datetime) or when.tzinfo is None:
+        raise ValueError(f"identity times need a zone: {when!r}")
+    return int(when.timestamp() * 1000)
 
 
 class Inventory:

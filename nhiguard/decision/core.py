@@ -1,6 +1,7 @@
 """The decision core: a batch of raw records in, decisions, commands, alerts and dead letters out.
 
-adapt -> enrich -> evaluate (Rego, one query per domain per wave) -> score (river) -> decide -> learn.
+adapt -> enrich -> evaluate (Rego, one query per domain per wave) -> score, learn (per identity, in order)
+-> evaluate the anomaly stage for flagged events (with `input.anomaly`) -> decide.
 
 Batches are cut into *waves*: an event whose facts depend on the decision of an earlier, not yet decided
 event of the same batch (an install of a version whose publish is pending, a release of a package whose
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 from nhiguard.decision.adapters import adapt
 from nhiguard.decision.context import ContextState, Identity, Inventory
 from nhiguard.decision.decide import apply_waivers, commands_for, to_findings, verdict_of
-from nhiguard.decision.policy import Failure, PolicyBundle, RegoEvaluator
+from nhiguard.decision.policy import ANOMALY_STAGE, Failure, PolicyBundle, RegoEvaluator
 from nhiguard.decision.records import (
     AdapterError,
     Alert,
@@ -27,6 +28,7 @@ from nhiguard.decision.records import (
     CanonicalEvent,
     DeadLetter,
     Decision,
+    Finding,
     RawRecord,
     stable_id,
 )
@@ -65,6 +67,32 @@ class _Pending:
     ev: CanonicalEvent
     identity: Identity | None
     policy_input: dict[str, Any]
+    anomaly: tuple[float, bool, dict[str, float]] = (0.0, False, {})
+
+
+# Sources whose principals are not ours: an npm registry hook reports who published a package we depend on
+# (a maintainer's account on the public registry); absent from our inventory, it is "external", not unknown.
+EXTERNAL_SOURCES = frozenset({"npm.hook"})
+
+
+def identity_facts(identity: Identity | None, ev: CanonicalEvent) -> dict[str, Any]:
+    """What the policies know about who acted: from the inventory, judged at the event's time."""
+    if identity is None:
+        return {
+            "known": False,
+            "kind": "human" if ev.actor.human else "external" if ev.source in EXTERNAL_SOURCES else "unknown",
+            "trust_tier": 0,
+            "expired": False,
+            "action_allowed": True,  # nothing to hold it against; the unknown_identity rule covers it
+        }
+    return {
+        "known": True,
+        "kind": identity.kind,
+        "trust_tier": identity.trust_tier,
+        "team": identity.team,
+        "expired": identity.expires_ms is not None and ev.occurred_at_ms >= identity.expires_ms,
+        "action_allowed": identity.allows(ev.action),
+    }
 
 
 class DecisionCore:
@@ -126,6 +154,18 @@ class DecisionCore:
         result.alerts = self._alerts(result.decisions)
         return result
 
+    def policy_inputs(self, records: list[RawRecord]) -> list[dict[str, Any]]:
+        """The first-stage policy input the worker would build for each record that adapts (for benchmarks
+        and tooling). Enriches in order, so it advances the context state like processing does."""
+        out = []
+        for rec in records:
+            try:
+                ev = adapt(rec, self.settings.topics.domain_of(rec.topic))
+            except AdapterError:
+                continue
+            out.append(self._enrich(rec, ev).policy_input)
+        return out
+
     def _enrich(self, rec: RawRecord, ev: CanonicalEvent) -> _Pending:
         identity = None if ev.actor.human else self.inventory.get(ev.actor.id)
         ctx = self.state.observe(ev)
@@ -141,11 +181,7 @@ class DecisionCore:
             "action": ev.action,
             "actor": ev.actor.id,
             "resource_id": ev.resource_id,
-            "identity": {
-                "known": identity is not None,
-                "kind": identity.kind if identity else ("human" if ev.actor.human else "unknown"),
-                "trust_tier": identity.trust_tier if identity else 0,
-            },
+            "identity": identity_facts(identity, ev),
             "context": ctx,
         }
         for name in ("cms", "release", "publish", "install"):
@@ -163,15 +199,15 @@ class DecisionCore:
         for i, p in enumerate(wave):
             if p.ev.actor.human:
                 raw[i] = []  # no NHI rule applies to a human principal: decided (allow) and counted
+                result.human_events += 1
             else:
                 by_domain[p.ev.domain].append(i)
         for domain, idxs in by_domain.items():
-            found, errs = self.evaluator.evaluate_isolating(domain, [wave[i].policy_input for i in idxs])
-            for j, i in enumerate(idxs):
-                raw[i] = found[j]
-                if j in errs:
-                    errors[i] = errs[j]
+            self._evaluate(domain, [wave[i].policy_input for i in idxs], idxs, raw, errors)
         limit = self.settings.deadletter_prefix_bytes
+        # First stage decided; now score each event in order (score, then learn from what was allowed).
+        decided: list[tuple[_Pending, list[Finding]]] = []
+        flagged: list[int] = []
         for i, p in enumerate(wave):
             failure = errors.get(i) or (
                 Failure("policy_evaluation_error", "no result") if raw.get(i) is None else None
@@ -179,11 +215,46 @@ class DecisionCore:
             if failure is not None and failure.reason == "policy_engine_timeout":
                 # The engine may answer this event given time, but not within the deadline: the domain's
                 # failure mode decides (a gate fails closed), and the SOC is told either way.
-                result.decisions.append(self._decide(p, [self._failure_finding(p.ev.domain, failure)]))
+                findings = self._findings(p, [self._failure_finding(p.ev.domain, failure)])
             elif failure is not None:
                 result.deadletters.append(dead_letter(p.rec, failure.reason, failure.detail, limit))
+                continue
             else:
-                result.decisions.append(self._decide(p, raw[i] or []))
+                findings = self._findings(p, raw[i] or [])
+            if self._score(p, verdict_of(findings)):
+                flagged.append(len(decided))
+            decided.append((p, findings))
+        # Second stage: the anomaly policies see the flagged events with their score. Flagged events are
+        # never learned from, so what this stage decides cannot change any later score.
+        if flagged and self.bundle.for_plan(ANOMALY_STAGE):
+            second: dict[int, list[dict[str, Any]] | None] = {}
+            errs: dict[int, Failure] = {}
+            inputs = [decided[k][0].policy_input for k in flagged]
+            self._evaluate(ANOMALY_STAGE, inputs, flagged, second, errs)
+            for k in flagged:
+                p, findings = decided[k]
+                extra = (
+                    [self._failure_finding(p.ev.domain, errs[k])]
+                    if k in errs or second.get(k) is None
+                    else second[k] or []
+                )
+                decided[k] = (p, findings + self._findings(p, extra))
+        for p, findings in decided:
+            result.decisions.append(self._decide(p, findings))
+
+    def _evaluate(
+        self,
+        plan: str,
+        inputs: list[dict[str, Any]],
+        idxs: list[int],
+        out: dict[int, list[dict[str, Any]] | None],
+        errors: dict[int, Failure],
+    ) -> None:
+        found, errs = self.evaluator.evaluate_isolating(plan, inputs)
+        for j, i in enumerate(idxs):
+            out[i] = found[j]
+            if j in errs:
+                errors[i] = errs[j]
 
     def _failure_finding(self, domain: str, failure: Failure) -> dict[str, Any]:
         closed = self.bundle.failure_mode.get(domain, "closed") == "closed"
@@ -194,17 +265,36 @@ class DecisionCore:
             "reason": f"policy engine gave no answer in time; failing {'closed' if closed else 'open'}",
         }
 
-    def _decide(self, p: _Pending, raw: list[dict[str, Any]]) -> Decision:
-        ev = p.ev
+    def _findings(self, p: _Pending, raw: list[dict[str, Any]]) -> list[Finding]:
         known_installers = tuple(
             i["id"] for i in p.policy_input["context"].get("prior_installers", ()) if i["known"]
         )
-        findings = apply_waivers(to_findings(raw, self.bundle, known_installers), ev, self.bundle.waivers)
-        verdict = verdict_of(findings)
-        score, warm, x = self.anomaly.score(ev)
+        return apply_waivers(to_findings(raw, self.bundle, known_installers), p.ev, self.bundle.waivers)
+
+    def _score(self, p: _Pending, verdict: str) -> bool:
+        """Score the event against its identity's baseline, then learn from it if it was allowed and looked
+        normal. Puts the score into the event's policy input; True when the event is flagged."""
+        if p.ev.actor.human:
+            p.anomaly = (0.0, False, {})
+            return False
+        score, warm, x = self.anomaly.score(p.ev)
         # Never learn from an event that was denied or looked anomalous: that is how baselines get poisoned.
         if verdict == "ALLOW" and (not warm or score < ANOMALY_THRESHOLD):
-            self.anomaly.learn(ev, x)
+            self.anomaly.learn(p.ev, x)
+        p.anomaly = (score, warm, x)
+        top = sorted(x.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        p.policy_input["anomaly"] = {
+            "score": round(score, 6),
+            "warm": warm,
+            "threshold": ANOMALY_THRESHOLD,
+            "top": [{"feature": k, "value": round(v, 6)} for k, v in top],
+        }
+        return warm and score >= ANOMALY_THRESHOLD
+
+    def _decide(self, p: _Pending, findings: list[Finding]) -> Decision:
+        ev = p.ev
+        verdict = verdict_of(findings)
+        score, warm, x = p.anomaly
         ids = {ev.actor.id: p.identity}
         for f in findings:
             for who in f.identities:

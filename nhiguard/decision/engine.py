@@ -268,7 +268,7 @@ def _trial_child(conn: Connection, root: str, with_cases: bool) -> None:
     try:
         bundle = load_bundle(Path(root))
         evaluator = RegoEvaluator(bundle)
-        for domain in sorted({m.domain for m in bundle.modules}):  # every plan runs once, cases or not
+        for domain in bundle.plans():  # every plan runs once, cases or not
             evaluator.evaluate(domain, [{"domain": domain, "action": "", "context": {}}])
         failed = [r for r in run_cases(bundle, evaluator) if not r.passed] if with_cases else []
     except Exception as exc:  # reported to the parent

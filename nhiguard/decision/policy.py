@@ -25,6 +25,12 @@ import yaml
 from regopy import Interpreter
 
 DOMAINS = ("cms", "ci", "registry", "runtime")
+# policies/identity/ apply to events of every domain (who may do what at all).
+CROSS_DOMAIN = "identity"
+# policies/anomaly/ are a second stage: evaluated, with `input.anomaly`, for the events the identity's
+# behavioural model flags (warm and scored at or above the threshold), after the first stage decided them.
+ANOMALY_STAGE = "anomaly"
+POLICY_DIRS = (*DOMAINS, CROSS_DOMAIN, ANOMALY_STAGE)
 _PACKAGE = re.compile(r"^package\s+([\w.]+)", re.M)
 _CALL = re.compile(r"\b([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+)\s*\(")
 # Names regopy 1.5.2 knows but does not implement: in default mode they evaluate to undefined and a deny
@@ -114,6 +120,16 @@ class PolicyBundle:
     def for_domain(self, domain: str) -> list[PolicyModule]:
         return [m for m in self.modules if m.domain == domain]
 
+    def for_plan(self, plan: str) -> list[PolicyModule]:
+        """The modules one query evaluates: a domain's own and the cross-domain ones, or the anomaly stage."""
+        if plan == ANOMALY_STAGE:
+            return self.for_domain(ANOMALY_STAGE)
+        return self.for_domain(plan) + self.for_domain(CROSS_DOMAIN) if plan in DOMAINS else []
+
+    def plans(self) -> list[str]:
+        """The queries this bundle has: each domain a module applies to, and the anomaly stage."""
+        return [p for p in (*DOMAINS, ANOMALY_STAGE) if self.for_plan(p)]
+
 
 def _metadata(source: str, path: Path) -> dict[str, Any]:
     lines = source.splitlines()
@@ -163,8 +179,8 @@ def load_bundle(root: Path) -> PolicyBundle:
         source = path.read_text()
         digest.update(rel.encode() + b"\0" + source.encode() + b"\0")
         domain, name = path.parent.name, path.stem
-        if domain not in DOMAINS:
-            raise BundleError(f"{rel}: policies live in policies/<domain>/ with domain one of {DOMAINS}")
+        if domain not in POLICY_DIRS:
+            raise BundleError(f"{rel}: policies live in policies/<dir>/ with dir one of {POLICY_DIRS}")
         pkg = _PACKAGE.search(source)
         expected = f"nhiguard.{domain}.{name}"
         if not pkg or pkg.group(1) != expected:
@@ -207,10 +223,8 @@ def load_bundle(root: Path) -> PolicyBundle:
 def entry_module(bundle: PolicyBundle) -> str:
     """The generated module the worker queries: per domain, the findings of each event, in input order."""
     out = ["package nhiguard.entry", "", "import rego.v1", ""]
-    for domain in DOMAINS:
-        mods = bundle.for_domain(domain)
-        if not mods:
-            continue
+    for domain in bundle.plans():
+        mods = bundle.for_plan(domain)
         # Each finding is tagged with the policy that produced it.
         calls = ", ".join(
             f'{{object.union(f, {{"policy": "{m.policy_id}"}}) | '
@@ -273,10 +287,7 @@ class RegoEvaluator:
         for m in bundle.modules:
             compiler.add_module(m.path, m.source)
         compiler.add_module("nhiguard_entry.rego", entry_module(bundle))
-        self._plans = {
-            d: compiler.build(f"x = data.nhiguard.entry.{d}", [])
-            for d in sorted({m.domain for m in bundle.modules})
-        }
+        self._plans = {d: compiler.build(f"x = data.nhiguard.entry.{d}", []) for d in bundle.plans()}
         run = Interpreter()
         # Without this, an unimplemented or failing builtin evaluates to undefined and a rule quietly stops
         # firing; with it, the query fails and the event is dead-lettered instead. It must be set on the

@@ -168,6 +168,7 @@ class BatchResult:
     decisions: list[Decision] = field(default_factory=list)
     deadletters: list[DeadLetter] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    human_events: int = 0  # decided (no NHI rule applies) and counted
 
     @property
     def commands(self) -> list[Command]:

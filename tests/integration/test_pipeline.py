@@ -41,6 +41,12 @@ def pipeline(kafka_bootstrap, tmp_path):
     ensure_topics(settings)
     identities = tmp_path / "identities.yaml"
     write_inventory(default_params(), identities)
+    # The release workflow the probe gate requests below come from (sensitive: it must be a known identity).
+    with identities.open("a") as f:
+        f.write(
+            "- {id: 'github:acme/cli/.github/workflows/r.yml', kind: package_publisher,\n"
+            "   owner: cli@acme.example, team: cli, trust_tier: 1}\n"
+        )
     workers: list[subprocess.Popen] = []
 
     def start(**env_extra):

@@ -148,6 +148,21 @@ def test_github_workflow_run_and_human_sender():
     assert ev.actor.human and ev.action == "ci.github.push"
 
 
+def test_github_workflow_job_identity_is_the_workflow_not_who_triggered_it():
+    body = {
+        "action": "completed",
+        "repository": {"full_name": "acme/cli"},
+        "sender": {"login": "renovate[bot]", "type": "Bot"},
+        "workflow_job": {"run_id": 7, "workflow_name": "CI", "started_at": "2026-03-20T10:00:00Z"},
+    }
+    ev = adapt(rec("audit.ci", body, [("X-GitHub-Event", "workflow_job")]), "ci")
+    assert ev.actor.id == "github:acme/cli/workflow:CI" and not ev.actor.human
+    # An older payload without workflow_name falls back to the sender.
+    del body["workflow_job"]["workflow_name"]
+    ev = adapt(rec("audit.ci", body, [("X-GitHub-Event", "workflow_job")]), "ci")
+    assert ev.actor.id == "github:bot/renovate[bot]"
+
+
 def manifest(version, user, email, trusted, deps=None, scripts=None):
     m = {
         "name": "httpclient",

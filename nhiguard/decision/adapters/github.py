@@ -29,8 +29,16 @@ def adapt_webhook(rec: RawRecord, body: Any) -> CanonicalEvent:
         raise AdapterError("unknown_shape", "GitHub webhook without X-GitHub-Event header")
     repo = get(body, "repository", "full_name", default="-")
     run = body.get("workflow_run") if event == "workflow_run" else None
+    job = body.get("workflow_job") if event == "workflow_job" else None
     if isinstance(run, dict) and run.get("path"):
         actor = _workflow_actor(repo, str(run["path"]).split("@")[0])
+    elif isinstance(job, dict) and job.get("workflow_name"):
+        # A job's payload names its workflow but not the workflow file: still the repository's workflow,
+        # not whoever triggered the run (that is `sender`, often a person or a generic bot).
+        name = str(job["workflow_name"])
+        actor = Actor(
+            id=f"github:{repo}/workflow:{name}", display=f"{repo}:{name}", human=False, source_principal=name
+        )
     elif isinstance(body.get("sender"), dict):
         actor = _sender_actor(body["sender"])
     else:
