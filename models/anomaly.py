@@ -17,6 +17,7 @@ and at chance on the labelled scenario. `make bench` measures both cost and qual
 from __future__ import annotations
 
 import hashlib
+import struct
 from array import array
 
 from river.stats import EWMean
@@ -82,6 +83,48 @@ class _Baseline:
         self.recent = array("q")
         self.max_burst = 1
         self.grown_at = -BURST_WINDOW_MS
+
+
+_HEAD = struct.Struct("<BIHqddd")  # version, n, max_burst, grown_at, and the three novelty rates
+_VERSION = 1
+
+
+def _rate(m: EWMean, value: float) -> EWMean:
+    m.update(value)  # the first update sets the mean: restores it exactly
+    return m
+
+
+def baseline_to_bytes(b: _Baseline) -> bytes:
+    """The baseline as ~1.1 KB (what the state table and its changelog store per identity)."""
+    head = _HEAD.pack(
+        _VERSION, b.n, b.max_burst, b.grown_at, b.target_new.get(), b.source_new.get(), b.action_new.get()
+    )
+    return b"".join(
+        (head, b.hours.tobytes(), bytes(b.target), bytes(b.source), bytes(b.action), b.recent.tobytes())
+    )
+
+
+def baseline_from_bytes(data: bytes) -> _Baseline:
+    version, n, max_burst, grown_at, t_new, s_new, a_new = _HEAD.unpack_from(data)
+    if version != _VERSION:
+        raise ValueError(f"baseline format {version}, expected {_VERSION}")
+    b = _Baseline()
+    b.n, b.max_burst, b.grown_at = n, max_burst, grown_at
+    if n:
+        b.target_new = _rate(b.target_new, t_new)
+        b.source_new = _rate(b.source_new, s_new)
+        b.action_new = _rate(b.action_new, a_new)
+    pos = _HEAD.size
+    b.hours = array("H")
+    b.hours.frombytes(data[pos : pos + 96])
+    pos += 96
+    for name in ("target", "source", "action"):
+        size = _BLOOM_BITS[name] // 8
+        setattr(b, name, bytearray(data[pos : pos + size]))
+        pos += size
+    b.recent = array("q")
+    b.recent.frombytes(data[pos:])
+    return b
 
 
 def _seen(bloom: bytearray, bits: tuple[int, int]) -> bool:
@@ -161,3 +204,17 @@ class AnomalyModels:
 
     def __len__(self) -> int:
         return len(self._models)
+
+    # -- durable state: the decision core loads, saves and evicts an identity's baseline ---------------------
+    def __contains__(self, identity: str) -> bool:
+        return identity in self._models
+
+    def export(self, identity: str) -> bytes | None:
+        b = self._models.get(identity)
+        return None if b is None else baseline_to_bytes(b)
+
+    def restore(self, identity: str, data: bytes) -> None:
+        self._models[identity] = baseline_from_bytes(data)
+
+    def forget(self, identity: str) -> None:
+        self._models.pop(identity, None)

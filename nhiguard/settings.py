@@ -64,6 +64,9 @@ class Settings:
     deny_ttl_s: int = 24 * 3600
     revoke_ttl_s: int = 7 * 24 * 3600
     anomaly_warmup_events: int = 30
+    # Identities (and packages) whose state is kept in memory; beyond it the least recently used are dropped
+    # and read back from the state table when they act again. ~2 KB of memory each.
+    state_cache_identities: int = 200_000
     # How long the group waits for a silent worker before handing its partitions to another: the failover
     # time after a crash. (Faust's default is 60 s.)
     session_timeout_s: float = 20.0
@@ -109,6 +112,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "NHIGUARD_BATCH_MAX": ("batch_max", int),
         "NHIGUARD_BATCH_WITHIN_S": ("batch_within_s", float),
         "NHIGUARD_INPUT_PARTITIONS": ("input_partitions", int),
+        "NHIGUARD_STATE_CACHE": ("state_cache_identities", int),
         "NHIGUARD_ANOMALY_WARMUP_EVENTS": ("anomaly_warmup_events", int),
         "NHIGUARD_SESSION_TIMEOUT_S": ("session_timeout_s", float),
         "NHIGUARD_ENGINE_PROCESSES": ("engine_processes", int),

@@ -1,8 +1,7 @@
 """Enrichment: the identity inventory and the context state the policies need.
 
 Enrichment computes *facts* (how many assets this identity exposed in the last ten minutes, the previous
-release's size, how old an added dependency is); the policies make the judgements. State here is in memory;
-issue #5 makes it durable and partitioned by identity.
+release's size, how old an added dependency is); the policies make the judgements.
 """
 
 from __future__ import annotations
@@ -12,10 +11,11 @@ import csv
 import fnmatch
 import io
 import json
+import struct
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -153,25 +153,146 @@ class Inventory:
         return len(self._by_id)
 
 
-@dataclass
-class ContextState:
-    """What earlier events and decisions established. Updated in event order."""
+class StateStore(Protocol):
+    """Where state lives between batches and across restarts (the worker's Faust tables). The core reads
+    through it on first use of a key; the worker writes back what the core's `snapshot()` returns."""
 
-    exposures: dict[str, list[int]] = field(default_factory=dict)
-    last_release: dict[str, dict[str, Any]] = field(default_factory=dict)
-    package_created_ms: dict[str, int] = field(default_factory=dict)
-    denied_versions: set[str] = field(default_factory=set)
-    installs: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
-    revoked_until_ms: dict[str, int] = field(default_factory=dict)
+    def identity(self, identity_id: str) -> bytes | None: ...
+
+    def package(self, name: str) -> list[bytes]: ...
+
+
+@dataclass
+class IdentityFacts:
+    """What one identity's own events established (partitioned by identity)."""
+
+    exposures: list[int] = field(default_factory=list)  # sorted exposure times within two windows
+    revoked: dict[str, int] = field(default_factory=dict)  # revoke dedup key -> in force until (event ms)
+    first_seen_ms: int | None = None
+    last_seen_ms: int | None = None
+    events: int = 0
+    applied: int = -1  # position of the last event applied (its offset on the by-identity topic)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "x": self.exposures,
+            "r": self.revoked,
+            "f": self.first_seen_ms,
+            "l": self.last_seen_ms,
+            "n": self.events,
+            "a": self.applied,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> IdentityFacts:
+        return cls(list(d["x"]), dict(d["r"]), d["f"], d["l"], int(d["n"]), int(d["a"]))
+
+
+@dataclass
+class PackageFacts:
+    """What the registry and releases established about one package (read by every identity's events).
+
+    Copies written from several partitions merge: sets unite, first-publish takes the minimum, the latest
+    release wins by event time. So reading every copy gives one answer whatever the partitioning."""
+
+    last_release: dict[str, Any] | None = None
+    last_release_ms: int = -1
+    created_ms: int | None = None
+    denied: set[str] = field(default_factory=set)  # versions
+    installs: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # version -> (who, when)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "r": self.last_release,
+            "rt": self.last_release_ms,
+            "c": self.created_ms,
+            "d": sorted(self.denied),
+            "i": {v: [list(x) for x in xs] for v, xs in self.installs.items()},
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> PackageFacts:
+        installs = {v: [(str(w), int(t)) for w, t in xs] for v, xs in d["i"].items()}
+        return cls(d["r"], int(d["rt"]), d["c"], set(d["d"]), installs)
+
+    def merge(self, other: PackageFacts) -> None:
+        if other.last_release_ms > self.last_release_ms:
+            self.last_release, self.last_release_ms = other.last_release, other.last_release_ms
+        if other.created_ms is not None:
+            self.created_ms = min(self.created_ms or other.created_ms, other.created_ms)
+        self.denied |= other.denied
+        for version, xs in other.installs.items():
+            self.installs[version] = sorted(
+                set(self.installs.get(version, [])) | set(xs), key=lambda x: x[1]
+            )[-MAX_INSTALLERS:]
+
+
+# Installers remembered per version (to revoke those who installed a version later found bad), and versions
+# per package: enough for the incident window, bounded so a popular package cannot grow without limit.
+MAX_INSTALLERS = 256
+MAX_VERSIONS = 32
+
+
+class ContextState:
+    """What earlier events and decisions established, per identity and per package. Updated in event order.
+
+    Without a store, everything stays in memory (tests, replays). With one (the worker), a key is read from
+    it on first use, the keys a batch changed are returned by `snapshot()` for the worker to write, and the
+    least recently used identities and packages beyond the cache size are dropped from memory.
+    """
+
+    def __init__(self, store: StateStore | None = None, max_cached: int = 200_000) -> None:
+        self.store = store
+        self.max_cached = max_cached
+        self.identities: dict[str, IdentityFacts] = {}
+        self.packages: dict[str, PackageFacts] = {}
+        self.dirty_identities: set[str] = set()
+        self.dirty_packages: set[str] = set()
+        self.on_identity_load: Any = None  # (identity, model bytes | None) -> None: the anomaly model part
+
+    # -- keys ------------------------------------------------------------------------------------------------
+    def identity(self, identity_id: str) -> IdentityFacts:
+        facts = self.identities.get(identity_id)
+        if facts is None:
+            facts = IdentityFacts()
+            blob = self.store.identity(identity_id) if self.store is not None else None
+            model = None
+            if blob is not None:
+                facts, model = decode_identity_state(blob)
+            if self.on_identity_load is not None:
+                self.on_identity_load(identity_id, model)
+            self.identities[identity_id] = facts
+        else:  # most recently used last
+            self.identities[identity_id] = self.identities.pop(identity_id)
+        return facts
+
+    def package(self, name: str) -> PackageFacts:
+        facts = self.packages.get(name)
+        if facts is None:
+            facts = PackageFacts()
+            for blob in self.store.package(name) if self.store is not None else ():
+                facts.merge(PackageFacts.from_json(json.loads(blob)))
+            self.packages[name] = facts
+        else:
+            self.packages[name] = self.packages.pop(name)
+        return facts
 
     # -- facts, computed before evaluation, in event order ------------------------------------------------
     def observe(self, ev: CanonicalEvent) -> dict[str, Any]:
         """Record what the event itself establishes and return the context facts for its policy input."""
-        ctx: dict[str, Any] = {}
+        me = self.identity(ev.actor.id)
+        self.dirty_identities.add(ev.actor.id)
+        t = ev.occurred_at_ms
+        ctx: dict[str, Any] = {
+            "first_seen_ms": me.first_seen_ms if me.first_seen_ms is not None else t,
+            "events_before": me.events,
+        }
+        me.first_seen_ms = t if me.first_seen_ms is None else min(me.first_seen_ms, t)
+        me.last_seen_ms = t if me.last_seen_ms is None else max(me.last_seen_ms, t)
+        me.events += 1
         if ev.cms is not None:
             # Sorted times, so a late or redelivered webhook counts only exposures in its own window.
-            times = self.exposures.setdefault(ev.actor.id, [])
-            t = ev.occurred_at_ms
+            times = me.exposures
             if ev.cms["exposed_without_publish"]:
                 bisect.insort(times, t)
             ctx["exposures_10m"] = bisect.bisect_right(times, t) - bisect.bisect_right(
@@ -180,22 +301,31 @@ class ContextState:
             # Forget what no event within a window of the newest can still count.
             del times[: bisect.bisect_right(times, times[-1] - 2 * EXPOSURE_WINDOW_MS) if times else 0]
         if ev.release is not None:
-            prev = self.last_release.get(ev.release["package"])
+            prev = self.package(ev.release["package"]).last_release
             ctx["previous_release"] = prev
             ctx["size_ratio"] = (ev.release["size"] / prev["size"]) if prev and prev["size"] else None
         if ev.publish is not None:
-            pkg = ev.publish["package"]
-            created = ev.publish["package_created_ms"] or ev.occurred_at_ms
-            self.package_created_ms[pkg] = min(self.package_created_ms.get(pkg, created), created)
+            pkg = self.package(ev.publish["package"])
+            created = ev.publish["package_created_ms"] or t
+            if pkg.created_ms is None or created < pkg.created_ms:
+                pkg.created_ms = created
+                self.dirty_packages.add(ev.publish["package"])
             ages: dict[str, float | None] = {}
             for dep in ev.publish["added_dependencies"]:
-                first = self.package_created_ms.get(dep)
-                ages[dep] = None if first is None else round((ev.occurred_at_ms - first) / DAY_MS, 3)
+                first = self.package(dep).created_ms
+                ages[dep] = None if first is None else round((t - first) / DAY_MS, 3)
             ctx["added_dependency_age_days"] = ages
         if ev.install is not None:
-            ref = f"{ev.install['package']}@{ev.install['version']}"
-            self.installs.setdefault(ref, []).append((ev.actor.id, ev.occurred_at_ms))
-            ctx["version_denied"] = ref in self.denied_versions
+            pkg = self.package(ev.install["package"])
+            version = ev.install["version"]
+            xs = pkg.installs.setdefault(version, [])
+            if (ev.actor.id, t) not in xs:  # a redelivered record is not a second install
+                xs.append((ev.actor.id, t))
+                del xs[:-MAX_INSTALLERS]
+            while len(pkg.installs) > MAX_VERSIONS:
+                del pkg.installs[next(iter(pkg.installs))]
+            self.dirty_packages.add(ev.install["package"])
+            ctx["version_denied"] = version in pkg.denied
         return ctx
 
     @staticmethod
@@ -222,20 +352,76 @@ class ContextState:
             return  # no policy judged this event: it must not become history (a denied version, a release)
         ev = d.event
         if ev.release is not None and d.verdict == "ALLOW":
-            self.last_release[ev.release["package"]] = {
-                "version": ev.release["version"],
-                "size": ev.release["size"],
-                "unpacked_size": ev.release["unpacked_size"],
-            }
+            pkg = self.package(ev.release["package"])
+            if ev.occurred_at_ms >= pkg.last_release_ms:
+                pkg.last_release = {
+                    "version": ev.release["version"],
+                    "size": ev.release["size"],
+                    "unpacked_size": ev.release["unpacked_size"],
+                }
+                pkg.last_release_ms = ev.occurred_at_ms
+                self.dirty_packages.add(ev.release["package"])
         if ev.publish is not None and d.verdict != "ALLOW":
-            self.denied_versions.add(f"{ev.publish['package']}@{ev.publish['version']}")
+            self.package(ev.publish["package"]).denied.add(ev.publish["version"])
+            self.dirty_packages.add(ev.publish["package"])
 
-    def installers(self, package_ref: str) -> list[tuple[str, int]]:
-        return list(self.installs.get(package_ref, ()))
+    def installers(self, package: str, version: str) -> list[tuple[str, int]]:
+        return list(self.package(package).installs.get(version, ()))
 
-    def mark_revoked(self, identity: str, at_ms: int, until_ms: int) -> bool:
-        """True when this is a new revocation, False while an earlier one is still in force."""
-        if self.revoked_until_ms.get(identity, -1) > at_ms:
+    def mark_revoked(self, actor: str, key: str, at_ms: int, until_ms: int) -> bool:
+        """True when this is a new revocation, False while an earlier one is still in force. Remembered with
+        the acting identity's state (the event that caused it is partitioned by that identity)."""
+        revoked = self.identity(actor).revoked
+        if revoked.get(key, -1) > at_ms:
             return False
-        self.revoked_until_ms[identity] = until_ms
+        for k in [k for k, until in revoked.items() if until <= at_ms]:
+            del revoked[k]  # expired: forget it
+        revoked[key] = until_ms
+        self.dirty_identities.add(actor)
         return True
+
+    # -- durability ------------------------------------------------------------------------------------------
+    def applied(self, identity_id: str) -> int:
+        return self.identity(identity_id).applied
+
+    def set_applied(self, identity_id: str, position: int) -> None:
+        self.identity(identity_id).applied = position
+        self.dirty_identities.add(identity_id)
+
+    def take_dirty(self) -> tuple[set[str], dict[str, bytes]]:
+        """(identities whose state changed, changed packages as stored) since the last call."""
+        ids, pkgs = self.dirty_identities, self.dirty_packages
+        self.dirty_identities, self.dirty_packages = set(), set()
+        return ids, {name: json.dumps(self.packages[name].to_json()).encode() for name in pkgs}
+
+    def evict(self) -> list[str]:
+        """Drop the least recently used keys beyond the cache size; returns the identities dropped (the caller
+        drops their models). Only for a store-backed state: without a store, memory is all there is."""
+        if self.store is None:
+            return []
+        dropped = []
+        while len(self.identities) > self.max_cached:
+            dropped.append(next(iter(self.identities)))
+            del self.identities[dropped[-1]]
+        while len(self.packages) > self.max_cached:
+            del self.packages[next(iter(self.packages))]
+        return dropped
+
+
+_STATE_HEAD = struct.Struct("<BI")  # format, length of the model part
+
+
+def encode_identity_state(facts: IdentityFacts, model: bytes | None) -> bytes:
+    """One identity's state as one table value: its facts and its behavioural model, written together so a
+    restart never pairs a model with facts from another point in the stream."""
+    m = model or b""
+    return _STATE_HEAD.pack(1, len(m)) + m + json.dumps(facts.to_json(), separators=(",", ":")).encode()
+
+
+def decode_identity_state(blob: bytes) -> tuple[IdentityFacts, bytes | None]:
+    version, n = _STATE_HEAD.unpack_from(blob)
+    if version != 1:
+        raise ValueError(f"identity state format {version}, expected 1")
+    start = _STATE_HEAD.size
+    model = blob[start : start + n] or None
+    return IdentityFacts.from_json(json.loads(blob[start + n :])), model

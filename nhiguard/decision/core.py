@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from nhiguard.decision.adapters import adapt
-from nhiguard.decision.context import ContextState, Identity, Inventory
+from nhiguard.decision.context import ContextState, Identity, Inventory, StateStore, encode_identity_state
 from nhiguard.decision.decide import apply_waivers, commands_for, to_findings, verdict_of
 from nhiguard.decision.policy import ANOMALY_STAGE, Failure, PolicyBundle, RegoEvaluator
 from nhiguard.decision.records import (
@@ -104,11 +104,13 @@ class DecisionCore:
         state: ContextState | None = None,
         anomaly: AnomalyModels | None = None,
         evaluator: Evaluator | None = None,
+        store: StateStore | None = None,
     ) -> None:
         self.settings = settings
         self.inventory = inventory or Inventory()
-        self.state = state or ContextState()
+        self.state = state or ContextState(store, max_cached=settings.state_cache_identities)
         self.anomaly = anomaly or AnomalyModels(warmup_events=settings.anomaly_warmup_events)
+        self.state.on_identity_load = self._on_identity_load
         # A bundle swap waits for the batch in progress: one batch is decided by one bundle revision.
         self._lock = threading.Lock()
         self.load_bundle(bundle, evaluator)
@@ -127,10 +129,18 @@ class DecisionCore:
         with self._lock:
             return self._process(records)
 
+    def _on_identity_load(self, identity: str, model: bytes | None) -> None:
+        # An identity's model is loaded with its facts (one table value), or starts fresh with them.
+        if model is not None:
+            self.anomaly.restore(identity, model)
+        else:
+            self.anomaly.forget(identity)
+
     def _process(self, records: list[RawRecord]) -> BatchResult:
         result = BatchResult()
         wave: list[_Pending] = []
         pending_writes: set[str] = set()
+        applied: dict[str, int] = {}
         limit = self.settings.deadletter_prefix_bytes
         for rec in records:
             if len(rec.value) > self.settings.max_record_bytes:
@@ -143,6 +153,13 @@ class DecisionCore:
             except AdapterError as exc:
                 result.deadletters.append(dead_letter(rec, exc.reason, exc.detail, limit))
                 continue
+            if rec.position >= 0 and not ev.actor.human:
+                if rec.position <= self.state.applied(ev.actor.id):
+                    # Applied to this identity's state before a restart, and its outputs were delivered before
+                    # that state was written: deciding it again would score it against its own learning.
+                    result.skipped += 1
+                    continue
+                applied[ev.actor.id] = rec.position
             key = ContextState.reads(ev)
             if key is not None and key in pending_writes:
                 self._run_wave(wave, result)
@@ -152,6 +169,15 @@ class DecisionCore:
                 pending_writes.add(w)
         self._run_wave(wave, result)
         result.alerts = self._alerts(result.decisions)
+        for identity, position in applied.items():
+            self.state.set_applied(identity, position)
+        if self.state.store is not None:
+            ids, result.package_state = self.state.take_dirty()
+            result.identity_state = {
+                i: encode_identity_state(self.state.identities[i], self.anomaly.export(i)) for i in ids
+            }
+            for identity in self.state.evict():
+                self.anomaly.forget(identity)
         return result
 
     def policy_inputs(self, records: list[RawRecord]) -> list[dict[str, Any]]:
@@ -168,12 +194,13 @@ class DecisionCore:
 
     def _enrich(self, rec: RawRecord, ev: CanonicalEvent) -> _Pending:
         identity = None if ev.actor.human else self.inventory.get(ev.actor.id)
-        ctx = self.state.observe(ev)
+        # No NHI rule applies to a person: no state kept for them either.
+        ctx = {} if ev.actor.human else self.state.observe(ev)
         if ev.publish is not None:
-            ref = f"{ev.publish['package']}@{ev.publish['version']}"
+            installs = self.state.installers(ev.publish["package"], ev.publish["version"])
             ctx["prior_installers"] = [
                 {"id": who, "known": self.inventory.get(who) is not None}
-                for who in sorted({w for w, _ in self.state.installers(ref)})
+                for who in sorted({w for w, _ in installs})
             ]
         # Only the fields the policies read go to the engine: conversion cost grows with the input.
         pin: dict[str, Any] = {

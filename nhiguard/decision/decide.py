@@ -101,7 +101,7 @@ def commands_for(
         # One REVOKE per identity and reason within an hour, not one per event of a burst; another reason,
         # or the same one after the hour (the credential may have been reissued), revokes again.
         key = identity_id + "|" + ",".join(sorted({f.rule for f in why}))
-        if not state.mark_revoked(key, ev.occurred_at_ms, ev.occurred_at_ms + REVOKE_DEDUP_MS):
+        if not state.mark_revoked(ev.actor.id, key, ev.occurred_at_ms, ev.occurred_at_ms + REVOKE_DEDUP_MS):
             continue
         ident = identities.get(identity_id)
         creds = ident.credential_ids if ident and ident.credential_ids else (f"identity:{identity_id}",)

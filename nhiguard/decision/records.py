@@ -27,6 +27,9 @@ class RawRecord:
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
     timestamp_ms: int = 0
+    # Offset on the by-identity topic the worker's stateful stage read it from (-1 outside the worker): what
+    # per-identity state records as applied, so a record reprocessed after a crash is not applied twice.
+    position: int = -1
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
@@ -169,6 +172,10 @@ class BatchResult:
     deadletters: list[DeadLetter] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     human_events: int = 0  # decided (no NHI rule applies) and counted
+    skipped: int = 0  # already applied to state before a restart, outputs already delivered: not redone
+    # State the batch changed, for the worker to write to its tables: identity -> state, package -> facts.
+    identity_state: dict[str, bytes] = field(default_factory=dict)
+    package_state: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def commands(self) -> list[Command]:
