@@ -23,8 +23,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from nhiguard.avro import AvroCodec
 from nhiguard.settings import Settings, Topics
 from nhiguard.streams.demo import worker_env
+from nhiguard.streams.identities import load_identities
+from nhiguard.streams.topics import internal_topics
 
 _OUTPUTS = ("decisions", "commands", "alerts", "deadletter")
+_OWN = ("identities", "by_identity")  # per run too; the worker creates them
 
 
 def input_topics(prefix: str) -> Topics:
@@ -103,13 +106,15 @@ class Pipeline:
     ) -> None:
         run = uuid.uuid4().hex[:8]
         outputs = {k: f"bench-{run}.{getattr(Topics(), k)}" for k in _OUTPUTS}
-        self.settings = replace(base, topics=replace(inputs, **outputs), app_id=f"bench-{run}")
+        own = {k: f"bench-{run}.{getattr(Topics(), k)}" for k in _OWN}
+        self.settings = replace(base, topics=replace(inputs, **outputs, **own), app_id=f"bench-{run}")
         create_topics(base.bootstrap, list(outputs.values()), 1, log_append=True)
+        load_identities(self.settings, identities)
         self._tmp = tempfile.TemporaryDirectory(prefix="nhiguard-bench-")
         self.procs = []
         for i in range(workers):
             s = replace(self.settings, data_dir=Path(self._tmp.name) / f"w{i}")
-            environ = worker_env(s, identities) | {k: str(v) for k, v in env.items()}
+            environ = worker_env(s) | {k: str(v) for k, v in env.items()}
             log = open(Path(self._tmp.name) / f"w{i}.log", "wb")
             self.procs.append(
                 subprocess.Popen(
@@ -155,7 +160,10 @@ class Pipeline:
             p.wait(10)
         self._consumer.close()
         admin = AdminClient({"bootstrap.servers": self.settings.bootstrap, "log_level": 3})
-        admin.delete_topics([getattr(self.settings.topics, k) for k in _OUTPUTS])
+        admin.delete_topics(
+            [getattr(self.settings.topics, k) for k in (*_OUTPUTS, *_OWN)]
+            + internal_topics(self.settings.app_id)
+        )
         self._tmp.cleanup()
 
 

@@ -25,6 +25,9 @@ class Topics:
     alerts: str = "soc.alerts"
     deadletter: str = "audit.deadletter"
     bundles: str = "policy.bundles"  # compacted: the latest policy bundle, when policy_source is "topic"
+    identities: str = "identities"  # compacted: the identity inventory, keyed by canonical id
+    # The audit records again, keyed by canonical identity: what the stateful stage reads.
+    by_identity: str = "nhiguard.audit.by-identity"
 
     @property
     def inputs(self) -> tuple[str, ...]:

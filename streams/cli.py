@@ -1,4 +1,4 @@
-"""`nhiguard` command line: worker, broker, demo, replay."""
+"""`nhiguard` command line: worker, broker, demo, replay, identities, policy."""
 
 from __future__ import annotations
 
@@ -16,9 +16,16 @@ def _worker(args: argparse.Namespace) -> int:
     from nhiguard.decision.policy import BundleError
     from nhiguard.streams.app import run_worker
 
-    overrides = {"identities_file": Path(args.identities)} if args.identities else {}
+    settings = load_settings()
+    inventory = Path(args.identities) if args.identities else settings.identities_file
+    if inventory:
+        # A convenience for one-box setups: the inventory lives on the identities topic either way.
+        from nhiguard.streams.identities import load_identities
+
+        loaded, _ = load_identities(settings, inventory)
+        logging.getLogger("nhiguard.worker").info("loaded %d identities from %s", loaded, inventory)
     try:
-        run_worker(load_settings(**overrides))
+        run_worker(settings)
     except BundleError as exc:
         logging.getLogger("nhiguard.worker").error("policy bundle refused: %s", exc)
         return 2
@@ -85,12 +92,41 @@ def _policy_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _identities_load(args: argparse.Namespace) -> int:
+    from nhiguard.streams.identities import load_identities
+
+    settings = load_settings()
+    try:
+        loaded, removed = load_identities(settings, Path(args.file), prune=args.prune)
+    except (ValueError, OSError) as exc:
+        print(f"nothing loaded: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{loaded} identities written to {settings.topics.identities} on {settings.bootstrap}"
+        + (f"; {removed} not in the file removed" if args.prune else "")
+    )
+    return 0
+
+
+def _identities_delete(args: argparse.Namespace) -> int:
+    from nhiguard.streams.identities import publish
+
+    settings = load_settings()
+    publish(settings, [], list(args.ids))
+    print(
+        f"{len(args.ids)} tombstone(s) written to {settings.topics.identities}: unknown from the next event"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="nhiguard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     w = sub.add_parser("worker", help="run the Faust worker (KAFKA_BOOTSTRAP, NHIGUARD_* configure it)")
-    w.add_argument("--identities", help="identity inventory file (YAML, JSON or CSV)")
+    w.add_argument(
+        "--identities", help="load this inventory file (YAML, JSON or CSV) to the identities topic first"
+    )
     w.set_defaults(func=_worker)
     add_broker_parser(sub)
     sub.choices["broker"].set_defaults(func=main_broker)
@@ -111,6 +147,17 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--identities", help="identity inventory file")
     r.add_argument("--policies", help="policy bundle directory (test a change before it goes live)")
     r.set_defaults(func=_replay)
+    ids = sub.add_parser("identities", help="the identity inventory on the compacted identities topic")
+    ids_sub = ids.add_subparsers(dest="identities_command", required=True)
+    il = ids_sub.add_parser(
+        "load", help="validate a YAML, JSON or CSV inventory and write every identity in it (upsert)"
+    )
+    il.add_argument("file")
+    il.add_argument("--prune", action="store_true", help="also remove identities the file does not list")
+    il.set_defaults(func=_identities_load)
+    idl = ids_sub.add_parser("delete", help="remove identities (tombstones): unknown from the next event")
+    idl.add_argument("ids", nargs="+", metavar="ID")
+    idl.set_defaults(func=_identities_delete)
     pol = sub.add_parser("policy", help="policy bundle tools")
     pol_sub = pol.add_subparsers(dest="policy_command", required=True)
     pt = pol_sub.add_parser("test", help="run every policy's cases through the engine, like `opa test`")

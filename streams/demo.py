@@ -26,7 +26,8 @@ from nhiguard.scenarios import default_params, generate, write_inventory
 from nhiguard.settings import Settings, Topics
 from nhiguard.streams import table
 from nhiguard.streams.broker import LocalBroker
-from nhiguard.streams.topics import delete_groups, delete_topics, ensure_topics
+from nhiguard.streams.identities import load_identities
+from nhiguard.streams.topics import delete_groups, delete_topics, ensure_topics, internal_topics
 
 
 def _prefixed(topics: Topics, prefix: str) -> Topics:
@@ -40,13 +41,13 @@ def kafka_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def worker_env(settings: Settings, identities: Path) -> dict[str, str]:
+def worker_env(settings: Settings) -> dict[str, str]:
     """The environment that points a `nhiguard worker` process at these settings."""
+    env = {k: v for k, v in os.environ.items() if k != "NHIGUARD_IDENTITIES_FILE"}
     return {
-        **os.environ,
+        **env,
         **kafka_env(settings),
         "NHIGUARD_APP_ID": settings.app_id,
-        "NHIGUARD_IDENTITIES_FILE": str(identities),
         "NHIGUARD_DATA_DIR": str(settings.data_dir),
         "NHIGUARD_INPUT_PARTITIONS": str(settings.input_partitions),
     }
@@ -114,6 +115,8 @@ def run_demo(settings: Settings, ordinary: int = 1000, timeout_s: float = 300.0)
             records = generate(params, ordinary=ordinary)
             identities = Path(tmp) / "identities.yaml"
             write_inventory(params, identities)
+            loaded, _ = load_identities(settings, identities)
+            print(f"loaded {loaded} identities to {settings.topics.identities} (nhiguard identities load)")
             labels = produce_records(settings.bootstrap, records, settings.topics)
             print(f"produced {len(records)} records: {dict(Counter(r.label for r in records))}")
 
@@ -122,7 +125,7 @@ def run_demo(settings: Settings, ordinary: int = 1000, timeout_s: float = 300.0)
             with open(log_path, "wb") as log:
                 worker = subprocess.Popen(
                     [sys.executable, "-m", "nhiguard.streams.cli", "worker"],
-                    env=worker_env(settings, identities),
+                    env=worker_env(settings),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
@@ -141,7 +144,9 @@ def run_demo(settings: Settings, ordinary: int = 1000, timeout_s: float = 300.0)
                 ours = [
                     *settings.topics.inputs,
                     *settings.topics.outputs,
-                    f"{settings.app_id}-__assignor-__leader",
+                    settings.topics.identities,
+                    settings.topics.by_identity,
+                    *internal_topics(settings.app_id),
                 ]
                 delete_topics(settings.bootstrap, ours)
                 delete_groups(settings.bootstrap, [settings.app_id, f"{settings.app_id}-watch"])

@@ -48,13 +48,29 @@ class OutputSink:
         if err is not None:
             self._errors.append(str(err))
 
-    def _produce(self, topic: str, key: str | bytes | None, value: bytes) -> None:
+    def _produce(
+        self,
+        topic: str,
+        key: str | bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                self._producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery
+                )
                 return
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain, then retry
+
+    def forward(self, topic: str, records: list[tuple[str, bytes, list[tuple[str, bytes]]]]) -> None:
+        """Produce (key, value, headers) records as they are: the by-identity repartition."""
+        if self._errors:
+            raise OutputError(f"earlier output records were not delivered: {self._errors[:5]}")
+        for key, value, headers in records:
+            self._produce(topic, key, value, headers)
+        self._producer.poll(0)
 
     def enqueue(self, result: BatchResult) -> None:
         """Encode and produce a batch's outputs without waiting for delivery."""

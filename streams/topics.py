@@ -12,17 +12,26 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create the input and output topics that do not exist yet (existing ones are left as they are)."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap, "log_level": 3})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
-    _check_output_limits(admin, settings, [t for t in settings.topics.outputs if t in existing], timeout_s)
+    big = [*settings.topics.outputs, settings.topics.by_identity]
+    _check_output_limits(admin, settings, [t for t in big if t in existing], timeout_s)
+    _check_identities_partitions(admin, settings, existing, timeout_s)
     out_config = {"max.message.bytes": str(settings.max_output_bytes)}
+    compacted = {"cleanup.policy": "compact"}
     wanted = [
         NewTopic(t, num_partitions=settings.input_partitions, replication_factor=1)
         for t in settings.topics.inputs
         if t not in existing
     ] + [
         NewTopic(t, num_partitions=settings.input_partitions, replication_factor=1, config=out_config)
-        for t in settings.topics.outputs
+        for t in big
         if t not in existing
     ]
+    if settings.topics.identities not in existing:
+        wanted.append(
+            NewTopic(
+                settings.topics.identities, settings.input_partitions, replication_factor=1, config=compacted
+            )
+        )
     if not wanted:
         return
     for topic, fut in admin.create_topics(wanted, operation_timeout=timeout_s).items():
@@ -45,6 +54,42 @@ def _check_output_limits(admin: AdminClient, settings: Settings, topics: list[st
                 f"output topic {res.name} takes records of at most {entry.value} bytes; nhiguard needs "
                 f"{settings.max_output_bytes}: raise its max.message.bytes or lower NHIGUARD_MAX_RECORD_BYTES"
             )
+
+
+def ensure_identities_topic(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Create the compacted identities topic if it does not exist (for loading before any worker ran)."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap, "log_level": 3})
+    if settings.topics.identities in admin.list_topics(timeout=timeout_s).topics:
+        return
+    topic = NewTopic(
+        settings.topics.identities, settings.input_partitions, 1, config={"cleanup.policy": "compact"}
+    )
+    try:
+        admin.create_topics([topic])[settings.topics.identities].result(timeout_s)
+    except KafkaException as exc:
+        if "TOPIC_ALREADY_EXISTS" not in str(exc):
+            raise
+
+
+def _check_identities_partitions(
+    admin: AdminClient, settings: Settings, existing: set[str], timeout_s: float
+) -> None:
+    """The worker's identity table mirrors the identities topic partition by partition into a changelog of
+    input_partitions partitions: the topic cannot have more."""
+    if settings.topics.identities not in existing:
+        return
+    meta = admin.list_topics(settings.topics.identities, timeout=timeout_s).topics[settings.topics.identities]
+    if len(meta.partitions) > settings.input_partitions:
+        raise RuntimeError(
+            f"topic {settings.topics.identities} has {len(meta.partitions)} partitions; the worker runs with "
+            f"NHIGUARD_INPUT_PARTITIONS={settings.input_partitions}: it can have at most that many"
+        )
+
+
+def internal_topics(app_id: str) -> list[str]:
+    """The topics Faust creates for a worker: the assignor's and the tables' changelogs."""
+    tables = ("identities", "identity-state", "packages")
+    return [f"{app_id}-__assignor-__leader", *(f"{app_id}-{t}-changelog" for t in tables)]
 
 
 def delete_topics(bootstrap: str, topics: list[str], timeout_s: float = 30.0) -> None:

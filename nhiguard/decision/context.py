@@ -143,6 +143,9 @@ class Inventory:
     def get(self, identity_id: str) -> Identity | None:
         return self._by_id.get(identity_id)
 
+    def all(self) -> list[Identity]:
+        return list(self._by_id.values())
+
     def put(self, identity: Identity) -> None:
         self._by_id[identity.id] = identity
 

@@ -124,7 +124,37 @@ class DecisionCore:
             self.bundle = bundle
         return previous
 
+    def drop_cached_state(self) -> None:
+        """Forget the state held in memory (it is read back from the store on next use). For a worker whose
+        partitions may have moved; a no-op without a store, where memory is all the state there is."""
+        with self._lock:
+            if self.state.store is None:
+                return
+            self.state.identities.clear()
+            self.state.packages.clear()
+            self.anomaly = AnomalyModels(warmup_events=self.settings.anomaly_warmup_events)
+
     # -------------------------------------------------------------------------------------------------------
+    def route(self, records: list[RawRecord]) -> tuple[list[tuple[str, RawRecord]], list[DeadLetter]]:
+        """The stateless first stage of the worker: each record that adapts, with the canonical identity its
+        state is kept under (the key it is repartitioned by), and a dead letter for each that does not.
+        Pure and lock-free: adapters keep no state."""
+        routed: list[tuple[str, RawRecord]] = []
+        deadletters = []
+        limit = self.settings.deadletter_prefix_bytes
+        for rec in records:
+            if len(rec.value) > self.settings.max_record_bytes:
+                detail = f"{len(rec.value)} bytes > limit {self.settings.max_record_bytes}"
+                deadletters.append(dead_letter(rec, "oversized", detail, limit))
+                continue
+            try:
+                ev = adapt(rec, self.settings.topics.domain_of(rec.topic))
+            except AdapterError as exc:
+                deadletters.append(dead_letter(rec, exc.reason, exc.detail, limit))
+                continue
+            routed.append((ev.actor.id, rec))
+        return routed, deadletters
+
     def process(self, records: list[RawRecord]) -> BatchResult:
         with self._lock:
             return self._process(records)

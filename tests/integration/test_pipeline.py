@@ -20,14 +20,16 @@ from nhiguard.decision.policy import load_bundle
 from nhiguard.scenarios import default_params, generate, write_inventory
 from nhiguard.settings import REPO_ROOT, Topics, load_settings
 from nhiguard.streams.demo import kafka_env, produce_records, worker_env
+from nhiguard.streams.identities import load_identities
 from nhiguard.streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def pipeline(kafka_bootstrap, tmp_path):
-    """Fresh topics and consumer group for one test, and a way to start workers on them."""
+def pipeline(kafka_bootstrap, tmp_path, request):
+    """Fresh topics and consumer group for one test, and a way to start workers on them (two partitions per
+    topic unless the test asks for another count with indirect parametrization)."""
     run = uuid.uuid4().hex[:8]
     topics = Topics(**{k: f"t{run}.{v}" for k, v in vars(Topics()).items()})
     settings = replace(
@@ -36,7 +38,7 @@ def pipeline(kafka_bootstrap, tmp_path):
         topics=topics,
         app_id=f"nhiguard-test-{run}",
         data_dir=tmp_path / "worker",
-        input_partitions=2,
+        input_partitions=getattr(request, "param", 2),
     )
     ensure_topics(settings)
     identities = tmp_path / "identities.yaml"
@@ -47,10 +49,11 @@ def pipeline(kafka_bootstrap, tmp_path):
             "- {id: 'github:acme/cli/.github/workflows/r.yml', kind: package_publisher,\n"
             "   owner: cli@acme.example, team: cli, trust_tier: 1}\n"
         )
+    load_identities(settings, identities)
     workers: list[subprocess.Popen] = []
 
     def start(**env_extra):
-        env = worker_env(settings, identities) | {k: str(v) for k, v in env_extra.items()}
+        env = worker_env(settings) | {k: str(v) for k, v in env_extra.items()}
         log = open(tmp_path / f"worker-{len(workers)}.log", "wb")
         p = subprocess.Popen(
             [sys.executable, "-m", "nhiguard.streams.cli", "worker"],
@@ -225,7 +228,7 @@ def test_bad_input_goes_to_the_dead_letter_topic_and_the_worker_keeps_going(pipe
 def test_sigkill_mid_batch_loses_no_input(pipeline):
     settings, start, _ = pipeline
     records = generate(default_params(), ordinary=3000)
-    produce_records(settings.bootstrap, records, settings.topics)
+    produced = produce_records(settings.bootstrap, records, settings.topics)
     first = start(NHIGUARD_BATCH_MAX=50, NHIGUARD_SESSION_TIMEOUT_S=8)
     partial = collect(settings, len(records), timeout=120, stop_when=lambda o: len(o["decisions"]) >= 400)
     assert 400 <= len(partial["decisions"]) < len(records), "kill must land mid-stream"
@@ -235,7 +238,9 @@ def test_sigkill_mid_batch_loses_no_input(pipeline):
     out = collect(settings, len(records), timeout=240)
     inputs = {(d["input"]["topic"], d["input"]["partition"], d["input"]["offset"]) for d in out["decisions"]}
     inputs |= {(x["topic"], x["partition"], x["offset"]) for x in out["deadletters"]}
-    assert len(inputs) == len(records), "every input offset has a decision or a dead letter"
+    labels = produced if isinstance(produced, dict) else {}
+    missing = sorted(set(labels) - inputs)[:10]
+    assert len(inputs) == len(records), f"every input offset has a decision or a dead letter; not: {missing}"
     # At least once: a record decided twice (before and after the kill) keeps its decision id and verdict.
     seen = {}
     for d in out["decisions"]:
@@ -423,3 +428,134 @@ def test_a_bundle_published_to_the_topic_becomes_active_on_the_worker(pipeline, 
     assert d["bundle_revision"] == load_bundle(bundle).revision
     assert d["verdict"] == "DENY" and d["findings"][0]["rule"] == "ci.release_artifacts.prohibited_archive"
     c.close()
+
+
+def test_identity_load_update_and_tombstone_take_effect_for_the_next_event(pipeline):
+    """The inventory on the identities topic, through the CLI a platform team uses; no worker restart."""
+    settings, start, tmp = pipeline
+    who = "github:acme/tool/.github/workflows/release.yml"
+    codec = AvroCodec(settings.schemas_dir)
+    p = Producer({"bootstrap.servers": settings.bootstrap})
+    c = reader(settings, [settings.topics.decisions, settings.topics.deadletter])
+    verdicts: dict[str, dict] = {}
+    deadletters: list[dict] = []
+
+    def gate(request_id):
+        body = {
+            "gate": "npm-publish",
+            "request_id": request_id,
+            "access": "public",
+            "github": {"repository": "acme/tool", "workflow_ref": f"{who[7:]}@refs/tags/v1"},
+            "pack": {
+                "name": "@acme/tool",
+                "version": "1.0.0",
+                "size": 10,
+                "files": [{"path": "a.js", "size": 9}],
+            },
+        }
+        p.produce(settings.topics.ci, value=json.dumps(body).encode())
+        p.flush(10)
+
+    def until(pred, timeout=60):
+        """Send probe requests until one is decided as pred wants (a change applies to the *next* event)."""
+        deadline = time.monotonic() + timeout
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            gate(f"probe-{uuid.uuid4().hex[:6]}")
+            for m in c.consume(100, 1.0):
+                if m.error():
+                    continue
+                rec = codec.decode(m.value())
+                if m.topic() == settings.topics.deadletter:
+                    deadletters.append(rec)
+                else:
+                    verdicts[rec["event"]["event_id"]] = rec
+                    if pred(rec):
+                        return rec
+        raise AssertionError(
+            f"no decision as expected within {timeout}s; last: {list(verdicts.values())[-1:]}"
+        )
+
+    def cli(*args):
+        run = subprocess.run(
+            [sys.executable, "-m", "nhiguard.streams.cli", "identities", *args],
+            env={**os.environ, **kafka_env(settings)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    start()
+    first = until(lambda d: True)
+    assert not first["identity_known"] and first["identity_kind"] == "unknown" and first["verdict"] == "DENY"
+    inv = tmp / "tool.csv"
+    inv.write_text(
+        "id,kind,owner,team,credential_ids,allowed_actions,trust_tier,expires\n"
+        f"{who},package_publisher,tool@acme.example,tool,npm:tool,ci.release.*,1,2099-01-01T00:00:00Z\n"
+    )
+    assert "1 identities written" in cli("load", str(inv))
+    known = until(lambda d: d["identity_known"])
+    assert known["identity_kind"] == "package_publisher" and known["verdict"] == "ALLOW"
+    # An update: the identity has expired.
+    inv.write_text(inv.read_text().replace("2099-01-01", "2020-01-01"))
+    cli("load", str(inv))
+    expired = until(lambda d: d["verdict"] == "DENY" and d["identity_known"])
+    assert [f["rule"] for f in expired["findings"]] == ["identity.inventory.expired_identity"]
+    # A tombstone: unknown again.
+    cli("delete", who)
+    gone = until(lambda d: not d["identity_known"])
+    assert [f["rule"] for f in gone["findings"]] == ["identity.inventory.unknown_identity"]
+    # A record that is not an identity is dead-lettered, not applied.
+    p.produce(settings.topics.identities, key=b"junk", value=b"not avro")
+    p.flush(10)
+    until(lambda d: any(x["reason"] == "invalid_identity" for x in deadletters))
+    c.close()
+
+
+@pytest.mark.parametrize("pipeline", [1], indirect=True)
+def test_after_sigkill_and_restart_the_same_events_get_the_same_scores(pipeline):
+    """Per-identity state (facts and behavioural model) survives a SIGKILL through the changelog: every event
+    decided after the restart gets the anomaly score and verdict it gets in a run without a kill.
+
+    The run without a kill is the decision core in process over the same records: with one partition per
+    topic each identity's events reach the worker in the order they were produced, so it is exact."""
+    from nhiguard.decision.context import Inventory
+    from nhiguard.decision.core import DecisionCore
+    from nhiguard.scenarios import inventory
+    from tests.unit.test_core import raw_records
+
+    settings, start, _ = pipeline
+    params = default_params()
+    records = generate(params, ordinary=3000)
+    core = DecisionCore(
+        load_settings(env={}), load_bundle(settings.policies_dir), Inventory.load_dict(inventory(params))
+    )
+    raws = raw_records(records)
+    ref = {}
+    for i in range(0, len(raws), 500):
+        for d in core.process(raws[i : i + 500]).decisions:
+            ref[(d.topic, d.offset)] = (round(d.anomaly_score, 6), d.anomaly_warm, d.verdict)
+    assert sum(warm for _, warm, _ in ref.values()) > 500, (
+        "enough warm identities for the test to mean something"
+    )
+
+    prefix = settings.topics.cms.split(".")[0] + "."
+    produce_records(settings.bootstrap, records, settings.topics)
+    first = start(NHIGUARD_BATCH_MAX=50, NHIGUARD_SESSION_TIMEOUT_S=8)
+    partial = collect(settings, len(records), timeout=120, stop_when=lambda o: len(o["decisions"]) >= 1500)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(10)
+    assert len(partial["decisions"]) < len(records), "kill must land mid-stream"
+    start(NHIGUARD_BATCH_MAX=50, NHIGUARD_SESSION_TIMEOUT_S=8)
+    out = collect(settings, len(records), timeout=240)
+    got = {}
+    for d in out["decisions"]:
+        key = (d["input"]["topic"].removeprefix(prefix), d["input"]["offset"])
+        value = (round(d["anomaly"]["score"], 6), d["anomaly"]["warm"], d["verdict"])
+        assert got.setdefault(key, value) == value, "a record decided twice got two different outcomes"
+    assert len(got) == len(ref)
+    differ = [(k, got[k], ref[k]) for k in ref if got[k] != ref[k]]
+    assert not differ, f"{len(differ)} outcomes differ from the run without a kill, e.g. {differ[:3]}"

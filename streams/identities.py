@@ -1,0 +1,120 @@
+"""The identity inventory on Kafka: `nhiguard identities load FILE` and `nhiguard identities delete ID`.
+
+Identities live on the compacted `identities` topic, keyed by canonical id, values Avro single-object
+encoded (schemas/nhiguard.Identity.avsc); a tombstone (null value) removes one. The worker keeps them in a
+Faust global table (every worker reads all of them) fed from that topic, so a change takes effect for the next
+event without a restart. See README "Identity inventory".
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from nhiguard.avro import AvroCodec
+from nhiguard.decision.context import Identity, Inventory
+from nhiguard.settings import Settings
+
+
+def encode_identity(codec: AvroCodec, identity: Identity) -> bytes:
+    return codec.encode("Identity", identity.to_dict())
+
+
+def decode_identity(codec: AvroCodec, data: bytes) -> Identity:
+    """Raises ValueError for anything but a valid Identity record."""
+    if codec.schema_name(data) != "Identity":
+        raise ValueError("not an nhiguard.Identity record (Avro single-object encoding)")
+    return Identity.from_dict(codec.decode(data))
+
+
+def current_ids(settings: Settings, timeout_s: float = 30.0) -> set[str]:
+    """The ids the identities topic holds now (latest value per key not a tombstone)."""
+    c = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "group.id": f"nhiguard-identities-reader-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
+    try:
+        meta = c.list_topics(settings.topics.identities, timeout=timeout_s).topics[settings.topics.identities]
+        parts = [TopicPartition(settings.topics.identities, p, 0) for p in meta.partitions]
+        ends = {p.partition: c.get_watermark_offsets(p, timeout=timeout_s)[1] for p in parts}
+        todo = {p for p, end in ends.items() if end > 0}
+        c.assign([TopicPartition(settings.topics.identities, p, 0) for p in todo])
+        live: dict[str, bool] = {}
+        deadline = time.monotonic() + timeout_s
+        while todo and time.monotonic() < deadline:
+            for m in c.consume(500, 0.5):
+                if m.error():
+                    if m.error().code() != KafkaError._PARTITION_EOF:
+                        raise RuntimeError(f"reading {settings.topics.identities}: {m.error()}")
+                    continue
+                live[m.key().decode()] = m.value() is not None
+                if m.offset() + 1 >= ends[m.partition()]:
+                    todo.discard(m.partition())
+        if todo:
+            raise RuntimeError(f"timed out reading {settings.topics.identities}")
+        return {k for k, alive in live.items() if alive}
+    finally:
+        c.close()
+
+
+def publish(settings: Settings, upserts: list[Identity], deletes: list[str], timeout_s: float = 30.0) -> None:
+    codec = AvroCodec(settings.schemas_dir)
+    values = [(i.id, encode_identity(codec, i)) for i in upserts]  # encode all before producing any
+    producer = Producer({"bootstrap.servers": settings.bootstrap, "enable.idempotence": True, "log_level": 3})
+    errors: list[str] = []
+
+    def on_delivery(err: KafkaError | None, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    for key, value in values:
+        producer.produce(settings.topics.identities, key=key.encode(), value=value, on_delivery=on_delivery)
+    for key in deletes:
+        producer.produce(settings.topics.identities, key=key.encode(), value=None, on_delivery=on_delivery)
+    if producer.flush(timeout_s) or errors:
+        raise RuntimeError(f"identity records not delivered: {errors[:3]}")
+
+
+def load_identities(settings: Settings, path: Path, prune: bool = False) -> tuple[int, int]:
+    """Validate the whole file, then produce every identity in it; with prune, tombstone the ids on the topic
+    that the file no longer has. Returns (loaded, removed)."""
+    from nhiguard.streams.topics import ensure_identities_topic
+
+    ensure_identities_topic(settings)
+    wanted = Inventory.load(path).all()  # raises ValueError on the first bad record: nothing produced
+    removed = sorted(current_ids(settings) - {i.id for i in wanted}) if prune else []
+    publish(settings, wanted, removed)
+    return len(wanted), len(removed)
+
+
+class TableInventory:
+    """Identities for the decision core, read from the worker's global table (raw Avro values by id).
+
+    Decoded records are cached by their bytes, so an update (new bytes) is seen at once and a tombstone (no
+    value) makes the identity unknown for the next event.
+    """
+
+    def __init__(self, table: Any, codec: AvroCodec, cache_size: int = 100_000) -> None:
+        self.table = table
+        self.codec = codec
+        self.cache_size = cache_size
+        self._decoded: OrderedDict[bytes, Identity] = OrderedDict()
+
+    def get(self, identity_id: str) -> Identity | None:
+        raw = self.table.get(identity_id.encode())
+        if raw is None:
+            return None
+        hit = self._decoded.get(raw)
+        if hit is None:
+            hit = self._decoded[raw] = decode_identity(self.codec, raw)  # validated before it was stored
+            if len(self._decoded) > self.cache_size:
+                self._decoded.popitem(last=False)
+        return hit
