@@ -150,7 +150,9 @@ def model_cost(
         passes.append(_feed(models, batch) / len(batch) * 1e6)
 
     picked = [ids[j * k // min(k, sample)] for j in range(min(k, sample))]
-    sizes = [len(pickle.dumps(models._models[i], protocol=pickle.HIGHEST_PROTOCOL)) for i in picked]
+    # What the worker stores per identity (the state table and its changelog): the model as exported.
+    sizes = [len(models.export(i) or b"") for i in picked]
+    pickled = [len(pickle.dumps(models._models[i], protocol=pickle.HIGHEST_PROTOCOL)) for i in picked]
 
     per_identity_ms = built["model_seconds"] / k * 1e3
     out.update(
@@ -160,6 +162,7 @@ def model_cost(
             "timed_identities": s,
             "timed_events_per_pass": s * events_per_pass,
             "bytes_per_identity": round(statistics.fmean(sizes)),
+            "bytes_per_identity_pickled": round(statistics.fmean(pickled)),
             "bytes_per_identity_sample": len(sizes),
             "build_seconds": round(built["model_seconds"], 3),
             "build_ms_per_identity": round(per_identity_ms, 3),
@@ -169,7 +172,7 @@ def model_cost(
             "method": (
                 f"state of {k} identities built in-process ({events_per_identity} events each, score+learn); "
                 f"µs/event = median of {repeats} timed passes of {events_per_pass} events x {s} identities; "
-                f"bytes = mean pickle.dumps of {len(sizes)} identities' _IdentityModel"
+                f"bytes = mean stored size (AnomalyModels.export) of {len(sizes)} identities' baselines"
                 + (
                     f"; {n_identities} requested did not fit the {budget_s:.0f} s budget: per-event and "
                     "per-identity figures are measured at the smaller size, only "
@@ -284,6 +287,36 @@ def rss_mb_at(
     }
 
 
+def _params() -> dict:
+    from nhiguard.decision.policy import load_bundle
+    from nhiguard.settings import REPO_ROOT
+
+    return load_bundle(REPO_ROOT / "policies").data["nhiguard"]["params"]
+
+
+def revoke_score() -> float:
+    """The shipped policy's revoke threshold (policies/data.yaml)."""
+    return float(_params()["anomaly"]["behaviour"]["revoke_score"])
+
+
+def sensitive_prefixes() -> tuple[str, ...]:
+    return tuple(_params()["sensitive_actions"])
+
+
+def _policy_rule_figures(events: list, scores: list[float], warm: list[bool], labels: list[bool]) -> dict:
+    prefixes, cut = sensitive_prefixes(), revoke_score()
+    sens = [ev.action.startswith(prefixes) for ev, _y in events]
+    fired = [s >= cut and w and x for s, w, x in zip(scores, warm, sens, strict=True)]
+    hits = sum(f and y for f, y in zip(fired, labels, strict=True))
+    positives = sum(y and x for y, x in zip(labels, sens, strict=True))
+    return {
+        "policy_revokes": sum(fired),
+        "policy_revokes_per_1000_sensitive_events": round(1000 * sum(fired) / max(1, sum(sens)), 2),
+        "policy_revoke_precision": round(hits / sum(fired), 4) if any(fired) else None,
+        "policy_revoke_recall_on_sensitive_anomalies": round(hits / positives, 4) if positives else None,
+    }
+
+
 def quality(
     seed: int = 7, n_identities: int = 300, events_per_identity: int = 200, anomaly_rate: float = 0.01
 ) -> dict:
@@ -352,6 +385,12 @@ def quality(
         "anomaly_auc_warm": auc(scores, warm),
         "precision_at_threshold": round(precision_at(scores, labels, ANOMALY_THRESHOLD), 4),
         "recall_at_threshold": round(recall_at(scores, labels, ANOMALY_THRESHOLD), 4),
+        # The shipped anomaly policy revokes only at revoke_score (and only for sensitive actions).
+        "revoke_score": revoke_score(),
+        "precision_at_revoke_score": round(precision_at(scores, labels, revoke_score()), 4),
+        "recall_at_revoke_score": round(recall_at(scores, labels, revoke_score()), 4),
+        # What the shipped anomaly policy revokes: a warm, sensitive action scored >= revoke_score.
+        **_policy_rule_figures(sc.events, scores, warm, labels),
         "flagged_at_threshold": flagged,
         "flagged_fraction": round(flagged / n_events, 4) if n_events else 0.0,
         "learned_fraction": round(learned / n_events, 4) if n_events else 0.0,

@@ -189,6 +189,11 @@ def anomaly_figures() -> dict[str, Any]:
     q = anomaly.quality()
     out |= {k: q[k] for k in ("anomaly_auc", "anomaly_auc_warm", "anomaly_auc_baseline")}
     out["anomaly_precision_at_threshold"] = q.get("precision_at_threshold")
+    out["anomaly_recall_at_threshold"] = q.get("recall_at_threshold")
+    out["anomaly_precision_at_revoke_score"] = q.get("precision_at_revoke_score")
+    out["anomaly_recall_at_revoke_score"] = q.get("recall_at_revoke_score")
+    out["anomaly_policy_revoke_precision"] = q.get("policy_revoke_precision")
+    out["anomaly_policy_revokes_per_1000_sensitive"] = q.get("policy_revokes_per_1000_sensitive_events")
     costs = {n: anomaly.model_cost(n) for n in (10_000, 100_000)}
     for key, field in (
         ("anomaly_us_per_event", "us_per_event"),
@@ -229,6 +234,16 @@ ROWS = [
     ("anomaly_auc", "anomaly ROC AUC on the labelled scenario", "{:.3f}"),
     ("anomaly_auc_warm", "  the same, warmed-up identities only", "{:.3f}"),
     ("anomaly_auc_baseline", "  trivial z-score baseline AUC", "{:.3f}"),
+    ("anomaly_precision_at_threshold", "  precision at the flag threshold (0.8)", "{:.3f}"),
+    ("anomaly_recall_at_threshold", "  recall at the flag threshold", "{:.3f}"),
+    ("anomaly_precision_at_revoke_score", "  precision at the policy's revoke score (0.97)", "{:.3f}"),
+    ("anomaly_recall_at_revoke_score", "  recall at the policy's revoke score", "{:.3f}"),
+    (
+        "anomaly_policy_revoke_precision",
+        "  the shipped revoke rule (warm, sensitive, >= 0.97): precision",
+        "{:.3f}",
+    ),
+    ("anomaly_policy_revokes_per_1000_sensitive", "  ... revokes per 1,000 sensitive actions", "{}"),
 ]
 
 

@@ -111,7 +111,13 @@ def create_app(settings: Settings) -> faust.App:
     # committed (they were chosen before this ran, so they never cover a batch whose state is not written).
     faust_flush = app.producer.flush
 
+    commit_lock = asyncio.Lock()  # a periodic and a rebalance commit must not write state out of order
+
     async def flush_before_commit() -> None:
+        async with commit_lock:
+            await _flush_before_commit()
+
+    async def _flush_before_commit() -> None:
         ids, pkgs = store.take_pending()
         try:
             await asyncio.get_running_loop().run_in_executor(None, sink.flush)
@@ -220,6 +226,8 @@ def create_app(settings: Settings) -> faust.App:
                 log.critical("batch at %s failed; exiting without committing", records[0:1], exc_info=True)
                 logging.shutdown()
                 os._exit(70)
+            if result.reordered:
+                log.warning("%d records arrived below their identity's applied position", result.reordered)
             log.info(
                 "batch: %d records -> %d decisions (%d human), %d commands, %d dead letters, %d already "
                 "applied, %d states (%.0f ms, out %.0f ms)",

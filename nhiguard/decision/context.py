@@ -251,6 +251,9 @@ class ContextState:
         self.packages: dict[str, PackageFacts] = {}
         self.dirty_identities: set[str] = set()
         self.dirty_packages: set[str] = set()
+        # Identities read from the store that have not applied a new event since: only for them is a record at
+        # or below the applied position a redelivery (see DecisionCore._process).
+        self.fresh: set[str] = set()
         self.on_identity_load: Any = None  # (identity, model bytes | None) -> None: the anomaly model part
 
     # -- keys ------------------------------------------------------------------------------------------------
@@ -262,6 +265,7 @@ class ContextState:
             model = None
             if blob is not None:
                 facts, model = decode_identity_state(blob)
+                self.fresh.add(identity_id)
             if self.on_identity_load is not None:
                 self.on_identity_load(identity_id, model)
             self.identities[identity_id] = facts
@@ -406,6 +410,7 @@ class ContextState:
         while len(self.identities) > self.max_cached:
             dropped.append(next(iter(self.identities)))
             del self.identities[dropped[-1]]
+            self.fresh.discard(dropped[-1])
         while len(self.packages) > self.max_cached:
             del self.packages[next(iter(self.packages))]
         return dropped

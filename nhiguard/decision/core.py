@@ -132,6 +132,7 @@ class DecisionCore:
                 return
             self.state.identities.clear()
             self.state.packages.clear()
+            self.state.fresh.clear()
             self.anomaly = AnomalyModels(warmup_events=self.settings.anomaly_warmup_events)
 
     # -------------------------------------------------------------------------------------------------------
@@ -184,12 +185,20 @@ class DecisionCore:
                 result.deadletters.append(dead_letter(rec, exc.reason, exc.detail, limit))
                 continue
             if rec.position >= 0 and not ev.actor.human:
-                if rec.position <= self.state.applied(ev.actor.id):
-                    # Applied to this identity's state before a restart, and its outputs were delivered before
-                    # that state was written: deciding it again would score it against its own learning.
-                    result.skipped += 1
-                    continue
-                applied[ev.actor.id] = rec.position
+                who = ev.actor.id
+                if rec.position <= self.state.applied(who):
+                    if who in self.state.fresh:
+                        # Redelivered after a restart or rebalance: applied to the state read back, and its
+                        # outputs were delivered before that state was written. Deciding it again would score
+                        # it against its own learning.
+                        result.skipped += 1
+                        continue
+                    # Not a redelivery (the identity has moved on in this process): never drop an event on
+                    # a position alone; decide it, and say so.
+                    result.reordered += 1
+                else:
+                    self.state.fresh.discard(who)
+                    applied[who] = rec.position
             key = ContextState.reads(ev)
             if key is not None and key in pending_writes:
                 self._run_wave(wave, result)

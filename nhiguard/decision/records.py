@@ -173,6 +173,7 @@ class BatchResult:
     alerts: list[Alert] = field(default_factory=list)
     human_events: int = 0  # decided (no NHI rule applies) and counted
     skipped: int = 0  # already applied to state before a restart, outputs already delivered: not redone
+    reordered: int = 0  # at or below the applied position but not a redelivery: decided anyway
     # State the batch changed, for the worker to write to its tables: identity -> state, package -> facts.
     identity_state: dict[str, bytes] = field(default_factory=dict)
     package_state: dict[str, bytes] = field(default_factory=dict)

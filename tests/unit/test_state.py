@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 
+from nhiguard.decision.adapters import adapt
 from nhiguard.decision.context import Inventory, PackageFacts, decode_identity_state
 from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.policy import load_bundle
@@ -13,6 +14,7 @@ from nhiguard.settings import REPO_ROOT, load_settings
 
 BUNDLE = load_bundle(REPO_ROOT / "policies")
 PARAMS = default_params()
+TOPICS = load_settings(env={}).topics
 
 
 class DictStore:
@@ -125,3 +127,18 @@ def test_package_copies_from_several_partitions_merge_to_one_answer():
         m.merge(PackageFacts.from_json(second.to_json()))
         assert m.last_release == {"version": "2"} and m.created_ms == 3
         assert m.denied == {"1.0.1", "1.0.2"} and m.installs == {"1.0.1": [("x", 1), ("y", 2)]}
+
+
+def test_a_record_below_the_applied_position_is_never_dropped_once_the_identity_moved_on(records):
+    store = DictStore()
+    first = core(store)
+    store.write(first.process(records[:200]))
+    second = core(store)  # restarted: identities read back are "fresh"
+    res = second.process(records[100:300])  # 100..199 are redeliveries, 200.. are new
+    assert res.skipped > 0 and res.reordered == 0
+    moved_on = {d.event.actor.id for d in res.decisions if d.identity_kind != "human"}
+    # A record that arrives with an old position after its identity has moved on is not a redelivery as
+    # far as this process can tell: it is decided (and counted), not silently dropped.
+    late = next(r for r in records[:100] if adapt(r, TOPICS.domain_of(r.topic)).actor.id in moved_on)
+    res = second.process([late])
+    assert len(res.decisions) == 1 and res.reordered == 1
