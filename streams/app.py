@@ -126,7 +126,16 @@ def create_app(settings: Settings) -> faust.App:
             logging.shutdown()
             os._exit(70)
         store.write(ids, pkgs)
+        # Faust's buffer flush gives up after 0.1 s without a send; the changelog must be out before the
+        # commit, so keep flushing until the buffer is empty.
+        deadline = time.monotonic() + 60
         await faust_flush()
+        while app.producer.buffer.size:
+            if time.monotonic() > deadline:
+                log.critical("state changelog not delivered; exiting without committing")
+                logging.shutdown()
+                os._exit(70)
+            await faust_flush()
 
     app.producer.flush = flush_before_commit  # type: ignore[method-assign]
 
@@ -206,12 +215,12 @@ def create_app(settings: Settings) -> faust.App:
     async def decide(stream: faust.StreamT) -> None:
         """Stage 2, stateful: decide each identity's events in order, with its state."""
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            records = [
-                from_forwarded(e.message.value or b"", _headers(e.message.headers), e.message.offset)
-                for e in events
-            ]
-            by_identity_event = {e.message.key.decode(): e for e in events if e.message.key is not None}
             try:
+                records = [
+                    from_forwarded(e.message.value or b"", _headers(e.message.headers), e.message.offset)
+                    for e in events
+                ]
+                by_identity_event = {e.message.key.decode(): e for e in events if e.message.key is not None}
                 t0 = time.perf_counter()
                 # In a thread: while the engine process evaluates, the event loop keeps consuming.
                 result = await asyncio.get_running_loop().run_in_executor(None, core.process, records)
@@ -223,7 +232,7 @@ def create_app(settings: Settings) -> faust.App:
                 # Our own output failed, the core broke, or the agent was cancelled mid-batch: never let
                 # Faust ack this batch (take_events acks in its finally). Exit hard so nothing
                 # after it is committed either; the supervisor restarts us and the batch is reprocessed.
-                log.critical("batch at %s failed; exiting without committing", records[0:1], exc_info=True)
+                log.critical("batch at %s failed; exiting without committing", events[0:1], exc_info=True)
                 logging.shutdown()
                 os._exit(70)
             if result.reordered:

@@ -8,6 +8,7 @@ event without a restart. See README "Identity inventory".
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -18,6 +19,8 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from nhiguard.avro import AvroCodec
 from nhiguard.decision.context import Identity, Inventory
 from nhiguard.settings import Settings
+
+log = logging.getLogger("nhiguard.identities")
 
 
 def encode_identity(codec: AvroCodec, identity: Identity) -> bytes:
@@ -55,7 +58,8 @@ def current_ids(settings: Settings, timeout_s: float = 30.0) -> set[str]:
                     if m.error().code() != KafkaError._PARTITION_EOF:
                         raise RuntimeError(f"reading {settings.topics.identities}: {m.error()}")
                     continue
-                live[m.key().decode()] = m.value() is not None
+                if m.key() is not None:
+                    live[m.key().decode()] = m.value() is not None
                 if m.offset() + 1 >= ends[m.partition()]:
                     todo.discard(m.partition())
         if todo:
@@ -114,7 +118,16 @@ class TableInventory:
             return None
         hit = self._decoded.get(raw)
         if hit is None:
-            hit = self._decoded[raw] = decode_identity(self.codec, raw)  # validated before it was stored
+            try:
+                hit = decode_identity(self.codec, raw)  # validated when it was stored
+            except ValueError:
+                # Written under an Identity schema this worker does not know (an older or newer version):
+                # decided as unknown, and said so, rather than failing every event of the identity.
+                log.warning(
+                    "identity %s: record not readable by this version; treated as unknown", identity_id
+                )
+                return None
+            self._decoded[raw] = hit
             if len(self._decoded) > self.cache_size:
                 self._decoded.popitem(last=False)
         return hit

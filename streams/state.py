@@ -58,15 +58,18 @@ class TableStore:
     def stage(self, result: BatchResult, events_by_identity: dict[str, Any], any_event: Any) -> None:
         """Keep the state a batch changed until the next commit, with an event to write it under."""
         for identity, value in result.identity_state.items():
-            self._pending_ids[identity] = (value, events_by_identity[identity])
+            # The record's key is the identity it was routed by; should a newer version derive another id for
+            # it, write under an event of the batch rather than stop the worker.
+            self._pending_ids[identity] = (value, events_by_identity.get(identity, any_event))
         for name, value in result.package_state.items():
             self._pending_pkgs[name] = (value, any_event)
 
     def take_pending(self) -> tuple[dict[str, tuple[bytes, Any]], dict[str, tuple[bytes, Any]]]:
         """What the batches staged so far changed: to be written once their outputs are delivered."""
         ids, pkgs = self._pending_ids, self._pending_pkgs
-        self._pending_ids, self._pending_pkgs = {}, {}
+        # In flight first, then cleared: a read from the core thread in between must see one or the other.
         self._inflight_ids, self._inflight_pkgs = ids, pkgs
+        self._pending_ids, self._pending_pkgs = {}, {}
         return ids, pkgs
 
     def write(self, ids: dict[str, tuple[bytes, Any]], pkgs: dict[str, tuple[bytes, Any]]) -> int:
@@ -74,16 +77,18 @@ class TableStore:
 
         A Faust table writes to the store and changelog partition of the *current event*; the batch's events
         are no longer current here, so each write runs with the event it was staged with as current."""
-        for identity, (value, event) in ids.items():
-            token = _current_event.set(weakref.ref(event))
-            try:
-                self.identities[identity.encode()] = value
-            finally:
-                _current_event.reset(token)
+        # Packages first: their merges are idempotent, so a kill between the two only repeats them; the
+        # other way round, an identity's applied position could cover package facts never written.
         for name, (value, event) in pkgs.items():
             token = _current_event.set(weakref.ref(event))
             try:
                 self.packages[f"{name}@{event.message.partition}".encode()] = value
+            finally:
+                _current_event.reset(token)
+        for identity, (value, event) in ids.items():
+            token = _current_event.set(weakref.ref(event))
+            try:
+                self.identities[identity.encode()] = value
             finally:
                 _current_event.reset(token)
         self._inflight_ids, self._inflight_pkgs = {}, {}

@@ -75,14 +75,14 @@ def _check_identities_partitions(
     admin: AdminClient, settings: Settings, existing: set[str], timeout_s: float
 ) -> None:
     """The worker's identity table mirrors the identities topic partition by partition into a changelog of
-    input_partitions partitions: the topic cannot have more."""
+    input_partitions partitions: Faust requires the counts to be equal."""
     if settings.topics.identities not in existing:
         return
     meta = admin.list_topics(settings.topics.identities, timeout=timeout_s).topics[settings.topics.identities]
-    if len(meta.partitions) > settings.input_partitions:
+    if len(meta.partitions) != settings.input_partitions:
         raise RuntimeError(
             f"topic {settings.topics.identities} has {len(meta.partitions)} partitions; the worker runs with "
-            f"NHIGUARD_INPUT_PARTITIONS={settings.input_partitions}: it can have at most that many"
+            f"NHIGUARD_INPUT_PARTITIONS={settings.input_partitions}: they must be equal (Faust table rule)"
         )
 
 

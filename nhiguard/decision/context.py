@@ -58,7 +58,7 @@ class Identity:
             team=str(d.get("team") or ""),
             credential_ids=_strings(d.get("credential_ids")),
             allowed_actions=_strings(d.get("allowed_actions")),
-            trust_tier=int(d.get("trust_tier") or 3),
+            trust_tier=int(d["trust_tier"]) if d.get("trust_tier") not in (None, "") else 3,
             expected_publisher=publisher,
             allowed_destinations=_strings(d.get("allowed_destinations")),
             created_ms=_time_ms(d.get("created"), d.get("created_ms")),
@@ -111,7 +111,13 @@ def _time_ms(when: Any, ms: Any) -> int | None:
     if isinstance(when, (int, float)):
         return int(when * 1000)
     if isinstance(when, str):
-        when = datetime.fromisoformat(when.replace("Z", "+00:00"))
+        when = when.strip()
+        # A bare date (as YAML would read it) means midnight UTC, in CSV and JSON too.
+        when = (
+            date.fromisoformat(when)
+            if len(when) == 10
+            else datetime.fromisoformat(when.replace("Z", "+00:00"))
+        )
     if isinstance(when, date) and not isinstance(when, datetime):
         when = datetime(when.year, when.month, when.day, tzinfo=UTC)
     if not isinstance(when, datetime) or when.tzinfo is None:

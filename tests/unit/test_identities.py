@@ -63,3 +63,8 @@ def test_identity_round_trips_through_the_avro_record_and_the_table_view():
     assert view.get(ident.id) == ident and view.get("nobody") is None
     with pytest.raises(ValueError):
         decode_identity(CODEC, b"not avro")
+
+
+def test_a_bare_date_and_tier_zero_read_the_same_in_every_format():
+    a = Identity.from_dict({"id": "x", "kind": "ci_bot", "expires": "2025-06-01", "trust_tier": "0"})
+    assert a.expires_ms == 1748736000000 and a.trust_tier == 0
