@@ -235,6 +235,8 @@ def create_app(settings: Settings) -> faust.App:
                 log.critical("batch at %s failed; exiting without committing", events[0:1], exc_info=True)
                 logging.shutdown()
                 os._exit(70)
+            if result.skipped_records:
+                log.info("already applied, not decided again: %s", result.skipped_records)
             if result.reordered:
                 log.warning("%d records arrived below their identity's applied position", result.reordered)
             log.info(

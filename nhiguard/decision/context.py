@@ -6,9 +6,11 @@ release's size, how old an added dependency is); the policies make the judgement
 
 from __future__ import annotations
 
+import base64
 import bisect
 import csv
 import fnmatch
+import hashlib
 import io
 import json
 import struct
@@ -181,6 +183,9 @@ class IdentityFacts:
     last_seen_ms: int | None = None
     events: int = 0
     applied: int = -1  # position of the last event applied (its offset on the by-identity topic)
+    # Hashes of the source records (topic, partition, offset) most recently applied: a record forwarded twice
+    # (the routing stage redoes what it had not committed) is recognised at any position.
+    recent: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -190,11 +195,23 @@ class IdentityFacts:
             "l": self.last_seen_ms,
             "n": self.events,
             "a": self.applied,
+            "o": base64.b64encode(struct.pack(f"<{len(self.recent)}Q", *self.recent)).decode(),
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> IdentityFacts:
-        return cls(list(d["x"]), dict(d["r"]), d["f"], d["l"], int(d["n"]), int(d["a"]))
+        raw = base64.b64decode(d.get("o", ""))
+        recent = list(struct.unpack(f"<{len(raw) // 8}Q", raw))
+        return cls(list(d["x"]), dict(d["r"]), d["f"], d["l"], int(d["n"]), int(d["a"]), recent)
+
+
+RECENT_ORIGINS = 64
+
+
+def origin_hash(topic: str, partition: int, offset: int) -> int:
+    return int.from_bytes(
+        hashlib.blake2b(f"{topic}|{partition}|{offset}".encode(), digest_size=8).digest(), "little"
+    )
 
 
 @dataclass
@@ -400,6 +417,14 @@ class ContextState:
     def set_applied(self, identity_id: str, position: int) -> None:
         self.identity(identity_id).applied = position
         self.dirty_identities.add(identity_id)
+
+    def seen_origin(self, identity_id: str, origin: int) -> bool:
+        return origin in self.identity(identity_id).recent
+
+    def remember_origin(self, identity_id: str, origin: int) -> None:
+        recent = self.identity(identity_id).recent
+        recent.append(origin)
+        del recent[:-RECENT_ORIGINS]
 
     def take_dirty(self) -> tuple[set[str], dict[str, bytes]]:
         """(identities whose state changed, changed packages as stored) since the last call."""

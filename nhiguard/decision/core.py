@@ -18,7 +18,14 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from nhiguard.decision.adapters import adapt
-from nhiguard.decision.context import ContextState, Identity, Inventory, StateStore, encode_identity_state
+from nhiguard.decision.context import (
+    ContextState,
+    Identity,
+    Inventory,
+    StateStore,
+    encode_identity_state,
+    origin_hash,
+)
 from nhiguard.decision.decide import apply_waivers, commands_for, to_findings, verdict_of
 from nhiguard.decision.policy import ANOMALY_STAGE, Failure, PolicyBundle, RegoEvaluator
 from nhiguard.decision.records import (
@@ -186,12 +193,21 @@ class DecisionCore:
                 continue
             if rec.position >= 0 and not ev.actor.human:
                 who = ev.actor.id
+                origin = origin_hash(rec.topic, rec.partition, rec.offset)
+                if self.state.seen_origin(who, origin):
+                    # The same source record again (forwarded twice, or redelivered): it was applied, and its
+                    # outputs are delivered or on their way. Deciding it again would apply it twice.
+                    result.skipped += 1
+                    result.skipped_records.append((rec.topic, rec.partition, rec.offset))
+                    continue
+                self.state.remember_origin(who, origin)
                 if rec.position <= self.state.applied(who):
                     if who in self.state.fresh:
                         # Redelivered after a restart or rebalance: applied to the state read back, and its
                         # outputs were delivered before that state was written. Deciding it again would score
                         # it against its own learning.
                         result.skipped += 1
+                        result.skipped_records.append((rec.topic, rec.partition, rec.offset))
                         continue
                     # Not a redelivery (the identity has moved on in this process): never drop an event on
                     # a position alone; decide it, and say so.

@@ -174,6 +174,7 @@ class BatchResult:
     human_events: int = 0  # decided (no NHI rule applies) and counted
     skipped: int = 0  # already applied to state before a restart, outputs already delivered: not redone
     reordered: int = 0  # at or below the applied position but not a redelivery: decided anyway
+    skipped_records: list[tuple[str, int, int]] = field(default_factory=list)  # (topic, partition, offset)
     # State the batch changed, for the worker to write to its tables: identity -> state, package -> facts.
     identity_state: dict[str, bytes] = field(default_factory=dict)
     package_state: dict[str, bytes] = field(default_factory=dict)

@@ -140,5 +140,23 @@ def test_a_record_below_the_applied_position_is_never_dropped_once_the_identity_
     # A record that arrives with an old position after its identity has moved on is not a redelivery as
     # far as this process can tell: it is decided (and counted), not silently dropped.
     late = next(r for r in records[:100] if adapt(r, TOPICS.domain_of(r.topic)).actor.id in moved_on)
-    res = second.process([late])
+    res = second.process([replace(late, offset=late.offset + 100_000)])  # another source record
     assert len(res.decisions) == 1 and res.reordered == 1
+
+
+def test_a_source_record_forwarded_twice_is_applied_once(records, reference):
+    store = DictStore()
+    c = core(store)
+    out = []
+    for i in range(0, 300, 100):
+        res = c.process(records[i : i + 100])
+        store.write(res)
+        out += res.decisions
+    # The routing stage redid records it had not committed: the same source records at new positions.
+    again = [replace(r, position=10_000 + r.position) for r in records[250:300]]
+    res = c.process(again)
+    assert all(d.identity_kind == "human" for d in res.decisions)  # people's events keep no state
+    assert res.skipped == len(again) - len(res.decisions)
+    for i in range(300, len(records), 100):
+        out += c.process(records[i : i + 100]).decisions
+    assert outcome(out) == reference
