@@ -16,16 +16,12 @@ from nhiguard.settings import Settings
 def policy_inputs(settings: Settings, records: list, inventory: Inventory) -> list[dict[str, Any]]:
     """The policy inputs the worker would build for these records (non-human events only)."""
     core = DecisionCore(settings, load_bundle(settings.policies_dir), inventory)
-    from nhiguard.decision.adapters import adapt
-
-    out = []
     offsets: Counter[str] = Counter()
+    raws = []
     for r in records:
-        rec = RawRecord(r.topic, 0, offsets[r.topic], r.value, r.key, r.headers, r.timestamp_ms)
+        raws.append(RawRecord(r.topic, 0, offsets[r.topic], r.value, r.key, r.headers, r.timestamp_ms))
         offsets[r.topic] += 1
-        ev = adapt(rec, settings.topics.domain_of(r.topic))
-        if not ev.actor.human:
-            out.append(core._enrich(rec, ev).policy_input)
+    out = [pin for pin in core.policy_inputs(raws) if pin["identity"]["kind"] != "human"]
     return out
 
 

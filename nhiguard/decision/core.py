@@ -143,24 +143,29 @@ class DecisionCore:
             self.anomaly = AnomalyModels(warmup_events=self.settings.anomaly_warmup_events)
 
     # -------------------------------------------------------------------------------------------------------
+    def read(self, rec: RawRecord) -> CanonicalEvent | DeadLetter:
+        """One record as a canonical event, or the dead letter that says why it cannot be one."""
+        limit = self.settings.deadletter_prefix_bytes
+        if len(rec.value) > self.settings.max_record_bytes:
+            detail = f"{len(rec.value)} bytes > limit {self.settings.max_record_bytes}"
+            return dead_letter(rec, "oversized", detail, limit)
+        try:
+            return adapt(rec, self.settings.topics.domain_of(rec.topic))
+        except AdapterError as exc:
+            return dead_letter(rec, exc.reason, exc.detail, limit)
+
     def route(self, records: list[RawRecord]) -> tuple[list[tuple[str, RawRecord]], list[DeadLetter]]:
         """The stateless first stage of the worker: each record that adapts, with the canonical identity its
         state is kept under (the key it is repartitioned by), and a dead letter for each that does not.
         Pure and lock-free: adapters keep no state."""
         routed: list[tuple[str, RawRecord]] = []
         deadletters = []
-        limit = self.settings.deadletter_prefix_bytes
         for rec in records:
-            if len(rec.value) > self.settings.max_record_bytes:
-                detail = f"{len(rec.value)} bytes > limit {self.settings.max_record_bytes}"
-                deadletters.append(dead_letter(rec, "oversized", detail, limit))
-                continue
-            try:
-                ev = adapt(rec, self.settings.topics.domain_of(rec.topic))
-            except AdapterError as exc:
-                deadletters.append(dead_letter(rec, exc.reason, exc.detail, limit))
-                continue
-            routed.append((ev.actor.id, rec))
+            ev = self.read(rec)
+            if isinstance(ev, DeadLetter):
+                deadletters.append(ev)
+            else:
+                routed.append((ev.actor.id, rec))
         return routed, deadletters
 
     def process(self, records: list[RawRecord]) -> BatchResult:
@@ -179,17 +184,10 @@ class DecisionCore:
         wave: list[_Pending] = []
         pending_writes: set[str] = set()
         applied: dict[str, int] = {}
-        limit = self.settings.deadletter_prefix_bytes
         for rec in records:
-            if len(rec.value) > self.settings.max_record_bytes:
-                detail = f"{len(rec.value)} bytes > limit {self.settings.max_record_bytes}"
-                result.deadletters.append(dead_letter(rec, "oversized", detail, limit))
-                continue
-            domain = self.settings.topics.domain_of(rec.topic)
-            try:
-                ev = adapt(rec, domain)
-            except AdapterError as exc:
-                result.deadletters.append(dead_letter(rec, exc.reason, exc.detail, limit))
+            ev = self.read(rec)
+            if isinstance(ev, DeadLetter):
+                result.deadletters.append(ev)
                 continue
             if rec.position >= 0 and not ev.actor.human:
                 who = ev.actor.id
@@ -240,11 +238,9 @@ class DecisionCore:
         and tooling). Enriches in order, so it advances the context state like processing does."""
         out = []
         for rec in records:
-            try:
-                ev = adapt(rec, self.settings.topics.domain_of(rec.topic))
-            except AdapterError:
-                continue
-            out.append(self._enrich(rec, ev).policy_input)
+            ev = self.read(rec)
+            if not isinstance(ev, DeadLetter):
+                out.append(self._enrich(rec, ev).policy_input)
         return out
 
     def _enrich(self, rec: RawRecord, ev: CanonicalEvent) -> _Pending:
