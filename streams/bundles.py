@@ -15,12 +15,12 @@ import threading
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, Producer
 
 from nhiguard.decision.policy import BundleError, load_bundle
 from nhiguard.settings import Settings
 from nhiguard.streams.reload import BundleReloader
+from nhiguard.streams.topics import ensure_compacted_topic
 
 log = logging.getLogger("nhiguard.bundles")
 BUNDLE_FILES = ("*.rego", "*.cases.yaml", "data.yaml", "manifest.yaml", "waivers.yaml")
@@ -52,16 +52,8 @@ def unpack_bundle(value: bytes, staging: Path) -> Path:
     return root
 
 
-def ensure_bundle_topic(settings: Settings, timeout_s: float = 30.0) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap, "log_level": 3})
-    if settings.topics.bundles in admin.list_topics(timeout=timeout_s).topics:
-        return
-    topic = NewTopic(settings.topics.bundles, 1, 1, config={"cleanup.policy": "compact"})
-    try:
-        admin.create_topics([topic])[settings.topics.bundles].result(timeout_s)
-    except KafkaException as exc:
-        if "TOPIC_ALREADY_EXISTS" not in str(exc):
-            raise
+def ensure_bundle_topic(settings: Settings) -> None:
+    ensure_compacted_topic(settings.bootstrap, settings.topics.bundles, 1)
 
 
 def publish_bundle(settings: Settings, root: Path) -> str:

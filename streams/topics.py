@@ -56,19 +56,22 @@ def _check_output_limits(admin: AdminClient, settings: Settings, topics: list[st
             )
 
 
-def ensure_identities_topic(settings: Settings, timeout_s: float = 30.0) -> None:
-    """Create the compacted identities topic if it does not exist (for loading before any worker ran)."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap, "log_level": 3})
-    if settings.topics.identities in admin.list_topics(timeout=timeout_s).topics:
+def ensure_compacted_topic(bootstrap: str, name: str, partitions: int, timeout_s: float = 30.0) -> None:
+    """Create a compacted topic if it does not exist (the inventory, the policy bundles)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    if name in admin.list_topics(timeout=timeout_s).topics:
         return
-    topic = NewTopic(
-        settings.topics.identities, settings.input_partitions, 1, config={"cleanup.policy": "compact"}
-    )
+    topic = NewTopic(name, partitions, 1, config={"cleanup.policy": "compact"})
     try:
-        admin.create_topics([topic])[settings.topics.identities].result(timeout_s)
+        admin.create_topics([topic])[name].result(timeout_s)
     except KafkaException as exc:
         if "TOPIC_ALREADY_EXISTS" not in str(exc):
             raise
+
+
+def ensure_identities_topic(settings: Settings) -> None:
+    """The identities topic, for loading before any worker ran: as many partitions as the worker's tables."""
+    ensure_compacted_topic(settings.bootstrap, settings.topics.identities, settings.input_partitions)
 
 
 def _check_identities_partitions(

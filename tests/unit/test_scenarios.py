@@ -426,15 +426,8 @@ def test_inventory_covers_every_nonhuman_actor_of_ours(default_records):
     ours = {a for a in actors if not a.startswith("npm:")}
     assert ours <= ids, ours - ids
     assert not {a for a in actors if a.startswith("npm:")} & ids  # external publishers are not ours
-    kinds = {
-        "service_account",
-        "ci_bot",
-        "package_publisher",
-        "cms_integration",
-        "ai_agent",
-        "cloud_role",
-        "k8s_service_account",
-    }
+    from nhiguard.decision.context import IDENTITY_KINDS as kinds
+
     for ident in inv["identities"]:
         assert ident["kind"] in kinds and 1 <= ident["trust_tier"] <= 3 and ident["credential_ids"]
         assert set(ident) == {
