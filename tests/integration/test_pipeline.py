@@ -225,13 +225,9 @@ def test_bad_input_goes_to_the_dead_letter_topic_and_the_worker_keeps_going(pipe
     assert len(out["decisions"]) == 2
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect since the two-stage worker: in ~1 of 8 runs on a fresh broker a few records "
-    "near the kill point get neither a decision nor a dead letter (not the redelivery skip: skipped "
-    "records are logged and these are not among them); see README, Known limits",
-)
-def test_sigkill_mid_batch_loses_no_input(pipeline):
+def _sigkill_and_restart(pipeline, drop_local_state):
+    """Decide a stream with a worker that is SIGKILLed mid-stream and restarted (optionally without its local
+    RocksDB state, as a replacement worker would start); returns what came out and the inputs produced."""
     settings, start, _ = pipeline
     records = generate(default_params(), ordinary=3000)
     produced = produce_records(settings.bootstrap, records, settings.topics)
@@ -240,18 +236,37 @@ def test_sigkill_mid_batch_loses_no_input(pipeline):
     assert 400 <= len(partial["decisions"]) < len(records), "kill must land mid-stream"
     os.kill(first.pid, signal.SIGKILL)
     first.wait(10)
+    if drop_local_state:
+        # Local state gone: the restart must recover every table from its changelog, and the consumer fetches
+        # while that recovery completes (the window where Faust 0.15.3 drops records, streams/checkpoint.py).
+        shutil.rmtree(settings.data_dir)
     start(NHIGUARD_BATCH_MAX=50, NHIGUARD_SESSION_TIMEOUT_S=8)
     out = collect(settings, len(records), timeout=240)
+    return records, produced, out
+
+
+def _assert_every_input_accounted_for_once(records, produced, out):
     inputs = {(d["input"]["topic"], d["input"]["partition"], d["input"]["offset"]) for d in out["decisions"]}
     inputs |= {(x["topic"], x["partition"], x["offset"]) for x in out["deadletters"]}
-    labels = produced if isinstance(produced, dict) else {}
-    missing = sorted(set(labels) - inputs)[:10]
-    assert len(inputs) == len(records), f"every input offset has a decision or a dead letter; not: {missing}"
+    missing = sorted(set(produced) - inputs)
+    assert not missing and len(inputs) == len(records), (
+        f"every input offset has a decision or a dead letter; {len(missing)} have not, e.g. {missing[:10]}"
+    )
     # At least once: a record decided twice (before and after the kill) keeps its decision id and verdict.
     seen = {}
     for d in out["decisions"]:
         key = (d["input"]["topic"], d["input"]["partition"], d["input"]["offset"])
-        assert seen.setdefault(key, d["decision_id"]) == d["decision_id"]
+        assert seen.setdefault(key, (d["decision_id"], d["verdict"])) == (d["decision_id"], d["verdict"])
+
+
+@pytest.mark.xfail(strict=False, reason="the same loss, when a table record is missing from the local store")
+def test_sigkill_mid_batch_loses_no_input(pipeline):
+    _assert_every_input_accounted_for_once(*_sigkill_and_restart(pipeline, drop_local_state=False))
+
+
+@pytest.mark.xfail(strict=True, reason="Faust 0.15.3 drops records fetched while table recovery completes")
+def test_sigkill_and_lost_local_state_loses_no_input(pipeline):
+    _assert_every_input_accounted_for_once(*_sigkill_and_restart(pipeline, drop_local_state=True))
 
 
 def test_a_large_record_under_the_input_limit_is_decided_not_a_poison_pill(pipeline):
