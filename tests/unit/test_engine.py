@@ -114,8 +114,10 @@ def test_a_hang_hits_the_deadline_and_the_domain_fails_closed(pool):
 
 def test_policy_test_command_reports_cases_and_refuses_crashing_bundles(tmp_path, capsys):
     from nhiguard.streams.cli import main
+    from tools.opa import ensure_opa
 
-    assert main(["policy", "test", str(POLICIES)]) == 0
+    both = ["--engine", "both", "--opa", str(ensure_opa(load_settings(env={}).cache_dir))]
+    assert main(["policy", "test", *both, str(POLICIES)]) == 0
     out = capsys.readouterr().out
     assert "PASS [regopy] cms.public_exposure: publishing an asset meant to be public is allowed" in out
     assert "PASS [opa] cms.public_exposure: publishing an asset meant to be public is allowed" in out
@@ -123,13 +125,43 @@ def test_policy_test_command_reports_cases_and_refuses_crashing_bundles(tmp_path
     shutil.copytree(POLICIES, tmp_path / "p")
     data = tmp_path / "p" / "data.yaml"
     data.write_text(data.read_text().replace("max_size_ratio: 3.0", "max_size_ratio: 9.0"))
-    assert main(["policy", "test", str(tmp_path / "p")]) == 1
+    assert main(["policy", "test", *both, str(tmp_path / "p")]) == 1
     out = capsys.readouterr().out
     assert "FAIL [regopy] ci.release_artifacts: a release six times the size" in out
     assert "FAIL [opa] ci.release_artifacts: a release six times the size" in out
     (tmp_path / "p" / "cms" / "crashy.rego").write_text(CRASHY)
     assert main(["policy", "test", str(tmp_path / "p")]) == 1
     assert "crashed while trying the bundle" in capsys.readouterr().out
+
+
+def test_policy_test_takes_opa_from_the_option_the_setting_or_path_and_says_so_in_one_line_if_none(
+    tmp_path, capsys, monkeypatch
+):
+    from nhiguard.streams.cli import main
+    from tools.opa import ensure_opa
+
+    opa = ensure_opa(load_settings(env={}).cache_dir)
+    monkeypatch.delenv("NHIGUARD_OPA_BINARY", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no opa on PATH
+    missing = str(tmp_path / "x")
+    for argv in (["--engine", "opa"], ["--engine", "both"], ["--engine", "opa", "--opa", missing]):
+        assert main(["policy", "test", *argv, str(POLICIES)]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and len(err.splitlines()) == 1 and err.startswith("nhiguard policy test: ")
+        assert "Traceback" not in err
+    main(["policy", "test", "--engine", "opa", str(POLICIES)])
+    err = capsys.readouterr().err
+    assert all(w in err for w in ("--opa PATH", "NHIGUARD_OPA_BINARY", "opa on PATH"))  # every way to say it
+    # The regopy default needs no OPA.
+    assert main(["policy", "test", str(POLICIES)]) == 0
+    assert "[opa]" not in capsys.readouterr().out
+    monkeypatch.setenv("NHIGUARD_OPA_BINARY", str(opa))
+    assert main(["policy", "test", "--engine", "opa", str(POLICIES)]) == 0
+    assert "PASS [opa] cms.public_exposure" in capsys.readouterr().out
+    monkeypatch.delenv("NHIGUARD_OPA_BINARY")
+    (tmp_path / "opa").symlink_to(opa)
+    assert main(["policy", "test", "--engine", "opa", str(POLICIES)]) == 0
+    assert "PASS [opa] cms.public_exposure" in capsys.readouterr().out
 
 
 def test_a_restarted_engine_serves_the_loaded_revision_even_if_the_disk_changed(tmp_path):

@@ -6,8 +6,9 @@ import pytest
 
 from nhiguard.decision.cases import load_cases
 from nhiguard.decision.policy import RegoEvaluator, load_bundle
-from nhiguard.opa import ensure_opa, export_bundle, opa_eval
+from nhiguard.opa import export_bundle, opa_eval
 from nhiguard.settings import REPO_ROOT, load_settings
+from tools.opa import ensure_opa
 
 BUNDLE = load_bundle(REPO_ROOT / "policies")
 
