@@ -13,8 +13,9 @@ from typing import Any
 
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.policy import RegoEvaluator, load_bundle
 from nhiguard.decision.records import RawRecord
+from nhiguard.policy.bundle import load_bundle
+from nhiguard.policy.engines.regopy import RegoEvaluator
 from nhiguard.settings import Settings
 
 

@@ -18,10 +18,10 @@ import faust
 
 from nhiguard.avro import AvroCodec
 from nhiguard.decision.core import DecisionCore, dead_letter
-from nhiguard.decision.engine import trial_run
 from nhiguard.decision.records import BatchResult, RawRecord
+from nhiguard.policy.engines import make_evaluator
+from nhiguard.policy.engines.pool import trial_run
 from nhiguard.settings import Settings
-from nhiguard.streams.engines import make_evaluator
 from nhiguard.streams.identities import TableInventory, decode_identity
 from nhiguard.streams.reload import BundleReloader
 from nhiguard.streams.sink import OutputSink

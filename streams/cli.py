@@ -13,7 +13,7 @@ from nhiguard.streams.broker import add_broker_parser, main_broker
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from nhiguard.decision.policy import BundleError
+    from nhiguard.policy.bundle import BundleError
     from nhiguard.streams.app import run_worker
 
     settings = load_settings()
@@ -50,10 +50,10 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _policy_test(args: argparse.Namespace) -> int:
-    from nhiguard.decision.cases import run_cases
-    from nhiguard.decision.engine import trial_run
-    from nhiguard.decision.policy import BundleError
-    from nhiguard.opa import OpaError, OpaEvaluator, find_opa
+    from nhiguard.policy.bundle import BundleError
+    from nhiguard.policy.cases import run_cases
+    from nhiguard.policy.engines.opa import OpaError, OpaEvaluator, find_opa
+    from nhiguard.policy.engines.pool import trial_run
 
     settings = load_settings()
     root = Path(args.dir) if args.dir else settings.policies_dir

@@ -6,8 +6,9 @@ import pytest
 
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.engine import CRASH, EnginePool, trial_run
-from nhiguard.decision.policy import BundleError, load_bundle
+from nhiguard.policy.bundle import BundleError, load_bundle
+from nhiguard.policy.engines import CRASH
+from nhiguard.policy.engines.pool import EnginePool, trial_run
 from nhiguard.scenarios import default_params, generate, inventory
 from nhiguard.settings import REPO_ROOT, load_settings
 from tests.unit.test_core import raw_records
@@ -66,7 +67,7 @@ def _inputs(pool, n=12):
 
 
 def test_pool_answers_like_the_in_process_engine(pool):
-    from nhiguard.decision.policy import RegoEvaluator
+    from nhiguard.policy.engines.regopy import RegoEvaluator
 
     inputs = _inputs(pool)
     assert pool.evaluate("cms", inputs) == RegoEvaluator(pool.bundle).evaluate("cms", inputs)

@@ -25,18 +25,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from nhiguard.decision.policy import (
-    BundleError,
-    EvaluationError,
-    Failure,
-    PolicyBundle,
-    RegoEvaluator,
-    load_bundle,
-)
-
-CRASH = "policy_engine_crash"
-TIMEOUT = "policy_engine_timeout"
-ERROR = "policy_evaluation_error"
+from nhiguard.policy.bundle import BundleError, PolicyBundle, load_bundle
+from nhiguard.policy.cases import run_cases
+from nhiguard.policy.engines import CRASH, ERROR, TIMEOUT, EvaluationError, Failure
+from nhiguard.policy.engines.regopy import RegoEvaluator
 
 _ctx = mp.get_context("spawn")
 
@@ -263,8 +255,6 @@ def trial_run(root: Path, timeout_s: float = 60.0, with_cases: bool = True) -> P
 
 
 def _trial_child(conn: Connection, root: str, with_cases: bool) -> None:
-    from nhiguard.decision.cases import run_cases
-
     try:
         bundle = load_bundle(Path(root))
         evaluator = RegoEvaluator(bundle)

@@ -16,7 +16,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from nhiguard.decision.policy import EvaluationError, Failure, PolicyBundle, entry_module, isolate_failures
+from nhiguard.policy.bundle import PolicyBundle, entry_module
+from nhiguard.policy.engines import EvaluationError, Failure
+from nhiguard.policy.engines.regopy import isolate_failures
 
 
 class OpaError(RuntimeError):
