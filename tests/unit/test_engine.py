@@ -11,6 +11,7 @@ from nhiguard.policy.engines import CRASH
 from nhiguard.policy.engines.pool import EnginePool, trial_run
 from nhiguard.scenarios import default_params, generate, inventory
 from nhiguard.settings import REPO_ROOT, load_settings
+from tests.unit.engine_faults import inject_faults
 from tests.unit.test_core import raw_records
 
 POLICIES = REPO_ROOT / "policies"
@@ -33,7 +34,7 @@ findings(ev) := set()
 
 @pytest.fixture(scope="module")
 def pool():
-    p = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=3.0, fault_injection=True)
+    p = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=3.0, child_wrap=inject_faults)
     yield p
     p.close()
 
@@ -82,6 +83,19 @@ def test_a_child_killed_by_sigsegv_costs_only_the_marked_event(pool):
     assert all(found[i] is not None for i in range(len(inputs)) if i != 7)
     assert pool.restarts > before
     assert pool.evaluate("cms", inputs[:3]) is not None  # the pool still serves
+
+
+def test_the_production_child_has_no_fault_path():
+    """Without the test hook a marked input is just an input: the child neither crashes nor hangs."""
+    p = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=3.0)
+    try:
+        inputs = _inputs(p, n=4)
+        marked = [dict(i, _fault=f) for i, f in zip(inputs, ("segv", "hang", "segv", "hang"), strict=True)]
+        found, failures = p.evaluate_isolating("cms", marked)
+        assert failures == {} and p.restarts == 0
+        assert found == p.evaluate("cms", inputs)
+    finally:
+        p.close()
 
 
 def test_a_hang_hits_the_deadline_and_the_domain_fails_closed(pool):
@@ -168,7 +182,7 @@ def test_policy_test_takes_opa_from_the_option_the_setting_or_path_and_says_so_i
 def test_a_restarted_engine_serves_the_loaded_revision_even_if_the_disk_changed(tmp_path):
     shutil.copytree(POLICIES, tmp_path / "p")
     bundle = load_bundle(tmp_path / "p")
-    p = EnginePool(bundle, processes=1, timeout_s=5.0, fault_injection=True)
+    p = EnginePool(bundle, processes=1, timeout_s=5.0, child_wrap=inject_faults)
     try:
         inputs = _inputs(p)
         expected = p.evaluate("cms", inputs)
@@ -182,7 +196,7 @@ def test_a_restarted_engine_serves_the_loaded_revision_even_if_the_disk_changed(
 def test_one_hanging_event_in_a_batch_costs_the_deadline_about_once():
     import time
 
-    p = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=1.0, fault_injection=True)
+    p = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=1.0, child_wrap=inject_faults)
     try:
         inputs = _inputs(p, n=12)
         inputs[5] = dict(inputs[5], _fault="hang")
