@@ -188,6 +188,7 @@ def test_a_restarted_engine_serves_the_loaded_revision_even_if_the_disk_changed(
         expected = p.evaluate("cms", inputs)
         (tmp_path / "p" / "data.yaml").write_text("not: [valid")  # an operator is mid-edit
         p.evaluate_isolating("cms", [dict(inputs[0], _fault="segv")])  # the child dies and is replaced
+        assert p.restarts == 2  # it died, and again on the one retry
         assert p.evaluate("cms", inputs) == expected
     finally:
         p.close()
