@@ -52,7 +52,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _policy_test(args: argparse.Namespace) -> int:
     from nhiguard.policy.bundle import BundleError
     from nhiguard.policy.cases import run_cases
-    from nhiguard.policy.engines.opa import OpaError, OpaEvaluator, find_opa
+    from nhiguard.policy.engines.opa import OpaBinaryEvaluator, OpaError, find_opa
     from nhiguard.policy.engines.pool import trial_run
 
     settings = load_settings()
@@ -76,8 +76,9 @@ def _policy_test(args: argparse.Namespace) -> int:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for engine in engines:
-            # regopy in process: the bundle has already survived its trial.
-            evaluator = OpaEvaluator(opa, bundle, Path(tmp) / "bundle") if engine == "opa" and opa else None
+            evaluator = None  # regopy in process: the bundle has already survived its trial
+            if engine == "opa" and opa is not None:
+                evaluator = OpaBinaryEvaluator(opa, bundle, Path(tmp) / "bundle")
             try:
                 engine_results = run_cases(bundle, evaluator)
             except OpaError as exc:

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nhiguard.policy.bundle import PolicyBundle, entry_module
-from nhiguard.policy.engines import EvaluationError, Failure
-from nhiguard.policy.engines.regopy import isolate_failures
+from nhiguard.policy.engines import EvaluationError, Failure, isolate_failures
 
 
 class OpaError(RuntimeError):
@@ -85,7 +84,7 @@ def opa_eval(
     return result[0]["expressions"][0]["value"]
 
 
-class OpaEvaluator:
+class OpaBinaryEvaluator:
     """The real OPA behind the evaluator interface the cases runner uses (one `opa eval` per call)."""
 
     def __init__(self, opa: Path, bundle: PolicyBundle, work_dir: Path) -> None:

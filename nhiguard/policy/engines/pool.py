@@ -26,12 +26,11 @@ from typing import Any
 
 from nhiguard.policy.bundle import BundleError, PolicyBundle, load_bundle
 from nhiguard.policy.cases import run_cases
-from nhiguard.policy.engines import CRASH, ERROR, TIMEOUT, EvaluationError, Failure
+from nhiguard.policy.engines import CRASH, ERROR, TIMEOUT, Evaluate, EvaluationError, Failure
 from nhiguard.policy.engines.regopy import RegoEvaluator
 
 _ctx = mp.get_context("spawn")
 
-Evaluate = Callable[[str, list[dict[str, Any]]], list[list[dict[str, Any]]]]
 # Wraps the child's evaluate function, in the child (tests use it to crash or hang the real process).
 EvaluateWrapper = Callable[[Evaluate], Evaluate]
 

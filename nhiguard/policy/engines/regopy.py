@@ -1,20 +1,19 @@
-"""regopy in process: the bundle compiled once per plan, a batch of events per query, failures isolated.
+"""regopy in process: the bundle compiled once per plan, a batch of events per query.
 
-The worker does not call this directly (it runs in `pool.py`'s child processes); the cases runner, the
-benchmarks and the tests do. The guards for what regopy 1.5.2 lacks or gets wrong live here.
+The worker runs it inside `pool.py`'s child processes; `replay`, the cases runner, the benchmarks and the
+tests use it directly. The guards for what regopy 1.5.2 lacks or only pretends to have live here.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from typing import Any
 
 from regopy import Interpreter
 
 from nhiguard.policy.bundle import BundleError, PolicyBundle, entry_module
-from nhiguard.policy.engines import ERROR, EvaluationError, Failure
+from nhiguard.policy.engines import EvaluationError, Failure, isolate_failures
 
 _CALL = re.compile(r"\b([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+)\s*\(")
 # Names regopy 1.5.2 knows but does not implement: in default mode they evaluate to undefined and a deny
@@ -96,23 +95,3 @@ class RegoEvaluator:
         self, domain: str, inputs: list[dict[str, Any]]
     ) -> tuple[list[list[dict[str, Any]] | None], dict[int, Failure]]:
         return isolate_failures(self.evaluate, domain, inputs)
-
-
-def isolate_failures(
-    evaluate: Callable[[str, list[dict[str, Any]]], list[list[dict[str, Any]]]],
-    domain: str,
-    inputs: list[dict[str, Any]],
-) -> tuple[list[list[dict[str, Any]] | None], dict[int, Failure]]:
-    """Evaluate; when the batch fails, bisect so only the inputs the engine cannot answer are lost.
-
-    Returns findings per input (None where it failed) and the failure per failed index.
-    """
-    try:
-        return list(evaluate(domain, inputs)), {}
-    except EvaluationError as exc:
-        if len(inputs) == 1:
-            return [None], {0: Failure(ERROR, str(exc))}
-    mid = len(inputs) // 2
-    left, lerr = isolate_failures(evaluate, domain, inputs[:mid])
-    right, rerr = isolate_failures(evaluate, domain, inputs[mid:])
-    return left + right, {**lerr, **{i + mid: e for i, e in rerr.items()}}
