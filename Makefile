@@ -22,10 +22,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 kafka: venv
 	$(BIN)/python -c 'from nhiguard.streams.broker import default_cache_dir, ensure_kafka; ensure_kafka(default_cache_dir())'
 
-# Build the pinned real OPA once (go install through the Go module proxy): the parity tests and the
-# benchmarks compare regopy with it.
+# Build the pinned real OPA once (go install through the Go module proxy; dev tooling in tools/opa.py, not
+# installed with nhiguard): the parity tests and the benchmarks compare regopy with it. Prints its path, e.g.
+# for `nhiguard policy test --engine both --opa PATH`.
 opa: venv
-	$(BIN)/python -c 'from nhiguard.streams.broker import default_cache_dir; from nhiguard.opa import ensure_opa; print(ensure_opa(default_cache_dir()))'
+	$(BIN)/python -m tools.opa
 
 demo: venv kafka
 	$(BIN)/nhiguard demo

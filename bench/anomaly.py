@@ -288,7 +288,7 @@ def rss_mb_at(
 
 
 def _params() -> dict:
-    from nhiguard.decision.policy import load_bundle
+    from nhiguard.policy.bundle import load_bundle
     from nhiguard.settings import REPO_ROOT
 
     return load_bundle(REPO_ROOT / "policies").data["nhiguard"]["params"]

@@ -153,9 +153,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def opa_figures(settings: Any, records: list, inv: Inventory) -> dict[str, Any]:
     """`opa bench` on the same bundle: one event per query, one event of each domain, weighted by the mix."""
-    from bench.policy import FIRABLE, policy_inputs
-    from nhiguard.decision.policy import load_bundle
-    from nhiguard.opa import ensure_opa, export_bundle, opa_bench
+    from bench.policy import FIRABLE, opa_bench, policy_inputs
+    from nhiguard.policy.bundle import load_bundle
+    from nhiguard.policy.engines.opa import export_bundle
+    from tools.opa import ensure_opa
 
     opa = ensure_opa(settings.cache_dir)
     inputs = policy_inputs(settings, records, inv)

@@ -81,6 +81,8 @@ class Settings:
     # loaded with this bundle by the worker).
     engine: str = "regopy"
     opa_url: str = "http://127.0.0.1:8181"
+    # The OPA binary `nhiguard policy test --engine opa|both` runs (else `opa` on PATH); nhiguard ships none.
+    opa_binary: Path | None = None
     # Where a running worker takes new policy bundles from: "dir" (policies_dir, checked every
     # policy_reload_s) or "topic" (the compacted topics.bundles, written by `nhiguard policy publish`).
     policy_source: str = "dir"
@@ -124,6 +126,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "NHIGUARD_ENGINE": ("engine", str),
         "NHIGUARD_POLICY_SOURCE": ("policy_source", str),
         "NHIGUARD_OPA_URL": ("opa_url", str),
+        "NHIGUARD_OPA_BINARY": ("opa_binary", Path),
     }
     for var, (name, conv) in simple.items():
         if var in env:

@@ -13,7 +13,8 @@ import faust
 
 from nhiguard.avro import AvroCodec
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.engine import trial_run
+from nhiguard.policy.engines import make_evaluator
+from nhiguard.policy.engines.pool import trial_run
 from nhiguard.settings import Settings
 from nhiguard.streams.agents import Agents
 from nhiguard.streams.checkpoint import (
@@ -22,7 +23,6 @@ from nhiguard.streams.checkpoint import (
     OffsetLedger,
     SafeTableManager,
 )
-from nhiguard.streams.engines import make_evaluator
 from nhiguard.streams.identities import TableInventory
 from nhiguard.streams.reload import BundleReloader
 from nhiguard.streams.sink import OutputSink

@@ -12,8 +12,8 @@ from pathlib import Path
 from nhiguard.avro import command_record
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.policy import load_bundle
 from nhiguard.decision.records import RawRecord
+from nhiguard.policy.bundle import load_bundle
 from nhiguard.scenarios import read_ndjson
 from nhiguard.settings import Settings
 from nhiguard.streams import table

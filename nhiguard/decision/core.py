@@ -15,7 +15,7 @@ import hashlib
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 from nhiguard.decision.adapters import adapt
 from nhiguard.decision.context import (
@@ -27,7 +27,6 @@ from nhiguard.decision.context import (
     origin_hash,
 )
 from nhiguard.decision.decide import apply_waivers, commands_for, to_findings, verdict_of
-from nhiguard.decision.policy import ANOMALY_STAGE, Failure, PolicyBundle, RegoEvaluator
 from nhiguard.decision.records import (
     AdapterError,
     Alert,
@@ -40,6 +39,9 @@ from nhiguard.decision.records import (
     stable_id,
 )
 from nhiguard.models.anomaly import ANOMALY_THRESHOLD, AnomalyModels
+from nhiguard.policy.bundle import ANOMALY_STAGE, PolicyBundle
+from nhiguard.policy.engines import Evaluator, Failure
+from nhiguard.policy.engines.regopy import RegoEvaluator
 from nhiguard.settings import Settings
 
 
@@ -58,14 +60,6 @@ def dead_letter(rec: RawRecord, reason: str, detail: str, limit: int) -> DeadLet
         timestamp_ms=rec.timestamp_ms,
         headers=rec.headers,
     )
-
-
-class Evaluator(Protocol):
-    """What the core needs from a policy engine: RegoEvaluator in process, EnginePool out of process."""
-
-    def evaluate_isolating(
-        self, domain: str, inputs: list[dict[str, Any]]
-    ) -> tuple[list[list[dict[str, Any]] | None], dict[int, Failure]]: ...
 
 
 @dataclass

@@ -6,8 +6,8 @@ from dataclasses import replace
 from typing import Any
 
 from nhiguard.decision.context import ContextState, Identity
-from nhiguard.decision.policy import PolicyBundle, Waiver
 from nhiguard.decision.records import CanonicalEvent, Command, Finding, is_engine_failure, stable_id
+from nhiguard.policy.bundle import PolicyBundle, Waiver
 
 REVOKE_DEDUP_MS = 3_600_000
 

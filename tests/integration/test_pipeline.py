@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from nhiguard.avro import AvroCodec
-from nhiguard.decision.policy import load_bundle
+from nhiguard.policy.bundle import load_bundle
 from nhiguard.scenarios import default_params, generate, write_inventory
 from nhiguard.settings import REPO_ROOT, Topics, load_settings
 from nhiguard.streams.demo import kafka_env, produce_records, worker_env

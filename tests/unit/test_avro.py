@@ -9,8 +9,8 @@ import fastavro
 from nhiguard.avro import NAMES, AvroCodec, alert_record, command_record, deadletter_record, decision_record
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.policy import load_bundle
 from nhiguard.decision.records import RawRecord
+from nhiguard.policy.bundle import load_bundle
 from nhiguard.scenarios import default_params, generate, inventory
 from nhiguard.settings import REPO_ROOT, load_settings
 

@@ -17,8 +17,8 @@ import pytest
 
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.policy import load_bundle
 from nhiguard.decision.records import RawRecord
+from nhiguard.policy.bundle import load_bundle
 from nhiguard.scenarios import default_params, generate, inventory, variant_params
 from nhiguard.settings import REPO_ROOT, load_settings
 

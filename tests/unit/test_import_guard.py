@@ -5,7 +5,8 @@ import sys
 
 CORE = [
     "nhiguard.decision.core",
-    "nhiguard.decision.cases",
+    "nhiguard.policy.cases",
+    "nhiguard.policy.engines",
     "nhiguard.avro",
     "nhiguard.models.anomaly",
     "nhiguard.scenarios",

@@ -4,10 +4,12 @@ from collections import defaultdict
 
 import pytest
 
-from nhiguard.decision.cases import load_cases
-from nhiguard.decision.policy import RegoEvaluator, load_bundle
-from nhiguard.opa import ensure_opa, export_bundle, opa_eval
+from nhiguard.policy.bundle import load_bundle
+from nhiguard.policy.cases import load_cases
+from nhiguard.policy.engines.opa import export_bundle, opa_eval
+from nhiguard.policy.engines.regopy import RegoEvaluator
 from nhiguard.settings import REPO_ROOT, load_settings
+from tools.opa import ensure_opa
 
 BUNDLE = load_bundle(REPO_ROOT / "policies")
 
@@ -92,7 +94,7 @@ def test_the_opa_server_backend_decides_the_incident_stream_like_regopy(opa_serv
     """The optional engine for teams that run OPA: same bundle pushed over REST, same decisions."""
     from nhiguard.decision.context import Inventory
     from nhiguard.decision.core import DecisionCore
-    from nhiguard.opa import OpaServerEvaluator
+    from nhiguard.policy.engines.opa import OpaServerEvaluator
     from nhiguard.scenarios import default_params, generate, inventory
     from tests.unit.test_core import raw_records
 

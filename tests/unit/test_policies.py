@@ -2,8 +2,9 @@
 
 import pytest
 
-from nhiguard.decision.cases import load_cases, run_cases
-from nhiguard.decision.policy import BundleError, RegoEvaluator, load_bundle
+from nhiguard.policy.bundle import BundleError, load_bundle
+from nhiguard.policy.cases import load_cases, run_cases
+from nhiguard.policy.engines.regopy import RegoEvaluator
 from nhiguard.settings import REPO_ROOT
 
 POLICIES = REPO_ROOT / "policies"

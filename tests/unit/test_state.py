@@ -7,8 +7,8 @@ import pytest
 from nhiguard.decision.adapters import adapt
 from nhiguard.decision.context import Inventory, PackageFacts, decode_identity_state
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.policy import load_bundle
 from nhiguard.models.anomaly import AnomalyModels
+from nhiguard.policy.bundle import load_bundle
 from nhiguard.scenarios import default_params, generate, inventory
 from nhiguard.settings import REPO_ROOT, load_settings
 
