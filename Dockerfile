@@ -12,11 +12,9 @@ COPY . .
 RUN pip install . \
  && useradd --system --create-home --home-dir /var/lib/nhiguard nhiguard
 
-# Installed as a wheel there is no source checkout next to the code: point at the policies and schemas copied
-# above, and keep worker state (Faust tables, logs) in the unprivileged user's home.
-ENV NHIGUARD_POLICIES_DIR=/app/policies \
-    NHIGUARD_SCHEMAS_DIR=/app/schemas \
-    NHIGUARD_CACHE_DIR=/var/lib/nhiguard/cache \
+# The policies and schemas ship in the wheel (NHIGUARD_POLICIES_DIR points elsewhere, e.g. a mounted bundle);
+# worker state (Faust tables, logs) lives in the unprivileged user's home.
+ENV NHIGUARD_CACHE_DIR=/var/lib/nhiguard/cache \
     NHIGUARD_DATA_DIR=/var/lib/nhiguard/worker
 
 USER nhiguard
