@@ -12,8 +12,6 @@ from dataclasses import dataclass, field, fields, replace
 from importlib.resources import files
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout, for tests and bench only
-
 
 def bundled_dir(package: str) -> Path:
     """A data folder shipped in the package (nhiguard.policies, nhiguard.schemas), as a directory on disk.

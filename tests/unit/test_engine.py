@@ -8,9 +8,10 @@ from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.engine import CRASH, EnginePool, trial_run
 from nhiguard.decision.policy import BundleError, load_bundle
-from nhiguard.scenarios import default_params, generate, inventory
-from nhiguard.settings import REPO_ROOT, load_settings
+from nhiguard.settings import load_settings
 from tests.unit.test_core import raw_records
+from tools import REPO_ROOT
+from tools.scenarios import default_params, generate, inventory
 
 POLICIES = REPO_ROOT / "policies"
 

@@ -8,7 +8,6 @@ CORE = [
     "nhiguard.decision.cases",
     "nhiguard.avro",
     "nhiguard.models.anomaly",
-    "nhiguard.scenarios",
     "nhiguard.settings",
 ]
 FORBIDDEN = ["faust", "mode", "aiokafka", "confluent_kafka", "kafka"]

@@ -4,7 +4,7 @@ import pytest
 
 from nhiguard.decision.cases import load_cases, run_cases
 from nhiguard.decision.policy import BundleError, RegoEvaluator, load_bundle
-from nhiguard.settings import REPO_ROOT
+from tools import REPO_ROOT
 
 POLICIES = REPO_ROOT / "policies"
 

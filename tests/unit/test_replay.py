@@ -2,9 +2,9 @@
 
 import pytest
 
-from nhiguard.scenarios import default_params, generate, write_inventory, write_ndjson
 from nhiguard.streams.cli import main
 from nhiguard.streams.replayfile import ReplayFileError, ReplayRecord, read_replay, write_replay
+from tools.scenarios import default_params, generate, write_inventory, write_ndjson
 
 
 @pytest.mark.parametrize(
