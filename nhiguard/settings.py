@@ -13,7 +13,7 @@ from importlib.resources import files
 from pathlib import Path
 
 
-def bundled_dir(package: str) -> Path:
+def _bundled_dir(package: str) -> Path:
     """A data folder shipped in the package (nhiguard.policies, nhiguard.schemas), as a directory on disk.
 
     Installed from a wheel it is inside site-packages; installed editable it is the checkout's top-level
@@ -25,7 +25,7 @@ def bundled_dir(package: str) -> Path:
     return path
 
 
-def default_cache_dir() -> Path:
+def _default_cache_dir() -> Path:
     """The source checkout's `.cache` when run from one (editable install), else `~/.cache/nhiguard`.
 
     A wheel installs into site-packages, where nothing should be written.
@@ -68,10 +68,10 @@ class Settings:
     app_id: str = "nhiguard"
     topics: Topics = field(default_factory=Topics)
     input_partitions: int = 1
-    policies_dir: Path = field(default_factory=lambda: bundled_dir("nhiguard.policies"))
-    schemas_dir: Path = field(default_factory=lambda: bundled_dir("nhiguard.schemas"))
+    policies_dir: Path = field(default_factory=lambda: _bundled_dir("nhiguard.policies"))
+    schemas_dir: Path = field(default_factory=lambda: _bundled_dir("nhiguard.schemas"))
     identities_file: Path | None = None
-    cache_dir: Path = field(default_factory=default_cache_dir)
+    cache_dir: Path = field(default_factory=_default_cache_dir)
     # Records larger than this are dead-lettered before parsing (a prefix, the length and a hash are kept).
     max_record_bytes: int = 1_048_576
     # Output records embed the event, so they can be larger than the input that caused them: output topics
@@ -106,7 +106,7 @@ class Settings:
     policy_source: str = "dir"
     # How often the worker looks for a changed policy bundle on disk (0: never; restart to change policies).
     policy_reload_s: float = 5.0
-    data_dir: Path = field(default_factory=lambda: default_cache_dir() / "worker")
+    data_dir: Path = field(default_factory=lambda: _default_cache_dir() / "worker")
 
 
 _ENV_TOPIC_PREFIX = "NHIGUARD_TOPIC_"
