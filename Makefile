@@ -1,4 +1,5 @@
 # Developer entry points. Everything runs from .venv; the Kafka jars are cached under .cache/ (or $NHIGUARD_CACHE_DIR).
+# Dev tooling (tools/: the local broker, the demo, the scenario generator) runs from the checkout, not the package.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 # Resolve the Kafka broker jars with Maven once (a no-op when cached).
 kafka: venv
-	$(BIN)/python -c 'from nhiguard.streams.broker import default_cache_dir, ensure_kafka; ensure_kafka(default_cache_dir())'
+	$(BIN)/python -m tools.broker --resolve-only
 
 # Build the pinned real OPA once (go install through the Go module proxy; dev tooling in tools/opa.py, not
 # installed with nhiguard): the parity tests and the benchmarks compare regopy with it. Prints its path, e.g.
@@ -29,7 +30,7 @@ opa: venv
 	$(BIN)/python -m tools.opa
 
 demo: venv kafka
-	$(BIN)/nhiguard demo
+	$(BIN)/python -m tools.demo
 
 # e.g. make test PYTEST_ARGS='-m "not integration"'
 test: venv kafka opa
@@ -45,7 +46,7 @@ lint: venv
 
 # e.g. make broker BROKER_ARGS='--port 9092 --data-dir .cache/kafka-data'
 broker: venv kafka
-	$(BIN)/nhiguard broker $(BROKER_ARGS)
+	$(BIN)/python -m tools.broker $(BROKER_ARGS)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

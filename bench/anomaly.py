@@ -289,9 +289,8 @@ def rss_mb_at(
 
 def _params() -> dict:
     from nhiguard.policy.bundle import load_bundle
-    from nhiguard.settings import REPO_ROOT
 
-    return load_bundle(REPO_ROOT / "policies").data["nhiguard"]["params"]
+    return load_bundle(Settings().policies_dir).data["nhiguard"]["params"]
 
 
 def revoke_score() -> float:

@@ -22,9 +22,10 @@ from typing import Any
 from bench import kafka
 from bench.policy import bench_policy
 from nhiguard.decision.context import Inventory
-from nhiguard.scenarios import default_params, generate, inventory, variant_params
-from nhiguard.settings import REPO_ROOT, load_settings
-from nhiguard.streams.broker import KAFKA_VERSION, LocalBroker
+from nhiguard.settings import load_settings
+from tools import REPO_ROOT
+from tools.broker import KAFKA_VERSION, LocalBroker
+from tools.scenarios import default_params, generate, inventory, variant_params
 
 RESULTS = REPO_ROOT / "bench" / "results" / "latest.json"
 

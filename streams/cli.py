@@ -1,4 +1,4 @@
-"""`nhiguard` command line: worker, broker, demo, replay, identities, policy."""
+"""`nhiguard` command line: worker, replay, identities, policy."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 from nhiguard.settings import load_settings
-from nhiguard.streams.broker import add_broker_parser, main_broker
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -30,12 +29,6 @@ def _worker(args: argparse.Namespace) -> int:
         logging.getLogger("nhiguard.worker").error("policy bundle refused: %s", exc)
         return 2
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from nhiguard.streams.demo import run_demo
-
-    return run_demo(load_settings(), ordinary=args.ordinary, timeout_s=args.timeout)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -141,16 +134,6 @@ def main(argv: list[str] | None = None) -> int:
         "--identities", help="load this inventory file (YAML, JSON or CSV) to the identities topic first"
     )
     w.set_defaults(func=_worker)
-    add_broker_parser(sub)
-    sub.choices["broker"].set_defaults(func=main_broker)
-    d = sub.add_parser(
-        "demo",
-        help="start a broker (unless KAFKA_BOOTSTRAP is set), replay the incident "
-        "stream through a worker, print the commands",
-    )
-    d.add_argument("--ordinary", type=int, default=1000, help="ordinary events besides the incidents")
-    d.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for all decisions")
-    d.set_defaults(func=_demo)
     r = sub.add_parser(
         "replay",
         help="run a recorded stream (NDJSON replay file) through the decision core "

@@ -17,11 +17,12 @@ from confluent_kafka import Consumer, Producer
 
 from nhiguard.avro import AvroCodec
 from nhiguard.policy.bundle import load_bundle
-from nhiguard.scenarios import default_params, generate, write_inventory
-from nhiguard.settings import REPO_ROOT, Topics, load_settings
-from nhiguard.streams.demo import kafka_env, produce_records, worker_env
+from nhiguard.settings import Topics, load_settings
 from nhiguard.streams.identities import load_identities
 from nhiguard.streams.topics import ensure_topics
+from tools import REPO_ROOT
+from tools.demo import kafka_env, produce_records, worker_env
+from tools.scenarios import default_params, generate, write_inventory
 
 pytestmark = pytest.mark.integration
 
@@ -577,8 +578,8 @@ def test_after_sigkill_and_restart_the_same_events_get_the_same_scores(pipeline)
     topic each identity's events reach the worker in the order they were produced, so it is exact."""
     from nhiguard.decision.context import Inventory
     from nhiguard.decision.core import DecisionCore
-    from nhiguard.scenarios import inventory
     from tests.unit.test_core import raw_records
+    from tools.scenarios import inventory
 
     settings, start, _ = pipeline
     params = default_params()

@@ -11,8 +11,9 @@ from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.records import RawRecord
 from nhiguard.policy.bundle import load_bundle
-from nhiguard.scenarios import default_params, generate, inventory
-from nhiguard.settings import REPO_ROOT, load_settings
+from nhiguard.settings import load_settings
+from tools import REPO_ROOT
+from tools.scenarios import default_params, generate, inventory
 
 SCHEMAS = REPO_ROOT / "schemas"
 

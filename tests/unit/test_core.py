@@ -9,8 +9,9 @@ from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.records import RawRecord
 from nhiguard.policy.bundle import load_bundle
-from nhiguard.scenarios import default_params, generate, inventory, variant_params
-from nhiguard.settings import REPO_ROOT, load_settings
+from nhiguard.settings import load_settings
+from tools import REPO_ROOT
+from tools.scenarios import default_params, generate, inventory, variant_params
 
 BUNDLE = load_bundle(REPO_ROOT / "policies")
 
@@ -194,7 +195,7 @@ def test_a_waiver_sets_findings_aside_until_it_expires_and_says_so(tmp_path):
     import shutil
     from datetime import timedelta
 
-    from nhiguard.scenarios import default_params as dp
+    from tools.scenarios import default_params as dp
 
     shutil.copytree(REPO_ROOT / "policies", tmp_path / "p")
     params = dp()

@@ -9,10 +9,11 @@ from nhiguard.decision.core import DecisionCore
 from nhiguard.policy.bundle import BundleError, load_bundle
 from nhiguard.policy.engines import CRASH
 from nhiguard.policy.engines.pool import EnginePool, trial_run
-from nhiguard.scenarios import default_params, generate, inventory
-from nhiguard.settings import REPO_ROOT, load_settings
+from nhiguard.settings import load_settings
 from tests.unit.engine_faults import inject_faults
 from tests.unit.test_core import raw_records
+from tools import REPO_ROOT
+from tools.scenarios import default_params, generate, inventory
 
 POLICIES = REPO_ROOT / "policies"
 

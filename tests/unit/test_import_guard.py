@@ -9,7 +9,6 @@ CORE = [
     "nhiguard.policy.engines",
     "nhiguard.avro",
     "nhiguard.models.anomaly",
-    "nhiguard.scenarios",
     "nhiguard.settings",
 ]
 FORBIDDEN = ["faust", "mode", "aiokafka", "confluent_kafka", "kafka"]

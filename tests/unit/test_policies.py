@@ -5,7 +5,7 @@ import pytest
 from nhiguard.policy.bundle import BundleError, load_bundle
 from nhiguard.policy.cases import load_cases, run_cases
 from nhiguard.policy.engines.regopy import RegoEvaluator
-from nhiguard.settings import REPO_ROOT
+from tools import REPO_ROOT
 
 POLICIES = REPO_ROOT / "policies"
 

@@ -9,8 +9,9 @@ from nhiguard.decision.context import Inventory, PackageFacts, decode_identity_s
 from nhiguard.decision.core import DecisionCore
 from nhiguard.models.anomaly import AnomalyModels
 from nhiguard.policy.bundle import load_bundle
-from nhiguard.scenarios import default_params, generate, inventory
-from nhiguard.settings import REPO_ROOT, load_settings
+from nhiguard.settings import load_settings
+from tools import REPO_ROOT
+from tools.scenarios import default_params, generate, inventory
 
 BUNDLE = load_bundle(REPO_ROOT / "policies")
 PARAMS = default_params()
