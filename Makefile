@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := venv
-.PHONY: venv kafka opa demo test bench lint broker clean distclean
+.PHONY: venv kafka opa demo test bench lint broker clean distclean sigkill-repeat
 
 venv: $(STAMP)
 
@@ -39,6 +39,11 @@ test: venv kafka opa
 # Benchmarks against a local broker (or $KAFKA_BOOTSTRAP): prints a table, writes bench/results/latest.json.
 bench: venv kafka opa
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The SIGKILL tests N times against one broker, with the pass count of each (minutes per round).
+N ?= 30
+sigkill-repeat: venv kafka
+	$(BIN)/python -m tools.repeat -n $(N) -k test_sigkill_ tests/integration
 
 lint: venv
 	$(BIN)/ruff check .
