@@ -1,4 +1,4 @@
-"""`nhiguard` command line: worker, replay, identities, policy."""
+"""`nhiguard` command line: worker, replay, eval, identities, policy."""
 
 from __future__ import annotations
 
@@ -39,6 +39,18 @@ def _replay(args: argparse.Namespace) -> int:
         Path(args.file),
         Path(args.identities) if args.identities else None,
         Path(args.policies) if args.policies else None,
+    )
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from nhiguard.streams.evaluate import run_eval
+
+    return run_eval(
+        load_settings(),
+        [Path(f) for f in args.files],
+        Path(args.identities) if args.identities else None,
+        Path(args.policies) if args.policies else None,
+        Path(args.summary_json) if args.summary_json else None,
     )
 
 
@@ -143,6 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--identities", help="identity inventory file")
     r.add_argument("--policies", help="policy bundle directory (test a change before it goes live)")
     r.set_defaults(func=_replay)
+    ev = sub.add_parser(
+        "eval",
+        help="detection quality on labelled recordings (replay files whose lines carry "
+        "label attack[:class] or benign[:class]): per class and overall",
+    )
+    ev.add_argument("files", nargs="+", metavar="FILE")
+    ev.add_argument("--identities", help="identity inventory file")
+    ev.add_argument("--policies", help="policy bundle directory (default: the configured policies/)")
+    ev.add_argument("--summary-json", metavar="OUT", help="also write the figures as JSON here")
+    ev.set_defaults(func=_eval)
     ids = sub.add_parser("identities", help="the identity inventory on the compacted identities topic")
     ids_sub = ids.add_subparsers(dest="identities_command", required=True)
     il = ids_sub.add_parser(
