@@ -1,0 +1,221 @@
+"""The labelled corpus generator (tools/corpus): deterministic per seed, every class present in the sources'
+real formats, time-ordered, readable as a replay file, and every record decided by the core."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from nhiguard.decision.context import Inventory
+from nhiguard.decision.core import DecisionCore
+from nhiguard.decision.records import RawRecord
+from nhiguard.policy.bundle import load_bundle
+from nhiguard.settings import Settings
+from nhiguard.streams.replayfile import read_replay, to_line
+from tools.corpus import ATTACK_CLASSES, BENIGN_CLASSES, CLASSES, generate_corpus, write_corpus
+from tools.corpus.__main__ import main as cli_main
+from tools.corpus.classes import table_markdown
+
+DAYS, ORGS = 3, 2
+# A fresh seed every run (printed, and NHIGUARD_CORPUS_SEED repeats it): no test may pass for one seed only.
+SEED = int(os.environ.get("NHIGUARD_CORPUS_SEED") or random.SystemRandom().randrange(1, 1_000_000))
+REQUIRED = {
+    "benign": {
+        "multi_maintainer", "bulk_cms_sync", "untagged_upload_published", "oncall_weekend_release",
+        "first_release_new_package", "renovate_bot", "new_runner_or_address", "example_and_typemap_files",
+        "ordinary",
+    },
+    "attack": {
+        "cms_default_public_exposure", "cms_publish_burst", "cms_slow_exposure", "sourcemap_release",
+        "env_file_release", "fork_or_unexpected_workflow_release", "hijacked_publisher",
+        "malicious_new_dependency", "installs_of_bad_version", "proxy_publish", "anomalous_workflow_activity",
+    },
+}  # fmt: skip
+# Formats the corpus carries that no adapter recognises for what they are yet (they are decided, as something
+# more generic): a Verdaccio PUT publish is a `registry.proxy.request`; a workflow_job is decided under
+# `github:<repo>/workflow:<name>`, not under its workflow's path identity (listed in the inventory).
+NOT_YET_RECOGNISED = {
+    "verdaccio_put_publish": "registry.proxy.request, not a publish",
+    "workflow_job_identity": "github:<repo>/workflow:<name>, not github:<repo>/<path>",
+}
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    print(f"corpus seed {SEED} (NHIGUARD_CORPUS_SEED={SEED} repeats it)")
+    return generate_corpus(SEED, DAYS, ORGS)
+
+
+@pytest.fixture(scope="module")
+def decided(corpus):
+    records, inventory = corpus
+    settings = Settings()
+    core = DecisionCore(settings, load_bundle(settings.policies_dir), Inventory.load_dict(inventory))
+    offsets: Counter[str] = Counter()
+    raws = []
+    for r in records:
+        raws.append(RawRecord(r.topic, 0, offsets[r.topic], r.value, r.key, r.headers, r.timestamp_ms))
+        offsets[r.topic] += 1
+    decisions, deadletters = [], []
+    for i in range(0, len(raws), 500):
+        result = core.process(raws[i : i + 500])
+        decisions += result.decisions
+        deadletters += result.deadletters
+    by_pos = {(r.topic, r.offset): rec for r, rec in zip(raws, records, strict=True)}
+    return decisions, deadletters, by_pos
+
+
+def _body(rec):
+    return json.loads(rec.value)
+
+
+def _of(records, name):
+    return [r for r in records if r.label == CLASSES[name].label]
+
+
+def test_the_class_table_has_every_required_class_with_description_and_ranges():
+    assert REQUIRED["benign"] <= set(BENIGN_CLASSES) and REQUIRED["attack"] == set(ATTACK_CLASSES)
+    for c in CLASSES.values():
+        assert c.kind in ("benign", "attack") and len(c.description) > 30
+        assert all(lo <= hi for lo, hi in c.ranges.values())
+        assert f"`{c.name}`" in table_markdown()
+
+
+def test_same_seed_same_bytes_other_seed_other_names(tmp_path):
+    a = tmp_path / "a"
+    b = tmp_path / "b"
+    write_corpus(SEED, a, DAYS, ORGS)
+    write_corpus(SEED, b, DAYS, ORGS)
+    for name in ("stream.ndjson", "identities.yaml"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    _, inv = generate_corpus(SEED, DAYS, ORGS)
+    _, other = generate_corpus(SEED + 1, DAYS, ORGS)
+    ids, other_ids = {i["id"] for i in inv["identities"]}, {i["id"] for i in other["identities"]}
+    spaces = {i.split("/")[0] for i in ids if i.startswith("contentful:")}
+    other_spaces = {i.split("/")[0] for i in other_ids if i.startswith("contentful:")}
+    assert spaces and not spaces & other_spaces
+    # Names are drawn from pools, so two seeds may share an org or a repository name now and then, never most.
+    assert len(ids & other_ids) <= 0.25 * len(ids)
+
+
+def test_every_class_is_present_with_a_sane_count(corpus):
+    records, _ = corpus
+    counts = Counter(r.label for r in records)
+    for name in CLASSES:
+        assert counts[CLASSES[name].label] > 0, f"seed {SEED}: no {name}"
+    assert set(counts) == {c.label for c in CLASSES.values()}, "every label comes from the class table"
+
+    def bounds(name, per_instance):
+        lo, hi = CLASSES[name].ranges.get("instances", (1, 1))
+        p_lo, p_hi = CLASSES[name].ranges[per_instance] if per_instance else (1, 1)
+        return lo * p_lo, hi * p_hi
+
+    for name, per in (
+        ("cms_default_public_exposure", "assets"),
+        ("cms_publish_burst", "items"),
+        ("cms_slow_exposure", "exposures"),
+        ("sourcemap_release", None),
+        ("env_file_release", None),
+        ("fork_or_unexpected_workflow_release", None),
+        ("proxy_publish", None),
+    ):
+        lo, hi = bounds(name, per)
+        assert lo <= counts[CLASSES[name].label] <= hi, name
+    assert 1 <= counts[CLASSES["hijacked_publisher"].label] <= 2
+    attacks = sum(n for label, n in counts.items() if label.startswith("attack:"))
+    assert attacks < 0.5 * len(records), "attacks are a minority even in a short window"
+    assert counts["benign:ordinary"] >= 0.25 * len(records), "ordinary work is the bulk of the stream"
+
+
+def test_records_are_time_ordered_and_every_line_reads_back(corpus, tmp_path):
+    records, _ = corpus
+    times = [r.timestamp_ms for r in records]
+    assert times == sorted(times)
+    stream, _, _ = write_corpus(SEED, tmp_path, DAYS, ORGS)
+    back = read_replay(stream)
+    assert [to_line(r) for r in back] == [to_line(r) for r in records]
+    assert all(re.fullmatch(r"(benign|attack):[a-z_]+", r.label or "") for r in back)
+    for r in records:  # the label lives outside the body
+        assert r.label.encode() not in r.value
+
+
+def test_every_record_is_decided_none_dead_lettered(decided, corpus):
+    decisions, deadletters, _ = decided
+    records, _ = corpus
+    bad_format = [d for d in deadletters if d.reason in ("malformed_json", "unknown_shape")]
+    assert not bad_format, [(d.reason, d.detail) for d in bad_format[:5]]
+    assert not deadletters, Counter(d.reason for d in deadletters)
+    assert len(decisions) == len(records)
+    actions = Counter(d.event.action for d in decisions)
+    puts = sum(
+        1
+        for r in records
+        if r.topic == "audit.registry" and _body(r).get("request", {}).get("method") == "PUT"
+    )
+    print(f"not yet recognised ({NOT_YET_RECOGNISED}): {puts} Verdaccio PUTs; actions {dict(actions)}")
+
+
+def test_our_identities_are_in_the_inventory(decided):
+    """Every non-human actor of a benign record is known, except the formats listed as not yet recognised
+    and the public registry's publishers (external)."""
+    decisions, _, by_pos = decided
+    unknown = Counter()
+    for d in decisions:
+        rec = by_pos[(d.topic, d.offset)]
+        # Context records of an attack may come from the attacker's identities (an unexpected workflow).
+        ours = rec.label.startswith("benign:") and rec.label != "benign:attack_context"
+        if ours and not d.identity_known and not d.event.actor.human:
+            if "/workflow:" not in d.event.actor.id and d.identity_kind != "external":
+                unknown[d.event.actor.id] += 1
+    assert not unknown, unknown
+
+
+def test_attack_records_are_the_harmful_acts(corpus):
+    records, _ = corpus
+    for r in _of(records, "sourcemap_release"):
+        assert any(f["path"].endswith(".js.map") for f in _body(r)["pack"]["files"])
+    for r in _of(records, "env_file_release"):
+        assert any(re.search(r"\.env\.\w+\.local$", f["path"]) for f in _body(r)["pack"]["files"])
+    for r in _of(records, "example_and_typemap_files"):
+        if "pack" in (b := _body(r)):
+            paths = [f["path"] for f in b["pack"]["files"]]
+            assert ".env.example" in paths and any(p.endswith(".d.ts.map") for p in paths)
+            assert not any(p.endswith(".js.map") or re.search(r"\.env\.\w+\.local$", p) for p in paths)
+    for r in _of(records, "fork_or_unexpected_workflow_release"):
+        assert _body(r)["gate"] == "npm-publish"
+    for r in _of(records, "hijacked_publisher"):
+        b = _body(r)
+        new, versions = b["version"], b["payload"]["versions"]
+        assert (
+            "trustedPublisher" not in versions[new]["_npmUser"]
+            and "attestations" not in versions[new]["dist"]
+        )
+    for r in _of(records, "malicious_new_dependency"):
+        b = _body(r)
+        if "hookOwner" in b:
+            assert "postinstall" in b["payload"]["versions"][b["version"]]["scripts"]
+        else:
+            assert b["request"]["url"].endswith(".tgz") and b["status"] == 200
+    for r in _of(records, "installs_of_bad_version"):
+        assert _body(r)["request"]["url"].endswith(".tgz")
+    for r in _of(records, "proxy_publish"):
+        assert _body(r)["request"]["method"] == "PUT" and _body(r)["status"] == 201
+    nonpublic = {"internal", "confidential", "restricted", "draft", "embargoed"}
+    for name in ("cms_default_public_exposure", "cms_publish_burst", "cms_slow_exposure"):
+        for r in _of(records, name):
+            assert {t["sys"]["id"] for t in _body(r)["metadata"]["tags"]} <= nonpublic
+            assert dict(r.headers)["X-Contentful-Topic"].decode().startswith("ContentManagement.")
+
+
+def test_the_command_line_writes_stream_and_inventory(tmp_path, capsys):
+    assert cli_main(["--seed", str(SEED), "--out", str(tmp_path), "--days", "1", "--orgs", "1"]) == 0
+    assert (tmp_path / "stream.ndjson").stat().st_size > 0
+    inv = Inventory.load(Path(tmp_path / "identities.yaml"))
+    assert len(inv) > 10
+    assert "attack:hijacked_publisher" in capsys.readouterr().out

@@ -1,0 +1,108 @@
+"""generate_corpus(): the whole labelled stream and its inventory, a pure function of (seed, days, orgs).
+
+Each part draws from its own `random.Random(f"{seed}:<part>")`, so a part's records do not shift when
+another part changes; the stream is sorted by record time (stable, so ties keep generation order).
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from nhiguard.streams.replayfile import ReplayRecord, write_replay
+from tools.corpus import clock
+from tools.corpus.attacks_cms import emit_cms_attacks
+from tools.corpus.attacks_registry import emit_anomalous, emit_hijack, emit_proxy_publishes, plan_hijack
+from tools.corpus.cast import build_cast
+from tools.corpus.ci import CiActivity
+from tools.corpus.classes import Draws
+from tools.corpus.cms import CmsActivity
+from tools.corpus.deps import emit_dep_publishes, seed_registry
+from tools.corpus.inventory import identities_yaml, inventory
+from tools.corpus.out import Out
+from tools.corpus.registry import Registry
+from tools.corpus.releases import emit_release, plan_releases
+from tools.scenarios.formats import npm_pack
+
+
+def generate_corpus(seed: int, days: int = 14, orgs: int = 3) -> tuple[list[ReplayRecord], dict[str, Any]]:
+    """(records in time order, inventory as {"identities": [...]})."""
+    if days < 1 or orgs < 1:
+        raise ValueError("a corpus needs at least one day and one organisation")
+
+    def rng(part: str) -> random.Random:
+        return random.Random(f"{seed}:{part}")
+
+    cast = build_cast(seed, days, orgs)
+    reg = Registry()
+    seed_registry(cast, reg, rng("history"))
+    for org in cast.orgs:  # what the orgs' own packages were before the window
+        for p in org.packages:
+            if p.first_release is None:
+                size = npm_pack(p.name, p.base_version, list(p.files), p.ratio)["size"]
+                reg.add(p.name, cast.start - timedelta(days=9), p.base_version, size)
+        for name in org.internal:
+            reg.add(name, cast.start - timedelta(days=20), "1.4.0", 18_000 + len(name) * 311)
+    out = Out(cast, reg)
+
+    hijack_at = clock.in_window(cast, 0.45, 0.85, rng("hijack-time"))
+    emit_dep_publishes(cast, out, rng("deps"), hijack_at)
+    hijack = plan_hijack(cast, reg, rng("hijack"), hijack_at)
+    release_rng = rng("releases")
+    for plan in plan_releases(cast, release_rng):
+        emit_release(out, release_rng, plan)
+
+    ci, cms = CiActivity(cast, out, rng("ci")), CmsActivity(cast, out, rng("cms"))
+    ci.plan_moves()
+    rates_rng = rng("rates")
+    for org in cast.orgs:
+        o = Draws(rates_rng, "ordinary")
+        ci_rates = {
+            "runs": o.uniform("ci_runs_per_workday"),
+            "scan_hour": o.uniform("scan_local_hour"),
+        }
+        cms_rates: dict[str, Any] = {
+            "uploads": o.uniform("asset_uploads_per_day"),
+            "edits": o.uniform("entry_edits_per_workday"),
+            "saves": o.uniform("app_saves_per_day"),
+            "dam_off_hours": o.uniform("dam_off_hours_share"),
+            "sync_hours": _sync_hours(rates_rng, Draws(rates_rng, "bulk_cms_sync").int("bursts_per_day")),
+        }
+        ci.internal_publishes(org, o.uniform("internal_publishes_per_week"))
+        ci.bot_updates(org, Draws(rates_rng, "renovate_bot").uniform("per_org_day"))
+        cms.untagged_uploads(org, Draws(rates_rng, "untagged_upload_published").uniform("per_org_day"))
+        for day in range(days):
+            cms.day(org, day, cms_rates)
+            ci.day(org, day, ci_rates)
+
+    ci.first_after_moves()
+    emit_hijack(cast, out, rng("hijack-installs"), hijack)
+    emit_cms_attacks(cast, out, rng("cms-attacks"))
+    emit_proxy_publishes(cast, out, rng("proxy-publish"))
+    emit_anomalous(cast, out, rng("anomalous"))
+    records = [
+        ReplayRecord(r.topic, r.key, r.value, r.headers, r.timestamp_ms, r.label)
+        for r in sorted(out.records, key=lambda r: r.timestamp_ms)
+    ]
+    return records, inventory(cast)
+
+
+def write_corpus(
+    seed: int, out_dir: str | Path, days: int = 14, orgs: int = 3
+) -> tuple[Path, Path, list[ReplayRecord]]:
+    """Write DIR/stream.ndjson and DIR/identities.yaml; returns both paths and the records."""
+    records, inv = generate_corpus(seed, days, orgs)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stream, identities = out / "stream.ndjson", out / "identities.yaml"
+    write_replay(records, stream)
+    identities.write_text(identities_yaml(inv), encoding="utf-8")
+    return stream, identities, records
+
+
+def _sync_hours(rng: random.Random, n: int) -> list[float]:
+    """A cron schedule: n syncs a day, evenly spaced from a drawn first hour."""
+    first = rng.uniform(0, 24 / n)
+    return [first + i * 24 / n for i in range(n)]
