@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", type=int, default=30, help="rounds")
     ap.add_argument("-k", required=True, help="pytest -k expression selecting the tests")
     ap.add_argument("paths", nargs="*", default=["tests/integration"])
+    ap.add_argument(
+        "--keep", default=str(REPO_ROOT / ".cache" / "repeat"), help="where failed rounds are kept"
+    )
     args = ap.parse_args(argv)
     passed: Counter[str] = Counter()
     runs: Counter[str] = Counter()
@@ -44,8 +48,17 @@ def main(argv: list[str] | None = None) -> int:
             junit = Path(tmp) / f"round-{i}.xml"
             cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", args.k]
             cmd += [f"--junitxml={junit}", f"--basetemp={tmp}/round-{i}", *args.paths]
-            subprocess.run(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            log = Path(tmp) / f"round-{i}.log"
+            with log.open("wb") as out:
+                subprocess.run(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
             results = _results(junit) if junit.exists() else {}
+            if not results or "failed" in results.values():
+                # Keep what a failure left (pytest's output, the workers' logs) for whoever looks into it.
+                keep = Path(args.keep) / f"round-{i}"
+                shutil.rmtree(keep, ignore_errors=True)
+                shutil.copytree(Path(tmp) / f"round-{i}", keep, dirs_exist_ok=True)
+                shutil.copy(log, keep / "pytest.log")
+                print(f"round {i}: kept in {keep}", flush=True)
             if not results:
                 print(f"round {i}: no test ran", flush=True)
             for name, outcome in results.items():
