@@ -43,11 +43,8 @@ def time_bucket(ms: int) -> int:
 
 
 def target_of(ev: CanonicalEvent) -> str:
-    """What the event acts on: the package for releases, installs and publishes, else the resource."""
-    for facts in (ev.release, ev.install, ev.publish):
-        if facts is not None:
-            return str(facts["package"])
-    return ev.resource_id
+    """What the event acts on, as its facts say (a release's or an install's package), else the resource."""
+    return ev.resource_id if ev.facts is None else ev.facts.target(ev.resource_id)
 
 
 def _bits(value: str, nbits: int) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from nhiguard.decision.facts import CmsChange, Install, Publish, ReleaseRequest
 from nhiguard.decision.records import CanonicalEvent, Decision, is_engine_failure
 
 EXPOSURE_WINDOW_MS = 10 * 60 * 1000
@@ -320,80 +321,73 @@ class ContextState:
         me.first_seen_ms = t if me.first_seen_ms is None else min(me.first_seen_ms, t)
         me.last_seen_ms = t if me.last_seen_ms is None else max(me.last_seen_ms, t)
         me.events += 1
-        if ev.cms is not None:
+        facts = ev.facts
+        if isinstance(facts, CmsChange):
             # Sorted times, so a late or redelivered webhook counts only exposures in its own window.
             times = me.exposures
-            if ev.cms["exposed_without_publish"]:
+            if facts.exposed_without_publish:
                 bisect.insort(times, t)
             ctx["exposures_10m"] = bisect.bisect_right(times, t) - bisect.bisect_right(
                 times, t - EXPOSURE_WINDOW_MS
             )
             # Forget what no event within a window of the newest can still count.
             del times[: bisect.bisect_right(times, times[-1] - 2 * EXPOSURE_WINDOW_MS) if times else 0]
-        if ev.release is not None:
-            prev = self.package(ev.release["package"]).last_release
+        if isinstance(facts, ReleaseRequest):
+            prev = self.package(facts.package).last_release
             ctx["previous_release"] = prev
-            ctx["size_ratio"] = (ev.release["size"] / prev["size"]) if prev and prev["size"] else None
-        if ev.publish is not None:
-            pkg = self.package(ev.publish["package"])
-            created = ev.publish["package_created_ms"] or t
+            ctx["size_ratio"] = (facts.size / prev["size"]) if prev and prev["size"] else None
+        if isinstance(facts, Publish):
+            pkg = self.package(facts.package)
+            created = facts.package_created_ms or t
             if pkg.created_ms is None or created < pkg.created_ms:
                 pkg.created_ms = created
-                self.dirty_packages.add(ev.publish["package"])
+                self.dirty_packages.add(facts.package)
             ages: dict[str, float | None] = {}
-            for dep in ev.publish["added_dependencies"]:
+            for dep in facts.added_dependencies:
                 first = self.package(dep).created_ms
                 ages[dep] = None if first is None else round((t - first) / DAY_MS, 3)
             ctx["added_dependency_age_days"] = ages
-        if ev.install is not None:
-            pkg = self.package(ev.install["package"])
-            version = ev.install["version"]
+        if isinstance(facts, Install):
+            pkg = self.package(facts.package)
+            version = facts.version
             xs = pkg.installs.setdefault(version, [])
             if (ev.actor.id, t) not in xs:  # a redelivered record is not a second install
                 xs.append((ev.actor.id, t))
                 del xs[:-MAX_INSTALLERS]
             while len(pkg.installs) > MAX_VERSIONS:
                 del pkg.installs[next(iter(pkg.installs))]
-            self.dirty_packages.add(ev.install["package"])
+            self.dirty_packages.add(facts.package)
             ctx["version_denied"] = version in pkg.denied
         return ctx
 
     @staticmethod
     def reads(ev: CanonicalEvent) -> str | None:
         """The decision-dependent key this event's facts read (the wave is cut before a pending writer)."""
-        if ev.release is not None:
-            return f"release:{ev.release['package']}"
-        if ev.install is not None:
-            return f"version:{ev.install['package']}@{ev.install['version']}"
-        return None
+        return None if ev.facts is None else ev.facts.reads()
 
     @staticmethod
     def writes(ev: CanonicalEvent) -> str | None:
         """The decision-dependent key this event's *decision* may change."""
-        if ev.release is not None:
-            return f"release:{ev.release['package']}"
-        if ev.publish is not None:
-            return f"version:{ev.publish['package']}@{ev.publish['version']}"
-        return None
+        return None if ev.facts is None else ev.facts.writes()
 
     # -- after the decision ---------------------------------------------------------------------------------
     def record_decision(self, d: Decision) -> None:
         if any(is_engine_failure(f) for f in d.findings):
             return  # no policy judged this event: it must not become history (a denied version, a release)
-        ev = d.event
-        if ev.release is not None and d.verdict == "ALLOW":
-            pkg = self.package(ev.release["package"])
+        ev, facts = d.event, d.event.facts
+        if isinstance(facts, ReleaseRequest) and d.verdict == "ALLOW":
+            pkg = self.package(facts.package)
             if ev.occurred_at_ms >= pkg.last_release_ms:
                 pkg.last_release = {
-                    "version": ev.release["version"],
-                    "size": ev.release["size"],
-                    "unpacked_size": ev.release["unpacked_size"],
+                    "version": facts.version,
+                    "size": facts.size,
+                    "unpacked_size": facts.unpacked_size,
                 }
                 pkg.last_release_ms = ev.occurred_at_ms
-                self.dirty_packages.add(ev.release["package"])
-        if ev.publish is not None and d.verdict != "ALLOW":
-            self.package(ev.publish["package"]).denied.add(ev.publish["version"])
-            self.dirty_packages.add(ev.publish["package"])
+                self.dirty_packages.add(facts.package)
+        if isinstance(facts, Publish) and d.verdict != "ALLOW":
+            self.package(facts.package).denied.add(facts.version)
+            self.dirty_packages.add(facts.package)
 
     def installers(self, package: str, version: str) -> list[tuple[str, int]]:
         return list(self.package(package).installs.get(version, ()))

@@ -27,6 +27,7 @@ from nhiguard.decision.context import (
     origin_hash,
 )
 from nhiguard.decision.decide import apply_waivers, commands_for, to_findings, verdict_of
+from nhiguard.decision.facts import Publish
 from nhiguard.decision.policy import ANOMALY_STAGE, Failure, PolicyBundle, RegoEvaluator
 from nhiguard.decision.records import (
     AdapterError,
@@ -247,8 +248,8 @@ class DecisionCore:
         identity = None if ev.actor.human else self.inventory.get(ev.actor.id)
         # No NHI rule applies to a person: no state kept for them either.
         ctx = {} if ev.actor.human else self.state.observe(ev)
-        if ev.publish is not None:
-            installs = self.state.installers(ev.publish["package"], ev.publish["version"])
+        if isinstance(ev.facts, Publish):
+            installs = self.state.installers(ev.facts.package, ev.facts.version)
             ctx["prior_installers"] = [
                 {"id": who, "known": self.inventory.get(who) is not None}
                 for who in sorted({w for w, _ in installs})
@@ -262,10 +263,8 @@ class DecisionCore:
             "identity": identity_facts(identity, ev),
             "context": ctx,
         }
-        for name in ("cms", "release", "publish", "install"):
-            facts = getattr(ev, name)
-            if facts is not None:
-                pin[name] = facts
+        if ev.facts is not None:
+            pin[ev.facts.family] = ev.facts.policy_input()
         return _Pending(rec, ev, identity, pin)
 
     def _run_wave(self, wave: list[_Pending], result: BatchResult) -> None:

@@ -65,13 +65,7 @@ def _deny_target(ev: CanonicalEvent, findings: list[Finding]) -> tuple[str, str]
         # The engine could not judge this event: deny this request only, never the package version or
         # asset for everyone (a fail-closed timeout is not a finding about the package).
         return "request", ev.event_id
-    if ev.release is not None:
-        return "request", ev.release["request_id"]
-    if ev.publish is not None or ev.install is not None:
-        return "package_version", ev.resource_id
-    if ev.cms is not None:
-        return "asset", ev.resource_id
-    return "request", ev.event_id
+    return ("request", ev.event_id) if ev.facts is None else ev.facts.deny_target(ev.resource_id)
 
 
 def commands_for(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+
+from nhiguard.decision.facts import EventFacts
 
 
 def stable_id(*parts: object) -> str:
@@ -58,7 +59,7 @@ class Actor:
 
 @dataclass(slots=True)
 class CanonicalEvent:
-    """One audit event in the project's canonical shape (schemas/audit_event.avsc)."""
+    """One audit event in the project's canonical shape (schemas/nhiguard.AuditEvent.avsc)."""
 
     event_id: str
     source: str
@@ -68,11 +69,8 @@ class CanonicalEvent:
     actor: Actor
     resource_type: str
     resource_id: str
-    # Domain facts, the fields the policies read. Keys and types are documented in schemas/audit_event.avsc.
-    cms: dict[str, Any] | None = None
-    release: dict[str, Any] | None = None
-    publish: dict[str, Any] | None = None
-    install: dict[str, Any] | None = None
+    # What the event establishes beyond who, what and which (decision/facts.py): one family, or none.
+    facts: EventFacts | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -257,6 +257,7 @@ def test_shadow_mode_records_findings_without_commands_and_compares_verdicts(tmp
 
 def test_exposure_window_counts_late_events_in_their_own_window():
     from nhiguard.decision.context import ContextState
+    from nhiguard.decision.facts import CmsChange
     from nhiguard.decision.records import Actor, CanonicalEvent
 
     state = ContextState()
@@ -271,7 +272,7 @@ def test_exposure_window_counts_late_events_in_their_own_window():
             actor=Actor("a", "a", False, "a"),
             resource_type="r",
             resource_id=f"r{minute}",
-            cms={"exposed_without_publish": True},
+            facts=CmsChange("Asset", "create", (), False, True, "upload", True, True),
         )
         counts.append(state.observe(ev)["exposures_10m"])
     assert counts == [1, 1, 2, 3, 4]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nhiguard.decision.adapters.common import body_hash, get, iso_ms, long_field, need
+from nhiguard.decision.facts import PackedFile, ReleaseRequest
 from nhiguard.decision.records import Actor, AdapterError, CanonicalEvent, RawRecord
 
 WEBHOOK_SOURCE = "github.webhook"
@@ -75,21 +76,21 @@ def adapt_gate(rec: RawRecord, body: Any) -> CanonicalEvent:
     files = pack.get("files") or []
     if not isinstance(files, list):
         raise AdapterError("unknown_shape", "pack.files is not a list")
-    release = {
-        "package": str(need(pack, "name")),
-        "version": str(need(pack, "version")),
-        "registry": str(body.get("registry") or "https://registry.npmjs.org/"),
-        "access": str(body.get("access") or "public"),
-        "tag": str(body.get("tag") or "latest"),
-        "size": long_field(pack.get("size"), "pack.size"),
-        "unpacked_size": long_field(pack.get("unpackedSize"), "pack.unpackedSize"),
-        "files": [
-            {"path": str(f.get("path", "")), "size": long_field(f.get("size"), "pack.files.size")}
+    release = ReleaseRequest(
+        package=str(need(pack, "name")),
+        version=str(need(pack, "version")),
+        registry=str(body.get("registry") or "https://registry.npmjs.org/"),
+        access=str(body.get("access") or "public"),
+        tag=str(body.get("tag") or "latest"),
+        size=long_field(pack.get("size"), "pack.size"),
+        unpacked_size=long_field(pack.get("unpackedSize"), "pack.unpackedSize"),
+        files=tuple(
+            PackedFile(str(f.get("path", "")), long_field(f.get("size"), "pack.files.size"))
             for f in files
             if isinstance(f, dict)
-        ],
-        "request_id": request_id,
-    }
+        ),
+        request_id=request_id,
+    )
     return CanonicalEvent(
         event_id=f"gate:{request_id}",
         source=GATE_SOURCE,
@@ -98,6 +99,6 @@ def adapt_gate(rec: RawRecord, body: Any) -> CanonicalEvent:
         occurred_at_ms=iso_ms(body.get("requested_at"), rec.timestamp_ms),
         actor=_workflow_actor(repo, path),
         resource_type="npm.package",
-        resource_id=f"{release['package']}@{release['version']}",
-        release=release,
+        resource_id=f"{release.package}@{release.version}",
+        facts=release,
     )
