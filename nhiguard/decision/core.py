@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from nhiguard.decision.adapters import adapt
+from nhiguard.decision.adapters import adapt, external_principals
 from nhiguard.decision.context import (
     ContextState,
     Identity,
@@ -78,17 +78,17 @@ class _Pending:
     anomaly: tuple[float, bool, dict[str, float]] = (0.0, False, {})
 
 
-# Sources whose principals are not ours: an npm registry hook reports who published a package we depend on
-# (a maintainer's account on the public registry); absent from our inventory, it is "external", not unknown.
-EXTERNAL_SOURCES = frozenset({"npm.hook"})
-
-
 def identity_facts(identity: Identity | None, ev: CanonicalEvent) -> dict[str, Any]:
     """What the policies know about who acted: from the inventory, judged at the event's time."""
     if identity is None:
         return {
             "known": False,
-            "kind": "human" if ev.actor.human else "external" if ev.source in EXTERNAL_SOURCES else "unknown",
+            # A principal outside the organisation (its source says so) is "external", not unknown.
+            "kind": "human"
+            if ev.actor.human
+            else "external"
+            if external_principals(ev.source)
+            else "unknown",
             "trust_tier": 0,
             "expired": False,
             "action_allowed": True,  # nothing to hold it against; the unknown_identity rule covers it

@@ -300,3 +300,42 @@ def test_surrogate_pairs_are_fine():
     body = json.dumps(dict(GATE, request_id="\U0001f600"))  # json.dumps escapes it as a surrogate pair
     assert "\\ud83d" in body
     assert adapt(rec("audit.ci", body.encode()), "ci").facts.request_id == "\U0001f600"
+
+
+def test_the_most_specific_source_wins_whatever_the_import_order():
+    # A gate request a webhook bridge delivered with GitHub's headers is still a gate request (a body value
+    # beats a header), and a hook body with a log line's keys is still a hook (a value beats more keys).
+    ev = adapt(rec("audit.ci", GATE, [("X-GitHub-Event", "workflow_run")]), "ci")
+    assert ev.source == "npm.publish_gate"
+    hook = {
+        "event": "package:publish",
+        "hookOwner": {"username": "x"},
+        "level": 30,
+        "msg": "m",
+        "request": {},
+        "name": "left-pad",
+        "change": {"version": "1.0.0"},
+        "payload": {"versions": {"1.0.0": {"_npmUser": {"name": "m"}}}},
+    }
+    assert adapt(rec("audit.registry", hook), "registry").source == "npm.hook"
+
+
+def test_sources_register_their_name_domains_and_whether_principals_are_external():
+    from nhiguard.decision.adapters import external_principals
+    from nhiguard.decision.adapters.registry import REGISTRY, Recogniser, Registry, Source
+
+    names = {s.name: s for s in REGISTRY.sources()}
+    assert set(names) == {
+        "contentful.webhook",
+        "github.webhook",
+        "npm.publish_gate",
+        "npm.hook",
+        "verdaccio.log",
+    }
+    assert [n for n in names if external_principals(n)] == ["npm.hook"]
+    again = Registry()
+    again.register(names["npm.hook"])
+    with pytest.raises(ValueError, match="registered twice"):
+        again.register(names["npm.hook"])
+    with pytest.raises(ValueError, match="recognises every record"):
+        again.register(Source("any", ("ci",), Recogniser(), names["npm.hook"].adapt))

@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nhiguard.decision.adapters.common import get, iso_ms, need
+from nhiguard.decision.adapters.registry import Recogniser, source
 from nhiguard.decision.facts import CmsChange
 from nhiguard.decision.records import Actor, AdapterError, CanonicalEvent, RawRecord
 
@@ -37,6 +38,7 @@ def _file_url(fields: dict[str, Any]) -> str | None:
     return None
 
 
+@source(SOURCE, domains=("cms",), recognise=Recogniser(headers=(TOPIC_HEADER,)))
 def adapt(rec: RawRecord, body: Any) -> CanonicalEvent:
     topic = rec.header(TOPIC_HEADER)
     if not topic or not topic.startswith("ContentManagement."):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nhiguard.decision.adapters.common import body_hash, get, iso_ms, long_field, need
+from nhiguard.decision.adapters.registry import Recogniser, source
 from nhiguard.decision.facts import PackedFile, ReleaseRequest
 from nhiguard.decision.records import Actor, AdapterError, CanonicalEvent, RawRecord
 
@@ -24,6 +25,7 @@ def _sender_actor(sender: dict[str, Any]) -> Actor:
     return Actor(id=f"github:{kind}/{login}", display=login, human=human, source_principal=login)
 
 
+@source(WEBHOOK_SOURCE, domains=("ci",), recognise=Recogniser(headers=("X-GitHub-Event",)))
 def adapt_webhook(rec: RawRecord, body: Any) -> CanonicalEvent:
     event = rec.header("X-GitHub-Event")
     if not event or not isinstance(body, dict):
@@ -65,6 +67,7 @@ def adapt_webhook(rec: RawRecord, body: Any) -> CanonicalEvent:
     )
 
 
+@source(GATE_SOURCE, domains=("ci",), recognise=Recogniser(values=(("gate", "npm-publish"),)))
 def adapt_gate(rec: RawRecord, body: Any) -> CanonicalEvent:
     request_id = str(need(body, "request_id"))
     gh = need(body, "github", reason="missing_identity")

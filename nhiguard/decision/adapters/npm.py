@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from nhiguard.decision.adapters.common import body_hash, get, iso_ms, need, semver_key
+from nhiguard.decision.adapters.registry import Recogniser, source
 from nhiguard.decision.facts import Install, PreviousRelease, Publish, Publisher
 from nhiguard.decision.records import Actor, AdapterError, CanonicalEvent, RawRecord
 
@@ -34,6 +35,14 @@ def _scripts(manifest: dict[str, Any]) -> set[str]:
     return {s for s in INSTALL_SCRIPTS if isinstance(scripts, dict) and scripts.get(s)}
 
 
+# A hook's `_npmUser` is the public registry's account that published a package we depend on, not one of our
+# identities: external, not unknown.
+@source(
+    HOOK_SOURCE,
+    domains=("registry",),
+    recognise=Recogniser(keys=("hookOwner",), values=(("event", "package:publish"),)),
+    external_principals=True,
+)
 def adapt_hook(rec: RawRecord, body: Any) -> CanonicalEvent:
     name = str(need(body, "name"))
     version = str(get(body, "change", "version") or need(body, "version"))
@@ -92,6 +101,7 @@ def _parse_tarball(url: str) -> tuple[str, str] | None:
     return pkg, file[len(base) + 1 :]
 
 
+@source(PROXY_SOURCE, domains=("registry",), recognise=Recogniser(keys=("level", "msg", "request")))
 def adapt_proxy_log(rec: RawRecord, body: Any) -> CanonicalEvent:
     if "user" not in body:
         raise AdapterError("missing_identity", "Verdaccio log line without a user field")
