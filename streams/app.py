@@ -25,7 +25,7 @@ from nhiguard.streams.engines import make_evaluator
 from nhiguard.streams.identities import TableInventory, decode_identity
 from nhiguard.streams.reload import BundleReloader
 from nhiguard.streams.sink import OutputSink
-from nhiguard.streams.state import TableStore
+from nhiguard.streams.state import StatefulStage, TableStore
 
 log = logging.getLogger("nhiguard.worker")
 
@@ -97,6 +97,7 @@ def create_app(settings: Settings) -> faust.App:
         evaluator=make_evaluator(settings, bundle),
         store=store,
     )
+    stage = StatefulStage(core, store, settings.state_cache_identities)  # skips redeliveries, then decides
     sink = OutputSink(settings, codec)
     raw = {"value_serializer": "raw", "key_serializer": "raw"}
     inputs = app.topic(*settings.topics.inputs, **raw)
@@ -143,7 +144,7 @@ def create_app(settings: Settings) -> faust.App:
     async def forget_cached_state(_app: Any, revoked: Any = None, **_kw: Any) -> None:
         # Partitions may move to another worker, which then owns (and advances) their identities' state:
         # what this worker holds in memory may go stale. Pending writes go out with the rebalance's commit.
-        await asyncio.get_running_loop().run_in_executor(None, core.drop_cached_state)
+        await asyncio.get_running_loop().run_in_executor(None, stage.drop_cached)
 
     reloader = BundleReloader(core, settings, sink)
     if settings.policy_source == "topic":
@@ -223,7 +224,7 @@ def create_app(settings: Settings) -> faust.App:
                 by_identity_event = {e.message.key.decode(): e for e in events if e.message.key is not None}
                 t0 = time.perf_counter()
                 # In a thread: while the engine process evaluates, the event loop keeps consuming.
-                result = await asyncio.get_running_loop().run_in_executor(None, core.process, records)
+                result = await asyncio.get_running_loop().run_in_executor(None, stage.process, records)
                 t1 = time.perf_counter()
                 sink.enqueue(result)
                 store.stage(result, by_identity_event, events[-1])

@@ -6,11 +6,9 @@ release's size, how old an added dependency is); the policies make the judgement
 
 from __future__ import annotations
 
-import base64
 import bisect
 import csv
 import fnmatch
-import hashlib
 import io
 import json
 import struct
@@ -183,10 +181,6 @@ class IdentityFacts:
     first_seen_ms: int | None = None
     last_seen_ms: int | None = None
     events: int = 0
-    applied: int = -1  # position of the last event applied (its offset on the by-identity topic)
-    # Hashes of the source records (topic, partition, offset) most recently applied: a record forwarded twice
-    # (the routing stage redoes what it had not committed) is recognised at any position.
-    recent: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -195,24 +189,12 @@ class IdentityFacts:
             "f": self.first_seen_ms,
             "l": self.last_seen_ms,
             "n": self.events,
-            "a": self.applied,
-            "o": base64.b64encode(struct.pack(f"<{len(self.recent)}Q", *self.recent)).decode(),
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> IdentityFacts:
-        raw = base64.b64decode(d.get("o", ""))
-        recent = list(struct.unpack(f"<{len(raw) // 8}Q", raw))
-        return cls(list(d["x"]), dict(d["r"]), d["f"], d["l"], int(d["n"]), int(d["a"]), recent)
-
-
-RECENT_ORIGINS = 64
-
-
-def origin_hash(topic: str, partition: int, offset: int) -> int:
-    return int.from_bytes(
-        hashlib.blake2b(f"{topic}|{partition}|{offset}".encode(), digest_size=8).digest(), "little"
-    )
+        # Format 1 values also hold the worker's delivery facts ("a", "o"): the store layer reads those.
+        return cls(list(d["x"]), dict(d["r"]), d["f"], d["l"], int(d["n"]))
 
 
 @dataclass
@@ -275,9 +257,6 @@ class ContextState:
         self.packages: dict[str, PackageFacts] = {}
         self.dirty_identities: set[str] = set()
         self.dirty_packages: set[str] = set()
-        # Identities read from the store that have not applied a new event since: only for them is a record at
-        # or below the applied position a redelivery (see DecisionCore._process).
-        self.fresh: set[str] = set()
         self.on_identity_load: Any = None  # (identity, model bytes | None) -> None: the anomaly model part
 
     # -- keys ------------------------------------------------------------------------------------------------
@@ -289,7 +268,6 @@ class ContextState:
             model = None
             if blob is not None:
                 facts, model = decode_identity_state(blob)
-                self.fresh.add(identity_id)
             if self.on_identity_load is not None:
                 self.on_identity_load(identity_id, model)
             self.identities[identity_id] = facts
@@ -302,7 +280,7 @@ class ContextState:
         if facts is None:
             facts = PackageFacts()
             for blob in self.store.package(name) if self.store is not None else ():
-                facts.merge(PackageFacts.from_json(json.loads(blob)))
+                facts.merge(decode_package_state(blob))
             self.packages[name] = facts
         else:
             self.packages[name] = self.packages.pop(name)
@@ -405,26 +383,11 @@ class ContextState:
         return True
 
     # -- durability ------------------------------------------------------------------------------------------
-    def applied(self, identity_id: str) -> int:
-        return self.identity(identity_id).applied
-
-    def set_applied(self, identity_id: str, position: int) -> None:
-        self.identity(identity_id).applied = position
-        self.dirty_identities.add(identity_id)
-
-    def seen_origin(self, identity_id: str, origin: int) -> bool:
-        return origin in self.identity(identity_id).recent
-
-    def remember_origin(self, identity_id: str, origin: int) -> None:
-        recent = self.identity(identity_id).recent
-        recent.append(origin)
-        del recent[:-RECENT_ORIGINS]
-
     def take_dirty(self) -> tuple[set[str], dict[str, bytes]]:
         """(identities whose state changed, changed packages as stored) since the last call."""
         ids, pkgs = self.dirty_identities, self.dirty_packages
         self.dirty_identities, self.dirty_packages = set(), set()
-        return ids, {name: json.dumps(self.packages[name].to_json()).encode() for name in pkgs}
+        return ids, {name: encode_package_state(self.packages[name]) for name in pkgs}
 
     def evict(self) -> list[str]:
         """Drop the least recently used keys beyond the cache size; returns the identities dropped (the caller
@@ -435,26 +398,49 @@ class ContextState:
         while len(self.identities) > self.max_cached:
             dropped.append(next(iter(self.identities)))
             del self.identities[dropped[-1]]
-            self.fresh.discard(dropped[-1])
         while len(self.packages) > self.max_cached:
             del self.packages[next(iter(self.packages))]
         return dropped
 
 
+class StateFormatError(ValueError):
+    """A stored value in a format this version does not read."""
+
+
 _STATE_HEAD = struct.Struct("<BI")  # format, length of the model part
+IDENTITY_FORMAT = 1
+PACKAGE_FORMAT = 2
 
 
 def encode_identity_state(facts: IdentityFacts, model: bytes | None) -> bytes:
-    """One identity's state as one table value: its facts and its behavioural model, written together so a
-    restart never pairs a model with facts from another point in the stream."""
+    """One identity's state, the core's part of its table value: its facts and its behavioural model, written
+    together so a restart never pairs a model with facts from another point in the stream.
+
+    Format 1: [u8 1][u32 n][model, n bytes][facts as JSON]. (The first round stored this alone as the table
+    value, with the worker's delivery facts inside the JSON; the store layer now keeps those beside it.)"""
     m = model or b""
-    return _STATE_HEAD.pack(1, len(m)) + m + json.dumps(facts.to_json(), separators=(",", ":")).encode()
+    head = _STATE_HEAD.pack(IDENTITY_FORMAT, len(m))
+    return head + m + json.dumps(facts.to_json(), separators=(",", ":")).encode()
 
 
 def decode_identity_state(blob: bytes) -> tuple[IdentityFacts, bytes | None]:
     version, n = _STATE_HEAD.unpack_from(blob)
-    if version != 1:
-        raise ValueError(f"identity state format {version}, expected 1")
+    if version != IDENTITY_FORMAT:
+        raise StateFormatError(f"identity state format {version}; this version reads {IDENTITY_FORMAT}")
     start = _STATE_HEAD.size
     model = blob[start : start + n] or None
     return IdentityFacts.from_json(json.loads(blob[start + n :])), model
+
+
+def encode_package_state(facts: PackageFacts) -> bytes:
+    """Format 2: [u8 2][facts as JSON]. Format 1 was the JSON alone."""
+    return bytes((PACKAGE_FORMAT,)) + json.dumps(facts.to_json()).encode()
+
+
+def decode_package_state(blob: bytes) -> PackageFacts:
+    if blob[:1] == b"{":  # format 1
+        return PackageFacts.from_json(json.loads(blob))
+    if blob[:1] == bytes((PACKAGE_FORMAT,)):
+        return PackageFacts.from_json(json.loads(blob[1:]))
+    found = blob[0] if blob else "empty"
+    raise StateFormatError(f"package state format {found}; this version reads 1 and {PACKAGE_FORMAT}")

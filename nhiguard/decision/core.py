@@ -24,7 +24,6 @@ from nhiguard.decision.context import (
     Inventory,
     StateStore,
     encode_identity_state,
-    origin_hash,
 )
 from nhiguard.decision.decide import apply_waivers, commands_for, to_findings, verdict_of
 from nhiguard.decision.facts import Publish
@@ -140,7 +139,6 @@ class DecisionCore:
                 return
             self.state.identities.clear()
             self.state.packages.clear()
-            self.state.fresh.clear()
             self.anomaly = AnomalyModels(warmup_events=self.settings.anomaly_warmup_events)
 
     # -------------------------------------------------------------------------------------------------------
@@ -170,8 +168,13 @@ class DecisionCore:
         return routed, deadletters
 
     def process(self, records: list[RawRecord]) -> BatchResult:
+        """Decide a batch of records in order: each is read (adapted, or dead-lettered), then decided."""
+        return self.process_read([(rec, self.read(rec)) for rec in records])
+
+    def process_read(self, read: list[tuple[RawRecord, CanonicalEvent | DeadLetter]]) -> BatchResult:
+        """Decide records already read (a stage that reads them first, to choose which to decide)."""
         with self._lock:
-            return self._process(records)
+            return self._process(read)
 
     def _on_identity_load(self, identity: str, model: bytes | None) -> None:
         # An identity's model is loaded with its facts (one table value), or starts fresh with them.
@@ -180,40 +183,14 @@ class DecisionCore:
         else:
             self.anomaly.forget(identity)
 
-    def _process(self, records: list[RawRecord]) -> BatchResult:
+    def _process(self, read: list[tuple[RawRecord, CanonicalEvent | DeadLetter]]) -> BatchResult:
         result = BatchResult()
         wave: list[_Pending] = []
         pending_writes: set[str] = set()
-        applied: dict[str, int] = {}
-        for rec in records:
-            ev = self.read(rec)
+        for rec, ev in read:
             if isinstance(ev, DeadLetter):
                 result.deadletters.append(ev)
                 continue
-            if rec.position >= 0 and not ev.actor.human:
-                who = ev.actor.id
-                origin = origin_hash(rec.topic, rec.partition, rec.offset)
-                if self.state.seen_origin(who, origin):
-                    # The same source record again (forwarded twice, or redelivered): it was applied, and its
-                    # outputs are delivered or on their way. Deciding it again would apply it twice.
-                    result.skipped += 1
-                    result.skipped_records.append((rec.topic, rec.partition, rec.offset))
-                    continue
-                self.state.remember_origin(who, origin)
-                if rec.position <= self.state.applied(who):
-                    if who in self.state.fresh:
-                        # Redelivered after a restart or rebalance: applied to the state read back, and its
-                        # outputs were delivered before that state was written. Deciding it again would score
-                        # it against its own learning.
-                        result.skipped += 1
-                        result.skipped_records.append((rec.topic, rec.partition, rec.offset))
-                        continue
-                    # Not a redelivery (the identity has moved on in this process): never drop an event on
-                    # a position alone; decide it, and say so.
-                    result.reordered += 1
-                else:
-                    self.state.fresh.discard(who)
-                    applied[who] = rec.position
             key = ContextState.reads(ev)
             if key is not None and key in pending_writes:
                 self._run_wave(wave, result)
@@ -223,8 +200,6 @@ class DecisionCore:
                 pending_writes.add(w)
         self._run_wave(wave, result)
         result.alerts = self._alerts(result.decisions)
-        for identity, position in applied.items():
-            self.state.set_applied(identity, position)
         if self.state.store is not None:
             ids, result.package_state = self.state.take_dirty()
             result.identity_state = {

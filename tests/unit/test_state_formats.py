@@ -1,4 +1,5 @@
-"""Stored state is versioned: values written by earlier formats are read into the same facts.
+"""Stored state is versioned: values written by earlier formats are read into the same facts, unknown formats
+are refused with an error that names them.
 
 tests/unit/state_v1/ holds table values written by the first format (how: make_fixtures.py there), each with
 what that format's own decoder read from it.
@@ -6,13 +7,23 @@ what that format's own decoder read from it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import struct
 from pathlib import Path
 
 import pytest
 
-from nhiguard.decision.context import PackageFacts, decode_identity_state
+from nhiguard.decision.context import (
+    PackageFacts,
+    StateFormatError,
+    decode_identity_state,
+    decode_package_state,
+    encode_identity_state,
+    encode_package_state,
+)
+from nhiguard.streams.state import Delivery, decode_value, encode_value
 
 V1 = Path(__file__).with_name("state_v1")
 
@@ -23,13 +34,35 @@ def _cases(prefix: str) -> list[Path]:
 
 @pytest.mark.parametrize("path", _cases("identity"), ids=lambda p: p.stem)
 def test_format_1_identity_values_read_into_the_same_facts(path):
-    want = json.loads(path.with_suffix(".json").read_text())
-    facts, model = decode_identity_state(path.read_bytes())
-    assert facts.to_json() == want["facts"]
-    assert hashlib.sha256(model).hexdigest() == want["model_sha256"]
+    want = json.loads(path.with_suffix(".json").read_text())["facts"]
+    core, delivery = decode_value(path.read_bytes())
+    facts, model = decode_identity_state(core)
+    assert facts.to_json() == {k: v for k, v in want.items() if k not in ("a", "o")}
+    assert (
+        hashlib.sha256(model).hexdigest() == json.loads(path.with_suffix(".json").read_text())["model_sha256"]
+    )
+    raw = base64.b64decode(want["o"])
+    assert delivery.applied == want["a"] and delivery.recent == list(struct.unpack(f"<{len(raw) // 8}Q", raw))
+    # Written again, it is format 2 and reads back the same.
+    again_core, again_delivery = decode_value(encode_value(encode_identity_state(facts, model), delivery))
+    assert decode_identity_state(again_core) == (facts, model)
+    assert (again_delivery.applied, again_delivery.recent) == (delivery.applied, delivery.recent)
 
 
 @pytest.mark.parametrize("path", _cases("package"), ids=lambda p: p.stem)
 def test_format_1_package_values_read_into_the_same_facts(path):
-    want = json.loads(path.with_suffix(".json").read_text())
-    assert PackageFacts.from_json(json.loads(path.read_bytes())).to_json() == want["facts"]
+    want = json.loads(path.with_suffix(".json").read_text())["facts"]
+    facts = decode_package_state(path.read_bytes())
+    assert facts.to_json() == want
+    assert decode_package_state(encode_package_state(facts)).to_json() == want
+
+
+def test_a_format_this_version_does_not_know_is_refused_with_its_number():
+    core = encode_identity_state(*decode_identity_state(decode_value(_cases("identity")[0].read_bytes())[0]))
+    value = encode_value(core, Delivery(7, [1, 2]))
+    with pytest.raises(StateFormatError, match="identity state value format 9; this version reads 1 and 2"):
+        decode_value(b"\x09" + value[1:])
+    with pytest.raises(StateFormatError, match="identity state format 9"):
+        decode_identity_state(b"\x09" + core[1:])
+    with pytest.raises(StateFormatError, match="package state format 9"):
+        decode_package_state(b"\x09" + encode_package_state(PackageFacts())[1:])
