@@ -21,8 +21,8 @@ be split by a kill: a record applied twice, or never). The value is an envelope 
 
     format 2: [u8 2][u32 n][core part, n bytes][delivery part]
 
-- the core part is the decision core's own, self-versioned (its facts and behavioural model; see
-  `encode_identity_state` in the decision core);
+- the core part is the decision core's own, self-versioned (the identity's facts and behavioural model:
+  nhiguard/decision/codec.py);
 - the delivery part is [i64 applied position][u64 hash]...: the by-identity offset of the last record applied
   and the hashes of the last RECENT_ORIGINS source records (topic, partition, offset) applied, so a record the
   routing stage forwarded twice is recognised at any position.
@@ -46,7 +46,7 @@ from typing import Any
 
 from faust.streams import _current_event
 
-from nhiguard.decision.context import StateFormatError
+from nhiguard.decision.codec import StateFormatError
 from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.records import BatchResult, CanonicalEvent, DeadLetter, RawRecord
 

@@ -7,24 +7,52 @@ Each family is a frozen dataclass that owns what it knows, so no other module re
 - `target()`: what the event acts on (the behavioural model's target); `deny_target()`: what a DENY names;
 - `reads()` / `writes()`: the state a *decision* about it changes and that later events read (a batch is cut
   into waves at such a dependency: see core.py);
+- `context()`: the facts enrichment adds from state, read-only; `observed()`: the state changes the event
+  causes whatever the decision; `decided()`: those its decision causes.
 
 A new family: a class here, added to FAMILIES, with its field in the AuditEvent schema.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from nhiguard.decision.effects import (
+    Effect,
+    Exposed,
+    Installed,
+    PackageCreated,
+    ReleaseAllowed,
+    VersionDenied,
+)
+from nhiguard.decision.package_state import LastRelease
+
+if TYPE_CHECKING:
+    from nhiguard.decision.state import StateView
+
+DAY_MS = 24 * 3600 * 1000
 
 
-class EventFacts:
-    """The base of every family: an event with facts of no family is decided on who, what and which."""
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What enrichment adds for one event: `facts` go to the policy input's `context`; `targets` name the
+    identities a finding may revoke with `"targets": <name>` (policies return no input strings, so nhiguard
+    resolves who they are)."""
+
+    facts: dict[str, Any]
+    targets: dict[str, tuple[str, ...]]
+
+
+class EventFacts(ABC):
+    """The base of every family (an event with no facts is decided on who, what and which alone)."""
 
     __slots__ = ()
     family: ClassVar[str]
 
-    def record(self) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def record(self) -> dict[str, Any]: ...
 
     def policy_input(self) -> dict[str, Any]:
         return self.record()
@@ -32,14 +60,23 @@ class EventFacts:
     def target(self, resource_id: str) -> str:
         return resource_id
 
-    def deny_target(self, resource_id: str) -> tuple[str, str]:
-        raise NotImplementedError
+    @abstractmethod
+    def deny_target(self, resource_id: str) -> tuple[str, str]: ...
 
     def reads(self) -> str | None:
         return None
 
     def writes(self) -> str | None:
         return None
+
+    def context(self, view: StateView, actor: str, at_ms: int) -> Context:
+        return Context({}, {})
+
+    def observed(self, actor: str, at_ms: int) -> tuple[Effect, ...]:
+        return ()
+
+    def decided(self, verdict: str, at_ms: int) -> tuple[Effect, ...]:
+        return ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +107,13 @@ class CmsChange(EventFacts):
 
     def deny_target(self, resource_id: str) -> tuple[str, str]:
         return "asset", resource_id
+
+    def context(self, view: StateView, actor: str, at_ms: int) -> Context:
+        count = view.identity(actor).exposures_within(at_ms) + (1 if self.exposed_without_publish else 0)
+        return Context({"exposures_10m": count}, {})
+
+    def observed(self, actor: str, at_ms: int) -> tuple[Effect, ...]:
+        return (Exposed(actor, at_ms),) if self.exposed_without_publish else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +161,22 @@ class ReleaseRequest(EventFacts):
 
     def writes(self) -> str | None:
         return f"release:{self.package}"
+
+    def context(self, view: StateView, actor: str, at_ms: int) -> Context:
+        prev = view.package(self.package).last_release
+        return Context(
+            {
+                "previous_release": prev.record() if prev else None,
+                "size_ratio": (self.size / prev.size) if prev and prev.size else None,
+            },
+            {},
+        )
+
+    def decided(self, verdict: str, at_ms: int) -> tuple[Effect, ...]:
+        if verdict != "ALLOW":
+            return ()
+        release = LastRelease(self.version, self.size, self.unpacked_size)
+        return (ReleaseAllowed(self.package, release, at_ms),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +243,24 @@ class Publish(EventFacts):
     def writes(self) -> str | None:
         return f"version:{self.package}@{self.version}"  # denied or not: what its installs read
 
+    def context(self, view: StateView, actor: str, at_ms: int) -> Context:
+        ages: dict[str, float | None] = {}
+        for dep in self.added_dependencies:
+            first = view.package(dep).created_ms
+            ages[dep] = None if first is None else round((at_ms - first) / DAY_MS, 3)
+        who = sorted({w for w, _ in view.package(self.package).installs.get(self.version, ())})
+        installers = [{"id": w, "known": view.known(w)} for w in who]
+        return Context(
+            {"added_dependency_age_days": ages, "prior_installers": installers},
+            {"prior_installers": tuple(i["id"] for i in installers if i["known"])},
+        )
+
+    def observed(self, actor: str, at_ms: int) -> tuple[Effect, ...]:
+        return (PackageCreated(self.package, self.package_created_ms or at_ms),)
+
+    def decided(self, verdict: str, at_ms: int) -> tuple[Effect, ...]:
+        return (VersionDenied(self.package, self.version),) if verdict != "ALLOW" else ()
+
 
 @dataclass(frozen=True, slots=True)
 class Install(EventFacts):
@@ -204,6 +282,12 @@ class Install(EventFacts):
 
     def reads(self) -> str | None:
         return f"version:{self.package}@{self.version}"  # denied or not
+
+    def context(self, view: StateView, actor: str, at_ms: int) -> Context:
+        return Context({"version_denied": self.version in view.package(self.package).denied}, {})
+
+    def observed(self, actor: str, at_ms: int) -> tuple[Effect, ...]:
+        return (Installed(self.package, self.version, actor, at_ms),)
 
 
 FAMILIES: tuple[type[EventFacts], ...] = (CmsChange, ReleaseRequest, Publish, Install)

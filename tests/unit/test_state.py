@@ -6,10 +6,12 @@ from dataclasses import replace
 import pytest
 
 from nhiguard.decision.adapters import adapt
-from nhiguard.decision.context import Inventory, PackageFacts, decode_identity_state
+from nhiguard.decision.codec import decode_identity_state, decode_package_state, encode_package_state
+from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
+from nhiguard.decision.package_state import LastRelease, PackageFacts
 from nhiguard.decision.policy import load_bundle
-from nhiguard.models.anomaly import AnomalyModels
+from nhiguard.models.anomaly import Baseline
 from nhiguard.scenarios import default_params, generate, inventory
 from nhiguard.settings import REPO_ROOT, load_settings
 from nhiguard.streams.state import StatefulStage, TableStore, decode_value
@@ -107,7 +109,7 @@ def test_evicted_identities_come_back_from_the_store_unchanged(records, referenc
     for i in range(0, len(records), 100):
         res = c.process(records[i : i + 100])
         tables.write(c, res)
-        assert len(c.core.state.identities) <= 5
+        assert c.core.state.cached[0] <= 5
         out += res.decisions
     assert outcome(out) == reference
 
@@ -119,27 +121,26 @@ def test_identity_state_fits_the_budget_and_round_trips(records):
         tables.write(c, c.process(records[i : i + 100]))
     sizes = sorted(len(b) for b in tables.identities.values())
     assert sizes and sizes[-1] <= 4096, sizes[-5:]
-    fresh = AnomalyModels()
-    for key, value in tables.identities.items():
-        identity = key.decode()
+    for value in tables.identities.values():
         core_part, delivery = decode_value(value)
-        facts, model = decode_identity_state(core_part)
-        assert facts.events > 0 and delivery.applied >= 0 and delivery.recent
-        if model is not None:
-            fresh.restore(identity, model)
-            assert fresh.export(identity) == model
+        state = decode_identity_state(core_part)
+        assert state.facts.events > 0 and delivery.applied >= 0 and delivery.recent
+        if state.model is not None:
+            model = state.model.to_bytes()
+            assert Baseline.from_bytes(model).to_bytes() == model
 
 
 def test_package_copies_from_several_partitions_merge_to_one_answer():
-    a = PackageFacts(last_release={"version": "1"}, last_release_ms=10, created_ms=5, denied={"1.0.1"})
+    one, two = LastRelease("1", 10, 40), LastRelease("2", 12, 48)
+    a = PackageFacts(last_release=one, last_release_ms=10, created_ms=5, denied={"1.0.1"})
     a.installs = {"1.0.1": [("x", 1)]}
-    b = PackageFacts(last_release={"version": "2"}, last_release_ms=20, created_ms=3, denied={"1.0.2"})
+    b = PackageFacts(last_release=two, last_release_ms=20, created_ms=3, denied={"1.0.2"})
     b.installs = {"1.0.1": [("y", 2), ("x", 1)]}
     for first, second in ((a, b), (b, a)):
         m = PackageFacts()
-        m.merge(PackageFacts.from_json(first.to_json()))
-        m.merge(PackageFacts.from_json(second.to_json()))
-        assert m.last_release == {"version": "2"} and m.created_ms == 3
+        m.merge(decode_package_state(encode_package_state(first)))
+        m.merge(decode_package_state(encode_package_state(second)))
+        assert m.last_release == two and m.created_ms == 3
         assert m.denied == {"1.0.1", "1.0.2"} and m.installs == {"1.0.1": [("x", 1), ("y", 2)]}
 
 
