@@ -1,11 +1,12 @@
 # Developer entry points. Everything runs from .venv; the Kafka jars are cached under .cache/ (or $NHIGUARD_CACHE_DIR).
+# Dev tooling (tools/: the local broker, the demo, the scenario generator) runs from the checkout, not the package.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := venv
-.PHONY: venv kafka opa demo test bench lint broker clean distclean
+.PHONY: venv kafka opa demo test bench lint broker clean distclean sigkill-repeat
 
 venv: $(STAMP)
 
@@ -20,15 +21,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 # Resolve the Kafka broker jars with Maven once (a no-op when cached).
 kafka: venv
-	$(BIN)/python -c 'from nhiguard.streams.broker import default_cache_dir, ensure_kafka; ensure_kafka(default_cache_dir())'
+	$(BIN)/python -m tools.broker --resolve-only
 
-# Build the pinned real OPA once (go install through the Go module proxy): the parity tests and the
-# benchmarks compare regopy with it.
+# Build the pinned real OPA once (go install through the Go module proxy; dev tooling in tools/opa.py, not
+# installed with nhiguard): the parity tests and the benchmarks compare regopy with it. Prints its path, e.g.
+# for `nhiguard policy test --engine both --opa PATH`.
 opa: venv
-	$(BIN)/python -c 'from nhiguard.streams.broker import default_cache_dir; from nhiguard.opa import ensure_opa; print(ensure_opa(default_cache_dir()))'
+	$(BIN)/python -m tools.opa
 
 demo: venv kafka
-	$(BIN)/nhiguard demo
+	$(BIN)/python -m tools.demo
 
 # e.g. make test PYTEST_ARGS='-m "not integration"'
 test: venv kafka opa
@@ -38,13 +40,18 @@ test: venv kafka opa
 bench: venv kafka opa
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
+# The SIGKILL tests N times against one broker, with the pass count of each (minutes per round).
+N ?= 30
+sigkill-repeat: venv kafka
+	$(BIN)/python -m tools.repeat -n $(N) -k test_sigkill_ tests/integration
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 # e.g. make broker BROKER_ARGS='--port 9092 --data-dir .cache/kafka-data'
 broker: venv kafka
-	$(BIN)/nhiguard broker $(BROKER_ARGS)
+	$(BIN)/python -m tools.broker $(BROKER_ARGS)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

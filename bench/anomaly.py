@@ -288,10 +288,9 @@ def rss_mb_at(
 
 
 def _params() -> dict:
-    from nhiguard.decision.policy import load_bundle
-    from nhiguard.settings import REPO_ROOT
+    from nhiguard.policy.bundle import load_bundle
 
-    return load_bundle(REPO_ROOT / "policies").data["nhiguard"]["params"]
+    return load_bundle(Settings().policies_dir).data["nhiguard"]["params"]
 
 
 def revoke_score() -> float:

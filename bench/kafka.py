@@ -22,9 +22,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from nhiguard.avro import AvroCodec
 from nhiguard.settings import Settings, Topics
-from nhiguard.streams.demo import worker_env
 from nhiguard.streams.identities import load_identities
 from nhiguard.streams.topics import internal_topics
+from tools.demo import worker_env
 
 _OUTPUTS = ("decisions", "commands", "alerts", "deadletter")
 _OWN = ("identities", "by_identity")  # per run too; the worker creates them

@@ -1,15 +1,21 @@
-"""regopy on the shipped bundle: one event per query against the worker's batch size."""
+"""Policy engines on the shipped bundle: regopy one event per query and in batches; `opa bench`."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import tempfile
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.policy import RegoEvaluator, load_bundle
 from nhiguard.decision.records import RawRecord
+from nhiguard.policy.bundle import load_bundle
+from nhiguard.policy.engines.regopy import RegoEvaluator
 from nhiguard.settings import Settings
 
 
@@ -65,3 +71,35 @@ def bench_policy(settings: Settings, records: list, inventory: Inventory, repeat
         "events_reaching_firable_rule_fraction": sum(1 for i in inputs if i["action"].startswith(FIRABLE))
         / max(len(records), 1),
     }
+
+
+def opa_bench(opa: Path, bundle_dir: Path, domain: str, event: dict[str, Any], count: int = 3) -> float:
+    """Decisions per second for one event per query (`opa bench`, the median of `count` runs)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"events": [event]}, f)
+    try:
+        rates = []
+        for _ in range(count):
+            proc = subprocess.run(
+                [
+                    str(opa),
+                    "bench",
+                    "--format",
+                    "json",
+                    "--data",
+                    str(bundle_dir),
+                    "--input",
+                    f.name,
+                    f"data.nhiguard.entry.{domain}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            if proc.returncode != 0:
+                raise RuntimeError(f"opa bench failed: {proc.stderr[-2000:]}")
+            result = json.loads(proc.stdout)  # Go's testing.BenchmarkResult: N operations in T nanoseconds
+            rates.append(result["N"] / (result["T"] / 1e9))
+        return sorted(rates)[len(rates) // 2]
+    finally:
+        os.unlink(f.name)

@@ -22,9 +22,10 @@ from typing import Any
 from bench import kafka
 from bench.policy import bench_policy
 from nhiguard.decision.context import Inventory
-from nhiguard.scenarios import default_params, generate, inventory, variant_params
-from nhiguard.settings import REPO_ROOT, load_settings
-from nhiguard.streams.broker import KAFKA_VERSION, LocalBroker
+from nhiguard.settings import load_settings
+from tools import REPO_ROOT
+from tools.broker import KAFKA_VERSION, LocalBroker
+from tools.scenarios import default_params, generate, inventory, variant_params
 
 RESULTS = REPO_ROOT / "bench" / "results" / "latest.json"
 
@@ -153,9 +154,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def opa_figures(settings: Any, records: list, inv: Inventory) -> dict[str, Any]:
     """`opa bench` on the same bundle: one event per query, one event of each domain, weighted by the mix."""
-    from bench.policy import FIRABLE, policy_inputs
-    from nhiguard.decision.policy import load_bundle
-    from nhiguard.opa import ensure_opa, export_bundle, opa_bench
+    from bench.policy import FIRABLE, opa_bench, policy_inputs
+    from nhiguard.policy.bundle import load_bundle
+    from nhiguard.policy.engines.opa import export_bundle
+    from tools.opa import ensure_opa
 
     opa = ensure_opa(settings.cache_dir)
     inputs = policy_inputs(settings, records, inv)

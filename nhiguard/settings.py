@@ -9,9 +9,29 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from importlib.resources import files
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+
+def _bundled_dir(package: str) -> Path:
+    """A data folder shipped in the package (nhiguard.policies, nhiguard.schemas), as a directory on disk.
+
+    Installed from a wheel it is inside site-packages; installed editable it is the checkout's top-level
+    folder (package-dir in pyproject.toml), so both read the same files by the same name.
+    """
+    path = files(package)
+    if not isinstance(path, Path):  # e.g. imported from a zip: the engines need real files
+        raise RuntimeError(f"{package} is not a directory on disk ({path!r}); set its NHIGUARD_*_DIR")
+    return path
+
+
+def _default_cache_dir() -> Path:
+    """The source checkout's `.cache` when run from one (editable install), else `~/.cache/nhiguard`.
+
+    A wheel installs into site-packages, where nothing should be written.
+    """
+    root = Path(__file__).resolve().parents[1]
+    return root / ".cache" if (root / "pyproject.toml").is_file() else Path.home() / ".cache" / "nhiguard"
 
 
 @dataclass(frozen=True)
@@ -48,10 +68,10 @@ class Settings:
     app_id: str = "nhiguard"
     topics: Topics = field(default_factory=Topics)
     input_partitions: int = 1
-    policies_dir: Path = REPO_ROOT / "policies"
-    schemas_dir: Path = REPO_ROOT / "schemas"
+    policies_dir: Path = field(default_factory=lambda: _bundled_dir("nhiguard.policies"))
+    schemas_dir: Path = field(default_factory=lambda: _bundled_dir("nhiguard.schemas"))
     identities_file: Path | None = None
-    cache_dir: Path = REPO_ROOT / ".cache"
+    cache_dir: Path = field(default_factory=_default_cache_dir)
     # Records larger than this are dead-lettered before parsing (a prefix, the length and a hash are kept).
     max_record_bytes: int = 1_048_576
     # Output records embed the event, so they can be larger than the input that caused them: output topics
@@ -81,12 +101,14 @@ class Settings:
     # loaded with this bundle by the worker).
     engine: str = "regopy"
     opa_url: str = "http://127.0.0.1:8181"
+    # The OPA binary `nhiguard policy test --engine opa|both` runs (else `opa` on PATH); nhiguard ships none.
+    opa_binary: Path | None = None
     # Where a running worker takes new policy bundles from: "dir" (policies_dir, checked every
     # policy_reload_s) or "topic" (the compacted topics.bundles, written by `nhiguard policy publish`).
     policy_source: str = "dir"
     # How often the worker looks for a changed policy bundle on disk (0: never; restart to change policies).
     policy_reload_s: float = 5.0
-    data_dir: Path = REPO_ROOT / ".cache" / "worker"
+    data_dir: Path = field(default_factory=lambda: _default_cache_dir() / "worker")
 
 
 _ENV_TOPIC_PREFIX = "NHIGUARD_TOPIC_"
@@ -124,6 +146,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "NHIGUARD_ENGINE": ("engine", str),
         "NHIGUARD_POLICY_SOURCE": ("policy_source", str),
         "NHIGUARD_OPA_URL": ("opa_url", str),
+        "NHIGUARD_OPA_BINARY": ("opa_binary", Path),
     }
     for var, (name, conv) in simple.items():
         if var in env:

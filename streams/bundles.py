@@ -17,7 +17,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 
-from nhiguard.decision.policy import BundleError, load_bundle
+from nhiguard.policy.bundle import BundleError, load_bundle
 from nhiguard.settings import Settings
 from nhiguard.streams.reload import BundleReloader
 from nhiguard.streams.topics import ensure_compacted_topic

@@ -1,4 +1,4 @@
-"""`nhiguard` command line: worker, broker, demo, replay, identities, policy."""
+"""`nhiguard` command line: worker, replay, eval, identities, policy."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import tempfile
 from pathlib import Path
 
 from nhiguard.settings import load_settings
-from nhiguard.streams.broker import add_broker_parser, main_broker
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from nhiguard.decision.policy import BundleError
+    from nhiguard.policy.bundle import BundleError
     from nhiguard.streams.app import run_worker
 
     settings = load_settings()
@@ -32,12 +31,6 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from nhiguard.streams.demo import run_demo
-
-    return run_demo(load_settings(), ordinary=args.ordinary, timeout_s=args.timeout)
-
-
 def _replay(args: argparse.Namespace) -> int:
     from nhiguard.streams.replay import run_replay
 
@@ -49,12 +42,35 @@ def _replay(args: argparse.Namespace) -> int:
     )
 
 
-def _policy_test(args: argparse.Namespace) -> int:
-    from nhiguard.decision.cases import run_cases
-    from nhiguard.decision.engine import trial_run
-    from nhiguard.decision.policy import BundleError
+def _eval(args: argparse.Namespace) -> int:
+    from nhiguard.streams.evaluate import run_eval
 
-    root = Path(args.dir) if args.dir else load_settings().policies_dir
+    return run_eval(
+        load_settings(),
+        [Path(f) for f in args.files],
+        Path(args.identities) if args.identities else None,
+        Path(args.policies) if args.policies else None,
+        Path(args.summary_json) if args.summary_json else None,
+    )
+
+
+def _policy_test(args: argparse.Namespace) -> int:
+    from nhiguard.policy.bundle import BundleError
+    from nhiguard.policy.cases import run_cases
+    from nhiguard.policy.engines.opa import OpaBinaryEvaluator, OpaError, find_opa
+    from nhiguard.policy.engines.pool import trial_run
+
+    settings = load_settings()
+    root = Path(args.dir) if args.dir else settings.policies_dir
+    engines = ["regopy", "opa"] if args.engine == "both" else [args.engine]
+    opa = None
+    try:
+        # nhiguard ships no OPA: find one before the (slower) trial; if there is none, say so in one line.
+        if "opa" in engines:
+            opa = find_opa(Path(args.opa) if args.opa else None, settings.opa_binary)
+    except OpaError as exc:
+        print(f"nhiguard policy test: {exc}", file=sys.stderr)
+        return 2
     try:
         # Compile and query it in a throwaway process first: a bundle that crashes the engine must not take
         # this command down with it.
@@ -62,16 +78,18 @@ def _policy_test(args: argparse.Namespace) -> int:
     except BundleError as exc:
         print(f"FAIL bundle {root}: {exc}")
         return 1
-    engines = ["regopy", "opa"] if args.engine == "both" else [args.engine]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for engine in engines:
             evaluator = None  # regopy in process: the bundle has already survived its trial
-            if engine == "opa":
-                from nhiguard.opa import OpaEvaluator, ensure_opa
-
-                evaluator = OpaEvaluator(ensure_opa(load_settings().cache_dir), bundle, Path(tmp) / "bundle")
-            for r in run_cases(bundle, evaluator):
+            if engine == "opa" and opa is not None:
+                evaluator = OpaBinaryEvaluator(opa, bundle, Path(tmp) / "bundle")
+            try:
+                engine_results = run_cases(bundle, evaluator)
+            except OpaError as exc:
+                print(f"nhiguard policy test: {exc}", file=sys.stderr)
+                return 2
+            for r in engine_results:
                 results.append(r)
                 mark = "PASS" if r.passed else "FAIL"
                 print(f"{mark} [{engine}] {r.policy_id}: {r.name}" + (f" -- {r.detail}" if r.detail else ""))
@@ -128,16 +146,6 @@ def main(argv: list[str] | None = None) -> int:
         "--identities", help="load this inventory file (YAML, JSON or CSV) to the identities topic first"
     )
     w.set_defaults(func=_worker)
-    add_broker_parser(sub)
-    sub.choices["broker"].set_defaults(func=main_broker)
-    d = sub.add_parser(
-        "demo",
-        help="start a broker (unless KAFKA_BOOTSTRAP is set), replay the incident "
-        "stream through a worker, print the commands",
-    )
-    d.add_argument("--ordinary", type=int, default=1000, help="ordinary events besides the incidents")
-    d.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for all decisions")
-    d.set_defaults(func=_demo)
     r = sub.add_parser(
         "replay",
         help="run a recorded stream (NDJSON replay file) through the decision core "
@@ -147,6 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--identities", help="identity inventory file")
     r.add_argument("--policies", help="policy bundle directory (test a change before it goes live)")
     r.set_defaults(func=_replay)
+    ev = sub.add_parser(
+        "eval",
+        help="detection quality on labelled recordings (replay files whose lines carry "
+        "label attack[:class] or benign[:class]): per class and overall",
+    )
+    ev.add_argument("files", nargs="+", metavar="FILE")
+    ev.add_argument("--identities", help="identity inventory file")
+    ev.add_argument("--policies", help="policy bundle directory (default: the configured policies/)")
+    ev.add_argument("--summary-json", metavar="OUT", help="also write the figures as JSON here")
+    ev.set_defaults(func=_eval)
     ids = sub.add_parser("identities", help="the identity inventory on the compacted identities topic")
     ids_sub = ids.add_subparsers(dest="identities_command", required=True)
     il = ids_sub.add_parser(
@@ -165,8 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     pt.add_argument(
         "--engine",
         choices=("regopy", "opa", "both"),
-        default="both",
-        help="regopy (the worker's engine), the real OPA (built by `make opa`), or both (default)",
+        default="regopy",
+        help="regopy (the worker's engine, default), the real OPA (parity), or both",
+    )
+    pt.add_argument(
+        "--opa",
+        metavar="PATH",
+        help="the OPA binary for --engine opa|both (default: NHIGUARD_OPA_BINARY, else opa on PATH)",
     )
     pt.set_defaults(func=_policy_test)
     pp = pol_sub.add_parser(

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.engine import trial_run
-from nhiguard.decision.policy import load_bundle
 from nhiguard.decision.records import Alert, BatchResult, stable_id
+from nhiguard.policy.bundle import load_bundle
+from nhiguard.policy.engines import make_evaluator
+from nhiguard.policy.engines.pool import trial_run
 from nhiguard.settings import Settings
-from nhiguard.streams.engines import make_evaluator
 from nhiguard.streams.sink import OutputSink
 
 log = logging.getLogger("nhiguard.reload")

@@ -6,25 +6,32 @@ historical incident stream before it goes live.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from pathlib import Path
 
 from nhiguard.avro import command_record
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.policy import load_bundle
 from nhiguard.decision.records import RawRecord
-from nhiguard.scenarios import read_ndjson
+from nhiguard.policy.bundle import BundleError, load_bundle
 from nhiguard.settings import Settings
 from nhiguard.streams import table
+from nhiguard.streams.replayfile import read_replay
 
 
 def run_replay(settings: Settings, path: Path, identities: Path | None, policies: Path | None) -> int:
-    inventory = Inventory.load(identities) if identities else Inventory()
-    core = DecisionCore(settings, load_bundle(policies or settings.policies_dir), inventory)
+    try:
+        replayed = read_replay(path)
+        inventory = Inventory.load(identities) if identities else Inventory()
+        bundle = load_bundle(policies or settings.policies_dir)
+    except (OSError, ValueError, BundleError) as exc:
+        print(f"nhiguard replay: {exc}", file=sys.stderr)
+        return 2
+    core = DecisionCore(settings, bundle, inventory)
     offsets: Counter[str] = Counter()
     records = []
-    for r in read_ndjson(path):
+    for r in replayed:
         records.append(RawRecord(r.topic, 0, offsets[r.topic], r.value, r.key, r.headers, r.timestamp_ms))
         offsets[r.topic] += 1
     result = core.process(records)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from nhiguard.streams.broker import LocalBroker, default_cache_dir, docker_available
+from tools.broker import LocalBroker, default_cache_dir, docker_available
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"  # same image as compose.yaml
 

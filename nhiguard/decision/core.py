@@ -22,13 +22,12 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import defaultdict
-from typing import Any, Protocol
+from typing import Any
 
 from nhiguard.decision.adapters import adapt
 from nhiguard.decision.context import Identities, Inventory
 from nhiguard.decision.decide import Enforcement, apply_waivers, decide, to_findings
 from nhiguard.decision.enrich import Enriched, enrich
-from nhiguard.decision.policy import ANOMALY_STAGE, Failure, PolicyBundle, RegoEvaluator
 from nhiguard.decision.records import (
     AdapterError,
     Alert,
@@ -42,6 +41,9 @@ from nhiguard.decision.records import (
 )
 from nhiguard.decision.state import State, StateStore, StateView
 from nhiguard.models.anomaly import ANOMALY_THRESHOLD, Baseline, Score
+from nhiguard.policy.bundle import ANOMALY_STAGE, PolicyBundle
+from nhiguard.policy.engines import Evaluator, Failure
+from nhiguard.policy.engines.regopy import RegoEvaluator
 from nhiguard.settings import Settings
 
 Read = tuple[RawRecord, CanonicalEvent | DeadLetter]
@@ -62,14 +64,6 @@ def dead_letter(rec: RawRecord, reason: str, detail: str, limit: int) -> DeadLet
         timestamp_ms=rec.timestamp_ms,
         headers=rec.headers,
     )
-
-
-class Evaluator(Protocol):
-    """What the core needs from a policy engine: RegoEvaluator in process, EnginePool out of process."""
-
-    def evaluate_isolating(
-        self, domain: str, inputs: list[dict[str, Any]]
-    ) -> tuple[list[list[dict[str, Any]] | None], dict[int, Failure]]: ...
 
 
 class DecisionCore:

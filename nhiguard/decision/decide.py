@@ -14,9 +14,9 @@ from typing import Any
 from nhiguard.decision.context import Identity
 from nhiguard.decision.effects import Effect, Learned, Revoked
 from nhiguard.decision.identity_state import IdentityFacts
-from nhiguard.decision.policy import PolicyBundle, Waiver
 from nhiguard.decision.records import CanonicalEvent, Command, Finding, is_engine_failure, stable_id
 from nhiguard.models.anomaly import Score
+from nhiguard.policy.bundle import PolicyBundle, Waiver
 
 REVOKE_DEDUP_MS = 3_600_000
 

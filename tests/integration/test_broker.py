@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from nhiguard.streams.broker import LocalBroker, default_cache_dir
+from tools.broker import LocalBroker, default_cache_dir
 
 pytestmark = pytest.mark.integration
 

@@ -16,12 +16,13 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from nhiguard.avro import AvroCodec
-from nhiguard.decision.policy import load_bundle
-from nhiguard.scenarios import default_params, generate, write_inventory
-from nhiguard.settings import REPO_ROOT, Topics, load_settings
-from nhiguard.streams.demo import kafka_env, produce_records, worker_env
+from nhiguard.policy.bundle import load_bundle
+from nhiguard.settings import Topics, load_settings
 from nhiguard.streams.identities import load_identities
 from nhiguard.streams.topics import ensure_topics
+from tools import REPO_ROOT
+from tools.demo import kafka_env, produce_records, worker_env
+from tools.scenarios import default_params, generate, write_inventory
 
 pytestmark = pytest.mark.integration
 
@@ -225,13 +226,9 @@ def test_bad_input_goes_to_the_dead_letter_topic_and_the_worker_keeps_going(pipe
     assert len(out["decisions"]) == 2
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect since the two-stage worker: in ~1 of 8 runs on a fresh broker a few records "
-    "near the kill point get neither a decision nor a dead letter (not the redelivery skip: skipped "
-    "records are logged and these are not among them); see README, Known limits",
-)
-def test_sigkill_mid_batch_loses_no_input(pipeline):
+def _sigkill_and_restart(pipeline, drop_local_state):
+    """Decide a stream with a worker that is SIGKILLed mid-stream and restarted (optionally without its local
+    RocksDB state, as a replacement worker would start); returns what came out and the inputs produced."""
     settings, start, _ = pipeline
     records = generate(default_params(), ordinary=3000)
     produced = produce_records(settings.bootstrap, records, settings.topics)
@@ -240,18 +237,69 @@ def test_sigkill_mid_batch_loses_no_input(pipeline):
     assert 400 <= len(partial["decisions"]) < len(records), "kill must land mid-stream"
     os.kill(first.pid, signal.SIGKILL)
     first.wait(10)
+    if drop_local_state:
+        # Local state gone: the restart must recover every table from its changelog, and the consumer fetches
+        # while that recovery completes (the window where Faust 0.15.3 drops records, streams/checkpoint.py).
+        shutil.rmtree(settings.data_dir)
     start(NHIGUARD_BATCH_MAX=50, NHIGUARD_SESSION_TIMEOUT_S=8)
     out = collect(settings, len(records), timeout=240)
+    return records, produced, out
+
+
+def _assert_every_input_accounted_for_once(records, produced, out):
     inputs = {(d["input"]["topic"], d["input"]["partition"], d["input"]["offset"]) for d in out["decisions"]}
     inputs |= {(x["topic"], x["partition"], x["offset"]) for x in out["deadletters"]}
-    labels = produced if isinstance(produced, dict) else {}
-    missing = sorted(set(labels) - inputs)[:10]
-    assert len(inputs) == len(records), f"every input offset has a decision or a dead letter; not: {missing}"
+    missing = sorted(set(produced) - inputs)
+    assert not missing and len(inputs) == len(records), (
+        f"every input offset has a decision or a dead letter; {len(missing)} have not, e.g. {missing[:10]}"
+    )
     # At least once: a record decided twice (before and after the kill) keeps its decision id and verdict.
     seen = {}
     for d in out["decisions"]:
         key = (d["input"]["topic"], d["input"]["partition"], d["input"]["offset"])
-        assert seen.setdefault(key, d["decision_id"]) == d["decision_id"]
+        assert seen.setdefault(key, (d["decision_id"], d["verdict"])) == (d["decision_id"], d["verdict"])
+
+
+def test_sigkill_mid_batch_loses_no_input(pipeline):
+    _assert_every_input_accounted_for_once(*_sigkill_and_restart(pipeline, drop_local_state=False))
+
+
+def test_sigkill_and_lost_local_state_loses_no_input(pipeline):
+    _assert_every_input_accounted_for_once(*_sigkill_and_restart(pipeline, drop_local_state=True))
+
+
+def test_offset_gaps_left_by_transaction_markers_are_committed_over_not_taken_for_loss(pipeline):
+    """A shipper that writes its input topic in transactions leaves a commit marker after each one: an offset
+    with no record. The checkpoint's guard (no commit past an unprocessed record) must tell them apart."""
+    from confluent_kafka import TopicPartition
+
+    settings, start, _ = pipeline
+    records = [r for r in generate(default_params(), ordinary=40) if r.topic == "audit.ci"][:30]
+    topic = settings.topics.ci
+    shipper = f"shipper-{uuid.uuid4().hex}"
+    tx = Producer({"bootstrap.servers": settings.bootstrap, "transactional.id": shipper})
+    tx.init_transactions(30)
+    for i in range(0, len(records), 7):  # five transactions, five markers
+        tx.begin_transaction()
+        for r in records[i : i + 7]:
+            tx.produce(topic, value=r.value, key=r.key, headers=list(r.headers), partition=0)
+        tx.commit_transaction(30)
+    worker = start(NHIGUARD_BATCH_MAX=4)
+    out = collect(settings, len(records), timeout=120)
+    assert len(out["seen"]) == len(records)
+    high = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "probe"}).get_watermark_offsets(
+        TopicPartition(topic, 0), 10
+    )[1]
+    assert high > len(records), "the markers take offsets"
+    probe = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": settings.app_id})
+    deadline = time.monotonic() + 60
+    committed = -1
+    while committed < high - 1 and time.monotonic() < deadline and worker.poll() is None:
+        committed = probe.committed([TopicPartition(topic, 0)], 10)[0].offset
+        time.sleep(0.5)
+    probe.close()
+    assert worker.poll() is None, "the worker stopped: it took the markers for lost records"
+    assert committed >= high - 1, f"committed {committed}, log end {high}"
 
 
 def test_a_large_record_under_the_input_limit_is_decided_not_a_poison_pill(pipeline):
@@ -530,8 +578,8 @@ def test_after_sigkill_and_restart_the_same_events_get_the_same_scores(pipeline)
     topic each identity's events reach the worker in the order they were produced, so it is exact."""
     from nhiguard.decision.context import Inventory
     from nhiguard.decision.core import DecisionCore
-    from nhiguard.scenarios import inventory
     from tests.unit.test_core import raw_records
+    from tools.scenarios import inventory
 
     settings, start, _ = pipeline
     params = default_params()

@@ -1,7 +1,7 @@
 """Quality of the per-identity baselines on the labelled scenario (fixed seeds): behaviour, not speed."""
 
 from bench.anomaly import quality
-from models.anomaly import AnomalyModels
+from nhiguard.models.anomaly import AnomalyModels
 
 
 def test_auc_is_at_least_0_8_and_beats_a_trivial_baseline():

@@ -9,10 +9,11 @@ import fastavro
 from nhiguard.avro import NAMES, AvroCodec, alert_record, command_record, deadletter_record, decision_record
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.policy import load_bundle
 from nhiguard.decision.records import RawRecord
-from nhiguard.scenarios import default_params, generate, inventory
-from nhiguard.settings import REPO_ROOT, load_settings
+from nhiguard.policy.bundle import load_bundle
+from nhiguard.settings import load_settings
+from tools import REPO_ROOT
+from tools.scenarios import default_params, generate, inventory
 
 SCHEMAS = REPO_ROOT / "schemas"
 

@@ -7,10 +7,11 @@ import pytest
 
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.policy import load_bundle
 from nhiguard.decision.records import RawRecord
-from nhiguard.scenarios import default_params, generate, inventory, variant_params
-from nhiguard.settings import REPO_ROOT, load_settings
+from nhiguard.policy.bundle import load_bundle
+from nhiguard.settings import load_settings
+from tools import REPO_ROOT
+from tools.scenarios import default_params, generate, inventory, variant_params
 
 BUNDLE = load_bundle(REPO_ROOT / "policies")
 
@@ -169,7 +170,7 @@ def test_policy_engine_failure_costs_only_the_failing_event(monkeypatch):
     def flaky(domain, inputs):
         # Fault injection: the engine refuses any batch holding the poisoned event.
         if any(i.get("_poison") for i in inputs):
-            from nhiguard.decision.policy import EvaluationError
+            from nhiguard.policy.engines import EvaluationError
 
             raise EvaluationError("injected")
         return real(domain, inputs)
@@ -196,7 +197,7 @@ def test_a_waiver_sets_findings_aside_until_it_expires_and_says_so(tmp_path):
     import shutil
     from datetime import timedelta
 
-    from nhiguard.scenarios import default_params as dp
+    from tools.scenarios import default_params as dp
 
     shutil.copytree(REPO_ROOT / "policies", tmp_path / "p")
     params = dp()
@@ -228,7 +229,7 @@ def test_a_waiver_sets_findings_aside_until_it_expires_and_says_so(tmp_path):
 def test_a_waiver_without_owner_or_expiry_is_refused(tmp_path):
     import shutil
 
-    from nhiguard.decision.policy import BundleError
+    from nhiguard.policy.bundle import BundleError
 
     shutil.copytree(REPO_ROOT / "policies", tmp_path / "p")
     (tmp_path / "p" / "waivers.yaml").write_text(

@@ -17,10 +17,11 @@ import pytest
 
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.policy import load_bundle
 from nhiguard.decision.records import RawRecord
-from nhiguard.scenarios import default_params, generate, inventory, variant_params
-from nhiguard.settings import REPO_ROOT, load_settings
+from nhiguard.policy.bundle import load_bundle
+from nhiguard.settings import load_settings
+from tools import REPO_ROOT
+from tools.scenarios import default_params, generate, inventory, variant_params
 
 DIGEST = Path(__file__).with_name("digest") / "scenarios.json"
 STREAMS = {"demo": None, "variant-7": 7, "variant-1234": 1234}

@@ -6,11 +6,14 @@ import pytest
 
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.engine import CRASH, EnginePool, trial_run
-from nhiguard.decision.policy import BundleError, load_bundle
-from nhiguard.scenarios import default_params, generate, inventory
-from nhiguard.settings import REPO_ROOT, load_settings
+from nhiguard.policy.bundle import BundleError, load_bundle
+from nhiguard.policy.engines import CRASH
+from nhiguard.policy.engines.pool import EnginePool, trial_run
+from nhiguard.settings import load_settings
+from tests.unit.engine_faults import inject_faults
 from tests.unit.test_core import raw_records
+from tools import REPO_ROOT
+from tools.scenarios import default_params, generate, inventory
 
 POLICIES = REPO_ROOT / "policies"
 
@@ -32,7 +35,7 @@ findings(ev) := set()
 
 @pytest.fixture(scope="module")
 def pool():
-    p = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=3.0, fault_injection=True)
+    p = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=3.0, child_wrap=inject_faults)
     yield p
     p.close()
 
@@ -64,7 +67,7 @@ def _inputs(pool, n=12):
 
 
 def test_pool_answers_like_the_in_process_engine(pool):
-    from nhiguard.decision.policy import RegoEvaluator
+    from nhiguard.policy.engines.regopy import RegoEvaluator
 
     inputs = _inputs(pool)
     assert pool.evaluate("cms", inputs) == RegoEvaluator(pool.bundle).evaluate("cms", inputs)
@@ -79,6 +82,19 @@ def test_a_child_killed_by_sigsegv_costs_only_the_marked_event(pool):
     assert all(found[i] is not None for i in range(len(inputs)) if i != 7)
     assert pool.restarts > before
     assert pool.evaluate("cms", inputs[:3]) is not None  # the pool still serves
+
+
+def test_the_production_child_has_no_fault_path():
+    """Without the test hook a marked input is just an input: the child neither crashes nor hangs."""
+    p = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=3.0)
+    try:
+        inputs = _inputs(p, n=4)
+        marked = [dict(i, _fault=f) for i, f in zip(inputs, ("segv", "hang", "segv", "hang"), strict=True)]
+        found, failures = p.evaluate_isolating("cms", marked)
+        assert failures == {} and p.restarts == 0
+        assert found == p.evaluate("cms", inputs)
+    finally:
+        p.close()
 
 
 def test_a_hang_hits_the_deadline_and_the_domain_fails_closed(pool, monkeypatch):
@@ -114,8 +130,10 @@ def test_a_hang_hits_the_deadline_and_the_domain_fails_closed(pool, monkeypatch)
 
 def test_policy_test_command_reports_cases_and_refuses_crashing_bundles(tmp_path, capsys):
     from nhiguard.streams.cli import main
+    from tools.opa import ensure_opa
 
-    assert main(["policy", "test", str(POLICIES)]) == 0
+    both = ["--engine", "both", "--opa", str(ensure_opa(load_settings(env={}).cache_dir))]
+    assert main(["policy", "test", *both, str(POLICIES)]) == 0
     out = capsys.readouterr().out
     assert "PASS [regopy] cms.public_exposure: publishing an asset meant to be public is allowed" in out
     assert "PASS [opa] cms.public_exposure: publishing an asset meant to be public is allowed" in out
@@ -123,7 +141,7 @@ def test_policy_test_command_reports_cases_and_refuses_crashing_bundles(tmp_path
     shutil.copytree(POLICIES, tmp_path / "p")
     data = tmp_path / "p" / "data.yaml"
     data.write_text(data.read_text().replace("max_size_ratio: 3.0", "max_size_ratio: 9.0"))
-    assert main(["policy", "test", str(tmp_path / "p")]) == 1
+    assert main(["policy", "test", *both, str(tmp_path / "p")]) == 1
     out = capsys.readouterr().out
     assert "FAIL [regopy] ci.release_artifacts: a release six times the size" in out
     assert "FAIL [opa] ci.release_artifacts: a release six times the size" in out
@@ -132,15 +150,46 @@ def test_policy_test_command_reports_cases_and_refuses_crashing_bundles(tmp_path
     assert "crashed while trying the bundle" in capsys.readouterr().out
 
 
+def test_policy_test_takes_opa_from_the_option_the_setting_or_path_and_says_so_in_one_line_if_none(
+    tmp_path, capsys, monkeypatch
+):
+    from nhiguard.streams.cli import main
+    from tools.opa import ensure_opa
+
+    opa = ensure_opa(load_settings(env={}).cache_dir)
+    monkeypatch.delenv("NHIGUARD_OPA_BINARY", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no opa on PATH
+    missing = str(tmp_path / "x")
+    for argv in (["--engine", "opa"], ["--engine", "both"], ["--engine", "opa", "--opa", missing]):
+        assert main(["policy", "test", *argv, str(POLICIES)]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and len(err.splitlines()) == 1 and err.startswith("nhiguard policy test: ")
+        assert "Traceback" not in err
+    main(["policy", "test", "--engine", "opa", str(POLICIES)])
+    err = capsys.readouterr().err
+    assert all(w in err for w in ("--opa PATH", "NHIGUARD_OPA_BINARY", "opa on PATH"))  # every way to say it
+    # The regopy default needs no OPA.
+    assert main(["policy", "test", str(POLICIES)]) == 0
+    assert "[opa]" not in capsys.readouterr().out
+    monkeypatch.setenv("NHIGUARD_OPA_BINARY", str(opa))
+    assert main(["policy", "test", "--engine", "opa", str(POLICIES)]) == 0
+    assert "PASS [opa] cms.public_exposure" in capsys.readouterr().out
+    monkeypatch.delenv("NHIGUARD_OPA_BINARY")
+    (tmp_path / "opa").symlink_to(opa)
+    assert main(["policy", "test", "--engine", "opa", str(POLICIES)]) == 0
+    assert "PASS [opa] cms.public_exposure" in capsys.readouterr().out
+
+
 def test_a_restarted_engine_serves_the_loaded_revision_even_if_the_disk_changed(tmp_path):
     shutil.copytree(POLICIES, tmp_path / "p")
     bundle = load_bundle(tmp_path / "p")
-    p = EnginePool(bundle, processes=1, timeout_s=5.0, fault_injection=True)
+    p = EnginePool(bundle, processes=1, timeout_s=5.0, child_wrap=inject_faults)
     try:
         inputs = _inputs(p)
         expected = p.evaluate("cms", inputs)
         (tmp_path / "p" / "data.yaml").write_text("not: [valid")  # an operator is mid-edit
         p.evaluate_isolating("cms", [dict(inputs[0], _fault="segv")])  # the child dies and is replaced
+        assert p.restarts == 2  # it died, and again on the one retry
         assert p.evaluate("cms", inputs) == expected
     finally:
         p.close()
@@ -149,7 +198,7 @@ def test_a_restarted_engine_serves_the_loaded_revision_even_if_the_disk_changed(
 def test_one_hanging_event_in_a_batch_costs_the_deadline_about_once():
     import time
 
-    p = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=1.0, fault_injection=True)
+    p = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=1.0, child_wrap=inject_faults)
     try:
         inputs = _inputs(p, n=12)
         inputs[5] = dict(inputs[5], _fault="hang")

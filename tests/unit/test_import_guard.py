@@ -5,10 +5,10 @@ import sys
 
 CORE = [
     "nhiguard.decision.core",
-    "nhiguard.decision.cases",
+    "nhiguard.policy.cases",
+    "nhiguard.policy.engines",
     "nhiguard.avro",
     "nhiguard.models.anomaly",
-    "nhiguard.scenarios",
     "nhiguard.settings",
 ]
 FORBIDDEN = ["faust", "mode", "aiokafka", "confluent_kafka", "kafka"]

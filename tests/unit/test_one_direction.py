@@ -8,12 +8,13 @@ from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.decide import Enforcement, decide
 from nhiguard.decision.effects import Learned, Revoked, VersionDenied
 from nhiguard.decision.identity_state import IdentityFacts
-from nhiguard.decision.policy import load_bundle
 from nhiguard.decision.records import Finding
 from nhiguard.models.anomaly import Baseline
-from nhiguard.scenarios import default_params, generate, inventory
-from nhiguard.settings import REPO_ROOT, load_settings
+from nhiguard.policy.bundle import load_bundle
+from nhiguard.settings import load_settings
 from tests.unit.test_core import npm_publish, raw_records
+from tools import REPO_ROOT
+from tools.scenarios import default_params, generate, inventory
 
 BUNDLE = load_bundle(REPO_ROOT / "policies")
 

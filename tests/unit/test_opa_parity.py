@@ -4,10 +4,13 @@ from collections import defaultdict
 
 import pytest
 
-from nhiguard.decision.cases import load_cases
-from nhiguard.decision.policy import RegoEvaluator, load_bundle
-from nhiguard.opa import ensure_opa, export_bundle, opa_eval
-from nhiguard.settings import REPO_ROOT, load_settings
+from nhiguard.policy.bundle import load_bundle
+from nhiguard.policy.cases import load_cases
+from nhiguard.policy.engines.opa import export_bundle, opa_eval
+from nhiguard.policy.engines.regopy import RegoEvaluator
+from nhiguard.settings import load_settings
+from tools import REPO_ROOT
+from tools.opa import ensure_opa
 
 BUNDLE = load_bundle(REPO_ROOT / "policies")
 
@@ -40,7 +43,7 @@ def test_every_case_gives_the_same_findings_in_opa_and_regopy(opa, policy_id, ca
 def test_the_worker_inputs_of_a_whole_stream_give_the_same_findings(opa):
     from bench.policy import policy_inputs
     from nhiguard.decision.context import Inventory
-    from nhiguard.scenarios import default_params, generate, inventory
+    from tools.scenarios import default_params, generate, inventory
 
     binary, bundle_dir = opa
     params = default_params()
@@ -92,9 +95,9 @@ def test_the_opa_server_backend_decides_the_incident_stream_like_regopy(opa_serv
     """The optional engine for teams that run OPA: same bundle pushed over REST, same decisions."""
     from nhiguard.decision.context import Inventory
     from nhiguard.decision.core import DecisionCore
-    from nhiguard.opa import OpaServerEvaluator
-    from nhiguard.scenarios import default_params, generate, inventory
+    from nhiguard.policy.engines.opa import OpaServerEvaluator
     from tests.unit.test_core import raw_records
+    from tools.scenarios import default_params, generate, inventory
 
     params = default_params()
     raws = raw_records(generate(params))

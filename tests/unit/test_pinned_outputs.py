@@ -17,10 +17,12 @@ import pytest
 from nhiguard.avro import AvroCodec, alert_record, command_record, deadletter_record, decision_record
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.policy import RegoEvaluator, load_bundle
 from nhiguard.decision.records import RawRecord
-from nhiguard.scenarios import default_params, generate, inventory
-from nhiguard.settings import REPO_ROOT, load_settings
+from nhiguard.policy.bundle import load_bundle
+from nhiguard.policy.engines.regopy import RegoEvaluator
+from nhiguard.settings import load_settings
+from tools import REPO_ROOT
+from tools.scenarios import default_params, generate, inventory
 
 PINNED = Path(__file__).with_name("digest") / "outputs.json"
 

@@ -2,9 +2,10 @@
 
 import pytest
 
-from nhiguard.decision.cases import load_cases, run_cases
-from nhiguard.decision.policy import BundleError, RegoEvaluator, load_bundle
-from nhiguard.settings import REPO_ROOT
+from nhiguard.policy.bundle import BundleError, load_bundle
+from nhiguard.policy.cases import load_cases, run_cases
+from nhiguard.policy.engines.regopy import RegoEvaluator
+from tools import REPO_ROOT
 
 POLICIES = REPO_ROOT / "policies"
 

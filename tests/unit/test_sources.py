@@ -15,7 +15,8 @@ from nhiguard.decision.adapters import adapt
 from nhiguard.decision.adapters import registry as registry_module
 from nhiguard.decision.adapters.registry import REGISTRY, Registry
 from nhiguard.decision.records import AdapterError, CanonicalEvent, RawRecord
-from nhiguard.settings import REPO_ROOT, load_settings
+from nhiguard.settings import load_settings
+from tools import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "sources"
 TOPICS = load_settings(env={}).topics

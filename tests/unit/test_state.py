@@ -10,11 +10,12 @@ from nhiguard.decision.codec import decode_identity_state, decode_package_state,
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.package_state import LastRelease, PackageFacts
-from nhiguard.decision.policy import load_bundle
 from nhiguard.models.anomaly import Baseline
-from nhiguard.scenarios import default_params, generate, inventory
-from nhiguard.settings import REPO_ROOT, load_settings
+from nhiguard.policy.bundle import load_bundle
+from nhiguard.settings import load_settings
 from nhiguard.streams.state import StatefulStage, TableStore, decode_value
+from tools import REPO_ROOT
+from tools.scenarios import default_params, generate, inventory
 
 BUNDLE = load_bundle(REPO_ROOT / "policies")
 PARAMS = default_params()

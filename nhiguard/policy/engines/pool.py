@@ -11,34 +11,28 @@ engine"). So evaluation runs in child processes, one compiled bundle each:
   alone exceeds the deadline is reported as `policy_engine_timeout` (the core applies the domain's failure
   mode to it).
 
-Children are started with the `spawn` method: a fresh interpreter, no inherited native state.
+Children are started with the `spawn` method: a fresh interpreter, no inherited native state. The child has
+no test-only code path: a test that needs a child to crash or hang passes `child_wrap` (see `EnginePool`).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
-import signal
 import threading
-import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from nhiguard.decision.policy import (
-    BundleError,
-    EvaluationError,
-    Failure,
-    PolicyBundle,
-    RegoEvaluator,
-    load_bundle,
-)
-
-CRASH = "policy_engine_crash"
-TIMEOUT = "policy_engine_timeout"
-ERROR = "policy_evaluation_error"
+from nhiguard.policy.bundle import BundleError, PolicyBundle, load_bundle
+from nhiguard.policy.cases import run_cases
+from nhiguard.policy.engines import CRASH, ERROR, TIMEOUT, Evaluate, EvaluationError, Failure
+from nhiguard.policy.engines.regopy import RegoEvaluator
 
 _ctx = mp.get_context("spawn")
+
+# Wraps the child's evaluate function, in the child (tests use it to crash or hang the real process).
+EvaluateWrapper = Callable[[Evaluate], Evaluate]
 
 
 class EngineCrash(Exception):
@@ -49,9 +43,10 @@ class EngineTimeout(Exception):
     """The evaluator process did not answer within the deadline."""
 
 
-def _child(conn: Connection, bundle: PolicyBundle, fault_injection: bool) -> None:
+def _child(conn: Connection, bundle: PolicyBundle, wrap: EvaluateWrapper | None) -> None:
     try:
         evaluator = RegoEvaluator(bundle)
+        evaluate = wrap(evaluator.evaluate) if wrap is not None else evaluator.evaluate
     except Exception as exc:  # reported to the parent, which refuses the bundle
         conn.send(("refused", f"{type(exc).__name__}: {exc}"))
         return
@@ -64,14 +59,8 @@ def _child(conn: Connection, bundle: PolicyBundle, fault_injection: bool) -> Non
         if msg is None:
             return
         domain, inputs = msg
-        if fault_injection:  # tests only: an input marked "_fault" makes this process crash or hang
-            faults = {i.get("_fault") for i in inputs}
-            if "segv" in faults:
-                os.kill(os.getpid(), signal.SIGSEGV)
-            if "hang" in faults:
-                time.sleep(3600)
         try:
-            conn.send(("ok", evaluator.evaluate(domain, inputs)))
+            conn.send(("ok", evaluate(domain, inputs)))
         except EvaluationError as exc:
             conn.send(("error", str(exc)))
 
@@ -79,13 +68,13 @@ def _child(conn: Connection, bundle: PolicyBundle, fault_injection: bool) -> Non
 class _Evaluator:
     """One child process and the pipe to it."""
 
-    def __init__(self, bundle: PolicyBundle, fault_injection: bool, start_timeout_s: float) -> None:
+    def __init__(self, bundle: PolicyBundle, wrap: EvaluateWrapper | None, start_timeout_s: float) -> None:
         self.conn, child_conn = _ctx.Pipe()
         self.proc = _ctx.Process(
             target=_child,
             # The loaded bundle itself, not its directory: a restart after a crash must serve the same
             # revision even if policies/ has changed on disk since.
-            args=(child_conn, bundle, fault_injection),
+            args=(child_conn, bundle, wrap),
             daemon=True,
             name="nhiguard-rego",
         )
@@ -136,7 +125,13 @@ class _Evaluator:
 
 
 class EnginePool:
-    """Evaluator processes for one bundle. Thread-safe: concurrent callers use different children."""
+    """Evaluator processes for one bundle. Thread-safe: concurrent callers use different children.
+
+    `child_wrap` is a test hook: every child, replacements included, evaluates through
+    `child_wrap(evaluate)`, so a test can make the real process crash or hang on inputs it marks. It must be
+    a module-level function (spawn pickles it by reference and the child imports its module); the worker
+    never passes one.
+    """
 
     def __init__(
         self,
@@ -144,11 +139,11 @@ class EnginePool:
         processes: int = 1,
         timeout_s: float = 10.0,
         start_timeout_s: float = 60.0,
-        fault_injection: bool = False,
+        child_wrap: EvaluateWrapper | None = None,
     ) -> None:
         self.bundle = bundle
         self.timeout_s = timeout_s
-        self._start = (bundle, fault_injection, start_timeout_s)
+        self._start = (bundle, child_wrap, start_timeout_s)
         self._lock = threading.Condition()
         self.restarts = 0
         self._free: list[_Evaluator | None] = []
@@ -263,8 +258,6 @@ def trial_run(root: Path, timeout_s: float = 60.0, with_cases: bool = True) -> P
 
 
 def _trial_child(conn: Connection, root: str, with_cases: bool) -> None:
-    from nhiguard.decision.cases import run_cases
-
     try:
         bundle = load_bundle(Path(root))
         evaluator = RegoEvaluator(bundle)

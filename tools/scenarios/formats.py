@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from nhiguard.scenarios._util import integrity, iso_ms, iso_s, node_id, shasum, stable_hex, stable_int, to_ms
+from tools.scenarios._util import integrity, iso_ms, iso_s, node_id, shasum, stable_hex, stable_int, to_ms
 
 # --------------------------------------------------------------------------------------------- Contentful
 

@@ -1,63 +1,47 @@
-"""The real OPA, as a reference engine: parity with regopy on every case, and `opa bench` for the benchmarks.
+"""The real OPA as a policy engine: an OPA server over REST, or the OPA binary (`opa eval`) for parity.
 
-The binary is built once with `go install` of a pinned release through the Go module proxy and cached under
-the cache dir (`make opa`). OPA runs our bundle exactly as the worker does: the same modules, the same
-generated entry module, and data.yaml as data.json.
+nhiguard ships no OPA binary: `find_opa` takes the one given (`--opa`, NHIGUARD_OPA_BINARY) or `opa` on
+PATH (a checkout builds the pinned one with `make opa`, see tools/opa.py). OPA runs our bundle exactly as the
+worker does: the same modules, the same generated entry module, and data.yaml as data.json.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import subprocess
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from nhiguard.decision.policy import EvaluationError, Failure, PolicyBundle, entry_module, isolate_failures
-
-OPA_VERSION = "v1.22.2"
-OPA_MODULE = "github.com/open-policy-agent/opa"
+from nhiguard.policy.bundle import PolicyBundle, entry_module
+from nhiguard.policy.engines import EvaluationError, Failure, isolate_failures
 
 
 class OpaError(RuntimeError):
-    """OPA could not be built or run."""
+    """OPA could not be found or run."""
 
 
-def opa_path(cache_dir: Path) -> Path:
-    return Path(cache_dir) / f"opa-{OPA_VERSION}" / "opa"
+def find_opa(explicit: Path | None = None, configured: Path | None = None) -> Path:
+    """The OPA binary to run: `explicit` (--opa), else `configured` (NHIGUARD_OPA_BINARY), else `opa` on PATH.
 
-
-def ensure_opa(cache_dir: Path) -> Path:
-    """The cached OPA binary, building it with `go install` first if needed (a few minutes, once)."""
-    binary = opa_path(cache_dir)
-    if binary.is_file():
-        return binary
-    if shutil.which("go") is None:
-        raise OpaError("building OPA needs the Go toolchain (`go`) on PATH")
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    with open(binary.parent / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent builders (pytest + bench) wait for the first
-        if binary.is_file():
-            return binary
-        with tempfile.TemporaryDirectory() as gobin:
-            env = dict(os.environ, GOBIN=gobin, GOFLAGS="-mod=mod")
-            proc = subprocess.run(
-                ["go", "install", f"{OPA_MODULE}@{OPA_VERSION}"],
-                env=env,
-                cwd=gobin,
-                capture_output=True,
-                text=True,
-                timeout=1800,
+    nhiguard ships no OPA; a checkout builds the pinned one with `make opa`.
+    """
+    chosen = explicit or configured
+    if chosen is None:
+        found = shutil.which("opa")
+        if found is None:
+            raise OpaError(
+                "no OPA binary: pass --opa PATH, set NHIGUARD_OPA_BINARY, or put opa on PATH "
+                "(in a checkout, `make opa` builds the pinned one and prints its path)"
             )
-            if proc.returncode != 0:
-                raise OpaError(f"go install {OPA_MODULE}@{OPA_VERSION} failed:\n{proc.stderr[-2000:]}")
-            shutil.move(str(Path(gobin) / "opa"), binary)
-    return binary
+        return Path(found)
+    path = Path(chosen).expanduser()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise OpaError(f"OPA binary {path} is not an executable file")
+    return path
 
 
 def export_bundle(bundle: PolicyBundle, dst: Path) -> Path:
@@ -100,7 +84,7 @@ def opa_eval(
     return result[0]["expressions"][0]["value"]
 
 
-class OpaEvaluator:
+class OpaBinaryEvaluator:
     """The real OPA behind the evaluator interface the cases runner uses (one `opa eval` per call)."""
 
     def __init__(self, opa: Path, bundle: PolicyBundle, work_dir: Path) -> None:
@@ -168,35 +152,3 @@ class OpaServerEvaluator:
         self, domain: str, inputs: list[dict[str, Any]]
     ) -> tuple[list[list[dict[str, Any]] | None], dict[int, Failure]]:
         return isolate_failures(self.evaluate, domain, inputs)
-
-
-def opa_bench(opa: Path, bundle_dir: Path, domain: str, event: dict[str, Any], count: int = 3) -> float:
-    """Decisions per second for one event per query (`opa bench`, the median of `count` runs)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump({"events": [event]}, f)
-    try:
-        rates = []
-        for _ in range(count):
-            proc = subprocess.run(
-                [
-                    str(opa),
-                    "bench",
-                    "--format",
-                    "json",
-                    "--data",
-                    str(bundle_dir),
-                    "--input",
-                    f.name,
-                    f"data.nhiguard.entry.{domain}",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            if proc.returncode != 0:
-                raise OpaError(f"opa bench failed: {proc.stderr[-2000:]}")
-            result = json.loads(proc.stdout)  # Go's testing.BenchmarkResult: N operations in T nanoseconds
-            rates.append(result["N"] / (result["T"] / 1e9))
-        return sorted(rates)[len(rates) // 2]
-    finally:
-        os.unlink(f.name)

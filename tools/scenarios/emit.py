@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from nhiguard.scenarios._util import dumps, sha40, stable_int, to_ms, uuid4, version_key
-from nhiguard.scenarios.formats import (
+from tools.scenarios._util import dumps, sha40, stable_int, to_ms, uuid4, version_key
+from tools.scenarios.formats import (
     CfPublished,
     GhAccount,
     GhRepo,
@@ -30,8 +30,8 @@ from nhiguard.scenarios.formats import (
     verdaccio_line,
     verdaccio_url,
 )
-from nhiguard.scenarios.records import SourceRecord
-from nhiguard.scenarios.world import CmsActor, Release, World
+from tools.scenarios.records import SourceRecord
+from tools.scenarios.world import CmsActor, Release, World
 
 CMS, CI, REGISTRY = "audit.cms", "audit.ci", "audit.registry"
 ORDINARY = "ordinary"

@@ -3,21 +3,21 @@
 Pure Python (stdlib + pyyaml): no Kafka client, no Faust. See docs/sources.md for the formats.
 """
 
-from nhiguard.scenarios.generate import TOPICS, generate
-from nhiguard.scenarios.inventory import identities_yaml, inventory, packaged_inventory_path, write_inventory
-from nhiguard.scenarios.params import ScenarioParams, default_params, variant_params
-from nhiguard.scenarios.records import LABELS, SourceRecord, read_ndjson, write_ndjson
+from tools.scenarios.generate import TOPICS, generate
+from tools.scenarios.inventory import default_inventory_path, identities_yaml, inventory, write_inventory
+from tools.scenarios.params import ScenarioParams, default_params, variant_params
+from tools.scenarios.records import LABELS, SourceRecord, read_ndjson, write_ndjson
 
 __all__ = [
     "LABELS",
     "TOPICS",
     "ScenarioParams",
     "SourceRecord",
+    "default_inventory_path",
     "default_params",
     "generate",
     "identities_yaml",
     "inventory",
-    "packaged_inventory_path",
     "read_ndjson",
     "variant_params",
     "write_inventory",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from nhiguard.scenarios.emit import Sink
-from nhiguard.scenarios.incidents import emit_incidents
-from nhiguard.scenarios.ordinary import emit_ordinary
-from nhiguard.scenarios.params import ScenarioParams
-from nhiguard.scenarios.records import SourceRecord
-from nhiguard.scenarios.world import build_world
+from tools.scenarios.emit import Sink
+from tools.scenarios.incidents import emit_incidents
+from tools.scenarios.ordinary import emit_ordinary
+from tools.scenarios.params import ScenarioParams
+from tools.scenarios.records import SourceRecord
+from tools.scenarios.world import build_world
 
 TOPICS = ("audit.cms", "audit.ci", "audit.registry")
 

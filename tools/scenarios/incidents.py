@@ -11,10 +11,10 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from nhiguard.scenarios._util import base62
-from nhiguard.scenarios.emit import CfDoc, Sink, cms, emit_fetch, emit_hook, emit_release, tarball_size
-from nhiguard.scenarios.formats import cf_file_url
-from nhiguard.scenarios.world import World
+from tools.scenarios._util import base62
+from tools.scenarios.emit import CfDoc, Sink, cms, emit_fetch, emit_hook, emit_release, tarball_size
+from tools.scenarios.formats import cf_file_url
+from tools.scenarios.world import World
 
 _LEAK_TAGS = (("internal", 50), ("draft", 35), ("confidential", 10), ("restricted", 5))
 _LEAK_FILES = (

@@ -1,6 +1,6 @@
 """Write a scenario replay file (and its identity inventory).
 
-python -m nhiguard.scenarios --out scenario.ndjson [--inventory identities.yaml] [--variant SEED]
+python -m tools.scenarios --out scenario.ndjson [--inventory identities.yaml] [--variant SEED]
 """
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from nhiguard.scenarios import default_params, generate, variant_params, write_inventory, write_ndjson
+from tools.scenarios import default_params, generate, variant_params, write_inventory, write_ndjson
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nhiguard.scenarios", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.scenarios", description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="replay file to write (NDJSON)")
     ap.add_argument("--inventory", help="also write the identity inventory (YAML) here")
     ap.add_argument(

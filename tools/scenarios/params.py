@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from nhiguard.scenarios._util import lower_alnum
+from tools.scenarios._util import lower_alnum
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import random
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from nhiguard.scenarios._util import earlier_versions, stable_int, version_key
-from nhiguard.scenarios.formats import NPM_OIDC_USER, GhAccount, GhRepo, GhWorkflow, NpmVersion
-from nhiguard.scenarios.params import ScenarioParams
+from tools.scenarios._util import earlier_versions, stable_int, version_key
+from tools.scenarios.formats import NPM_OIDC_USER, GhAccount, GhRepo, GhWorkflow, NpmVersion
+from tools.scenarios.params import ScenarioParams
 
 # Allowed actions use the canonical event action names the adapters produce (nhiguard.decision.adapters).
 CMS_ASSET_WRITE = ("cms.asset.create", "cms.asset.save", "cms.asset.auto_save")

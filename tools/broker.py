@@ -1,7 +1,10 @@
 """A throwaway single-node Kafka broker (KRaft) for the demo and the tests when Docker is not available.
 
 The broker is the Apache Kafka jar run as a plain `java` subprocess: Maven resolves the pinned jars once
-(streams/kafka/pom.xml); each broker listens on free ports on 127.0.0.1 only, so several can run side by side.
+(tools/kafka/pom.xml); each broker listens on free ports on 127.0.0.1 only, so several can run side by side.
+
+python -m tools.broker [--port N] [--data-dir DIR]   # `make broker`: run one in the foreground
+python -m tools.broker --resolve-only                # `make kafka`: only resolve the jars into the cache
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from nhiguard.settings import load_settings
+
 KAFKA_VERSION = "4.3.1"
 
 _KAFKA_DIR = Path(__file__).resolve().parent / "kafka"
@@ -40,14 +45,8 @@ class BrokerError(RuntimeError):
 
 
 def default_cache_dir() -> Path:
-    """`$NHIGUARD_CACHE_DIR`, else `.cache` in the source checkout, else `~/.cache/nhiguard`."""
-    if env := os.environ.get("NHIGUARD_CACHE_DIR"):
-        return Path(env).expanduser()
-    root = Path(__file__).resolve().parents[1]
-    # From a wheel, parents[1] is site-packages/nhiguard: never write caches there.
-    if (root / "pyproject.toml").is_file():
-        return root / ".cache"
-    return Path.home() / ".cache" / "nhiguard"
+    """The configured cache: `$NHIGUARD_CACHE_DIR`, else the checkout's `.cache` (Settings.cache_dir)."""
+    return load_settings().cache_dir
 
 
 def ensure_kafka(cache_dir: Path) -> Path:
@@ -285,14 +284,14 @@ def docker_available() -> bool:
         return False
 
 
-def add_broker_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `nhiguard broker`."""
-    p = subparsers.add_parser(
-        "broker",
-        help=f"run a local single-node Kafka {KAFKA_VERSION} broker in the foreground",
+def main(argv: list[str] | None = None) -> int:
+    """Run the broker until Ctrl-C or SIGTERM; the exit code is 0 after a clean stop."""
+    p = argparse.ArgumentParser(
+        prog="python -m tools.broker",
         description=(
-            "Start a KRaft Kafka broker on 127.0.0.1 (jars resolved by Maven on first use, cached under"
-            " $NHIGUARD_CACHE_DIR or .cache/), print KAFKA_BOOTSTRAP=<host:port>, and run until Ctrl-C."
+            f"Start a KRaft Kafka {KAFKA_VERSION} broker on 127.0.0.1 (jars resolved by Maven on first use,"
+            " cached under $NHIGUARD_CACHE_DIR or .cache/), print KAFKA_BOOTSTRAP=<host:port>, and run until"
+            " Ctrl-C."
         ),
     )
     p.add_argument("--port", type=int, default=None, help="client port (default: a free port)")
@@ -302,10 +301,15 @@ def add_broker_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         default=None,
         help="keep topics in this directory across runs (default: a temporary directory, deleted on exit)",
     )
-
-
-def main_broker(args: argparse.Namespace) -> int:
-    """Run the broker until Ctrl-C or SIGTERM; the exit code is 0 after a clean stop."""
+    p.add_argument("--resolve-only", action="store_true", help="resolve the jars into the cache and exit")
+    args = p.parse_args(argv)
+    if args.resolve_only:
+        try:
+            print(ensure_kafka(default_cache_dir()))
+        except BrokerError as e:
+            print(f"tools.broker: {e}", file=sys.stderr)
+            return 1
+        return 0
     broker = LocalBroker(default_cache_dir(), data_dir=args.data_dir, port=args.port)
     # SIGTERM behaves like Ctrl-C, so `kill` and process managers also get a controlled broker shutdown.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -316,13 +320,13 @@ def main_broker(args: argparse.Namespace) -> int:
             print(f"Kafka {KAFKA_VERSION} is up; log: {broker.log_path}; Ctrl-C stops it.", file=sys.stderr)
             while broker.running:
                 time.sleep(0.5)
-            print(f"nhiguard broker: the broker exited unexpectedly; see {broker.log_path}", file=sys.stderr)
+            print(f"tools.broker: the broker exited unexpectedly; see {broker.log_path}", file=sys.stderr)
             return 1
         except BrokerError as e:
-            print(f"nhiguard broker: {e}", file=sys.stderr)
+            print(f"tools.broker: {e}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
-            print("nhiguard broker: stopping", file=sys.stderr)
+            print("tools.broker: stopping", file=sys.stderr)
             return 0
         finally:
             broker.stop()
@@ -419,3 +423,7 @@ def _tail_file(path: Path, lines: int = 40) -> str:
 
 def _tail_text(text: str, lines: int = 40) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

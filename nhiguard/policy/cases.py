@@ -8,7 +8,8 @@ from typing import Any, Protocol
 
 import yaml
 
-from nhiguard.decision.policy import ANOMALY_STAGE, PolicyBundle, RegoEvaluator
+from nhiguard.policy.bundle import ANOMALY_STAGE, PolicyBundle
+from nhiguard.policy.engines.regopy import RegoEvaluator
 
 
 class CaseEngine(Protocol):

@@ -1,4 +1,4 @@
-"""The policy bundle (policies/) and its evaluation with regopy, a batch of events per query.
+"""The policy bundle (policies/): modules and their METADATA, data, manifest, waivers, revision, entry query.
 
 Conventions (see README "Adding a policy"):
 - `policies/<domain>/<name>.rego` declares `package nhiguard.<domain>.<name>` and a function `findings(ev)`
@@ -6,23 +6,21 @@ Conventions (see README "Adding a policy"):
   `"identities": [...]` to revoke identities other than the actor).
 - A `# METADATA` block before the package gives title, description and `custom: {severity, mode, attack}`.
 - `policies/data.yaml` holds parameters under `nhiguard.params.<domain>.<name>`.
-Only the modules that can apply to an event's domain are evaluated for it (one query per domain).
+Only the modules that can apply to an event's domain are evaluated for it (one query per domain): the
+generated entry module below is what every engine queries.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-from regopy import Interpreter
 
 DOMAINS = ("cms", "ci", "registry", "runtime")
 # policies/identity/ apply to events of every domain (who may do what at all).
@@ -32,13 +30,6 @@ CROSS_DOMAIN = "identity"
 ANOMALY_STAGE = "anomaly"
 POLICY_DIRS = (*DOMAINS, CROSS_DOMAIN, ANOMALY_STAGE)
 _PACKAGE = re.compile(r"^package\s+([\w.]+)", re.M)
-_CALL = re.compile(r"\b([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+)\s*\(")
-# Names regopy 1.5.2 knows but does not implement: in default mode they evaluate to undefined and a deny
-# rule silently stops firing (see README, "Policy engine").
-UNIMPLEMENTED_BUILTINS = ("net.cidr_", "http.send", "json.match_schema")
-# Policies get time and context in `input`: a decision must be reproducible from its input (replays,
-# reprocessing after a crash, parity), so the clock, randomness and the network are refused.
-NONDETERMINISTIC_BUILTINS = ("time.now_ns", "rand.", "uuid.rfc4122", "net.lookup_ip_addr", "opa.runtime")
 
 
 class BundleError(Exception):
@@ -233,108 +224,3 @@ def entry_module(bundle: PolicyBundle) -> str:
         )
         out.append(f"{domain} := [fs | some ev in input.events; fs := union({{{calls}}})]")
     return "\n".join(out) + "\n"
-
-
-def check_builtins(bundle: PolicyBundle, interp: Interpreter) -> None:
-    """Refuse a bundle that calls a builtin this engine lacks or only pretends to have."""
-    user_funcs = set()
-    for m in bundle.modules:
-        pkg = f"data.nhiguard.{m.policy_id}."
-        user_funcs |= {pkg + f for f in re.findall(r"^([a-z_][a-z0-9_]*)\s*\(", m.source, re.M)}
-    for m in bundle.modules:
-        code = "\n".join(ln.split("#", 1)[0] for ln in m.source.splitlines())
-        for name in sorted(set(_CALL.findall(code))):
-            if name.startswith(("data.", "input.", "ev.")) or name in user_funcs:
-                continue
-            if any(name.startswith(p) for p in NONDETERMINISTIC_BUILTINS):
-                raise BundleError(
-                    f"{m.path}: {name} reads the clock, randomness or the network; pass it in input"
-                )
-            if any(name.startswith(p) for p in UNIMPLEMENTED_BUILTINS):
-                raise BundleError(
-                    f"{m.path}: builtin {name} is not implemented by regopy (silently undefined)"
-                )
-            if not interp.is_builtin(name):
-                raise BundleError(f"{m.path}: builtin {name} is not available in regopy")
-
-
-class EvaluationError(Exception):
-    """The engine could not evaluate an input."""
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Why the engine gave no answer for an event: a dead-letter reason code and a detail."""
-
-    reason: str  # policy_evaluation_error | policy_engine_crash | policy_engine_timeout
-    detail: str
-
-
-class RegoEvaluator:
-    """The bundle compiled once per domain; evaluates a domain's events in one query of its compiled plan.
-
-    regopy re-compiles every module on each plain `query` (~10 ms with this bundle); a compiled bundle
-    answers one event in ~0.3 ms and a batch of 500 about 15% faster than `query` does.
-    """
-
-    def __init__(self, bundle: PolicyBundle) -> None:
-        self.bundle = bundle
-        compiler = Interpreter()
-        compiler.strict_built_in_errors = True
-        check_builtins(bundle, compiler)
-        if bundle.data:
-            compiler.add_data_json(json.dumps(bundle.data))
-        for m in bundle.modules:
-            compiler.add_module(m.path, m.source)
-        compiler.add_module("nhiguard_entry.rego", entry_module(bundle))
-        self._plans = {d: compiler.build(f"x = data.nhiguard.entry.{d}", []) for d in bundle.plans()}
-        run = Interpreter()
-        # Without this, an unimplemented or failing builtin evaluates to undefined and a rule quietly stops
-        # firing; with it, the query fails and the event is dead-lettered instead. It must be set on the
-        # interpreter that runs the plan, not only the one that compiled it.
-        run.strict_built_in_errors = True
-        self._run = run
-
-    def evaluate(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-        """Findings per input, in order. Raises EvaluationError if the engine cannot answer."""
-        plan = self._plans.get(domain)
-        if plan is None or not inputs:
-            return [[] for _ in inputs]
-        try:
-            self._run.set_input({"events": inputs})
-            out = self._run.query_bundle(plan)
-            if not out.ok():
-                raise EvaluationError(str(out)[:500])
-            result = json.loads(out.binding("x").json())
-        except EvaluationError:
-            raise
-        except Exception as exc:  # RegoError, conversion errors, invalid JSON from the engine
-            raise EvaluationError(f"{type(exc).__name__}: {exc}"[:500]) from exc
-        if not isinstance(result, list) or len(result) != len(inputs):
-            raise EvaluationError(f"entry query gave {type(result).__name__} for {len(inputs)} inputs")
-        return result
-
-    def evaluate_isolating(
-        self, domain: str, inputs: list[dict[str, Any]]
-    ) -> tuple[list[list[dict[str, Any]] | None], dict[int, Failure]]:
-        return isolate_failures(self.evaluate, domain, inputs)
-
-
-def isolate_failures(
-    evaluate: Callable[[str, list[dict[str, Any]]], list[list[dict[str, Any]]]],
-    domain: str,
-    inputs: list[dict[str, Any]],
-) -> tuple[list[list[dict[str, Any]] | None], dict[int, Failure]]:
-    """Evaluate; when the batch fails, bisect so only the inputs the engine cannot answer are lost.
-
-    Returns findings per input (None where it failed) and the failure per failed index.
-    """
-    try:
-        return list(evaluate(domain, inputs)), {}
-    except EvaluationError as exc:
-        if len(inputs) == 1:
-            return [None], {0: Failure("policy_evaluation_error", str(exc))}
-    mid = len(inputs) // 2
-    left, lerr = isolate_failures(evaluate, domain, inputs[:mid])
-    right, rerr = isolate_failures(evaluate, domain, inputs[mid:])
-    return left + right, {**lerr, **{i + mid: e for i, e in rerr.items()}}

@@ -1,4 +1,4 @@
-"""`nhiguard demo`: the whole pipeline on a real broker, with the March 2026 incident stream.
+"""`make demo`: the whole pipeline on a real broker, with the March 2026 incident stream.
 
 Starts a local Kafka broker unless KAFKA_BOOTSTRAP names one, creates the topics, produces ordinary activity
 plus the three incidents in their vendor formats, starts `nhiguard worker` as a separate process, and reads
@@ -8,7 +8,9 @@ decision or a dead letter. Then it stops what it started.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -22,12 +24,12 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer
 
 from nhiguard.avro import AvroCodec
-from nhiguard.scenarios import default_params, generate, write_inventory
-from nhiguard.settings import Settings, Topics
+from nhiguard.settings import Settings, Topics, load_settings
 from nhiguard.streams import table
-from nhiguard.streams.broker import LocalBroker
 from nhiguard.streams.identities import load_identities
 from nhiguard.streams.topics import delete_groups, delete_topics, ensure_topics, internal_topics
+from tools.broker import LocalBroker
+from tools.scenarios import default_params, generate, write_inventory
 
 
 def _prefixed(topics: Topics, prefix: str) -> Topics:
@@ -232,3 +234,16 @@ def _summary(
         ok = False
     print("all three incidents stopped, no command for ordinary activity" if ok else "demo FAILED")
     return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.splitlines()[0])
+    p.add_argument("--ordinary", type=int, default=1000, help="ordinary events besides the incidents")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for all decisions")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_demo(load_settings(), ordinary=args.ordinary, timeout_s=args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

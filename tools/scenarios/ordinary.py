@@ -16,8 +16,8 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from nhiguard.scenarios._util import base62, earlier_versions, stable_hex, stable_int, version_key
-from nhiguard.scenarios.emit import (
+from tools.scenarios._util import base62, earlier_versions, stable_hex, stable_int, version_key
+from tools.scenarios.emit import (
     CfDoc,
     Sink,
     Timeline,
@@ -30,8 +30,8 @@ from nhiguard.scenarios.emit import (
     new_run,
     tarball_size,
 )
-from nhiguard.scenarios.formats import NPM_OIDC_USER, CfPublished, NpmVersion, cf_file_url
-from nhiguard.scenarios.world import CmsActor, ThirdParty, World
+from tools.scenarios.formats import NPM_OIDC_USER, CfPublished, NpmVersion, cf_file_url
+from tools.scenarios.world import CmsActor, ThirdParty, World
 
 _NONPUBLIC_TAGS = ("internal", "confidential", "restricted", "draft", "embargoed")
 _PDF, _PNG, _JPG, _SVG = "application/pdf", "image/png", "image/jpeg", "image/svg+xml"

@@ -1,0 +1,1 @@
+"""The shipped policy bundle, installed as package data: the default `Settings.policies_dir`."""

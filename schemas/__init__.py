@@ -1,0 +1,1 @@
+"""The Avro schemas, installed as package data: the default `Settings.schemas_dir`."""

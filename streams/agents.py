@@ -1,0 +1,162 @@
+"""The worker's agents, thin: read a batch, call the decision core, hand the results to the sink and the
+store, mark the batch processed. No policy logic lives here; the commit protocol is in streams/checkpoint.py.
+
+- `route` (stage 1, stateless): adapt each audit record, dead-letter what cannot be read, forward the rest
+  keyed by canonical identity to the by-identity topic.
+- `decide` (stage 2, stateful): all of an identity's events reach one partition, in order, where its state
+  lives; decide them with that state.
+- `follow_identities`: keep the identity inventory table current from the compacted identities topic.
+
+An agent that cannot finish a batch stops the worker without committing (never let Faust acknowledge it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from nhiguard.avro import AvroCodec
+from nhiguard.decision.core import DecisionCore, dead_letter
+from nhiguard.decision.records import BatchResult, RawRecord
+from nhiguard.settings import Settings
+from nhiguard.streams.checkpoint import OffsetLedger, stop_without_committing
+from nhiguard.streams.identities import decode_identity
+from nhiguard.streams.sink import OutputSink
+from nhiguard.streams.state import StatefulStage, TableStore
+
+log = logging.getLogger("nhiguard.worker")
+
+ORIGIN = "nhiguard-origin"  # on by-identity records: where the record was read (topic|partition|offset|ms)
+ORIGIN_KEY = "nhiguard-origin-key"  # and its original key, if it had one
+
+
+def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
+    if not raw:
+        return ()
+    items = raw.items() if isinstance(raw, dict) else raw
+    return tuple(
+        (str(k), v if isinstance(v, bytes) else b"" if v is None else str(v).encode()) for k, v in items
+    )
+
+
+def forward_headers(rec: RawRecord) -> list[tuple[str, bytes]]:
+    origin = f"{rec.topic}|{rec.partition}|{rec.offset}|{rec.timestamp_ms}".encode()
+    extra = [(ORIGIN_KEY, rec.key)] if rec.key is not None else []
+    return [*rec.headers, (ORIGIN, origin), *extra]
+
+
+def from_forwarded(value: bytes, headers: tuple[tuple[str, bytes], ...], position: int) -> RawRecord:
+    """The record as it was read from its source topic (decision ids and dead letters name the source),
+    plus its position on the by-identity topic (what per-identity state records as applied)."""
+    origin = next(v for k, v in headers if k == ORIGIN).decode()
+    topic, partition, offset, ts = origin.rsplit("|", 3)
+    key = next((v for k, v in headers if k == ORIGIN_KEY), None)
+    own = tuple((k, v) for k, v in headers if k not in (ORIGIN, ORIGIN_KEY))
+    return RawRecord(topic, int(partition), int(offset), value, key, own, int(ts), position=position)
+
+
+def raw_record(event: Any) -> RawRecord:
+    m = event.message
+    return RawRecord(
+        topic=m.topic,
+        partition=m.partition,
+        offset=m.offset,
+        value=m.value or b"",
+        key=m.key,
+        headers=_headers(m.headers),
+        timestamp_ms=int((m.timestamp or 0) * 1000),
+    )
+
+
+@dataclass
+class Agents:
+    """What the agents share: built once per worker by streams/app.py."""
+
+    settings: Settings
+    core: DecisionCore
+    sink: OutputSink
+    store: TableStore
+    ledger: OffsetLedger
+    codec: AvroCodec
+    identities: Any  # the Faust global table of identities
+    stage: StatefulStage  # the stateful stage: skips redeliveries, decides the rest through the core
+
+    def processed(self, events: list[Any]) -> None:
+        for e in events:
+            self.ledger.mark(e.message.tp, (e.message.offset,))
+
+    async def route(self, stream: faust.StreamT) -> None:
+        """Stage 1, stateless: adapt, dead-letter what cannot be read, forward the rest keyed by identity."""
+        s = self.settings
+        async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
+            records = [raw_record(e) for e in events]
+            try:
+                routed, deadletters = self.core.route(records)
+                self.sink.forward(s.topics.by_identity, [(k, r.value, forward_headers(r)) for k, r in routed])
+                self.sink.enqueue(BatchResult(deadletters=deadletters))
+            except BaseException:
+                stop_without_committing(f"routing {records[0:1]} failed")
+            self.processed(events)
+
+    async def decide(self, stream: faust.StreamT) -> None:
+        """Stage 2, stateful: decide each identity's events in order, with its state."""
+        s = self.settings
+        async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
+            try:
+                records = [
+                    from_forwarded(e.message.value or b"", _headers(e.message.headers), e.message.offset)
+                    for e in events
+                ]
+                by_identity = {e.message.key.decode(): e for e in events if e.message.key is not None}
+                t0 = time.perf_counter()
+                # In a thread: while the engine process evaluates, the event loop keeps consuming.
+                result = await asyncio.get_running_loop().run_in_executor(None, self.stage.process, records)
+                t1 = time.perf_counter()
+                self.sink.enqueue(result)
+                self.store.stage(result, by_identity, events[-1])
+            except BaseException:
+                # Our own output failed, the core broke, or the agent was cancelled mid-batch: never let Faust
+                # acknowledge this batch (take_events acks in its finally).
+                stop_without_committing(f"batch at {events[0:1]} failed")
+            self.processed(events)
+            _log_batch(len(records), result, t1 - t0)
+
+    async def follow_identities(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            msg = event.message
+            if msg.key is not None and msg.value is None:
+                self.identities.pop(msg.key, None)  # tombstone: unknown from the next event on
+            elif msg.key is not None:
+                try:
+                    decode_identity(self.codec, msg.value)
+                    self.identities[msg.key] = msg.value
+                except ValueError as exc:
+                    rec = raw_record(event)
+                    limit = self.settings.deadletter_prefix_bytes
+                    x = dead_letter(rec, "invalid_identity", str(exc), limit)
+                    self.sink.enqueue(BatchResult(deadletters=[x]))
+            self.processed([event])
+
+
+def _log_batch(n: int, result: BatchResult, seconds: float) -> None:
+    if result.skipped_records:
+        log.info("already applied, not decided again: %s", result.skipped_records)
+    if result.reordered:
+        log.warning("%d records arrived below their identity's applied position", result.reordered)
+    log.info(
+        "batch: %d records -> %d decisions (%d human), %d commands, %d dead letters, %d already applied, "
+        "%d states (%.0f ms)",
+        n,
+        len(result.decisions),
+        result.human_events,
+        len(result.commands),
+        len(result.deadletters),
+        result.skipped,
+        len(result.identity_state),
+        seconds * 1000,
+    )

@@ -1,0 +1,189 @@
+"""`nhiguard eval FILE…`: detection quality on a labelled recording, per class and overall.
+
+A labelled recording is a replay file (streams/replayfile.py) whose lines carry a `label`: `attack` or
+`benign`, optionally followed by `:<class>`. Any other label, or none, counts as benign. The files are
+decided offline by the decision core, in argument order, as one stream.
+
+Counts are of records: an attack record is *commanded* when its decision carries at least one command; a
+dead-lettered record counts as uncommanded. DENY precision is the share of records with a DENY that are
+attack records; REVOKE precision likewise. A precision is null only when nothing was denied (revoked).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nhiguard.decision.context import Inventory
+from nhiguard.decision.core import DecisionCore
+from nhiguard.decision.records import RawRecord
+from nhiguard.policy.bundle import BundleError, load_bundle
+from nhiguard.settings import Settings
+from nhiguard.streams.replayfile import ReplayRecord, read_replay
+
+BATCH = 500
+
+
+def parse_label(label: str | None) -> tuple[bool, str]:
+    """(is_attack, class) from a record's label; unlabelled and unknown labels are benign."""
+    kind, _, cls = (label or "").partition(":")
+    if kind == "attack":
+        return True, cls or "attack"
+    return False, cls if kind == "benign" and cls else "benign" if kind == "benign" else "unlabelled"
+
+
+@dataclass
+class Outcome:
+    attack: bool
+    cls: str
+    time_ms: int
+    kinds: frozenset[str] = frozenset()  # command kinds on the record's decision (DENY, REVOKE)
+    deadletter: str | None = None
+
+
+@dataclass
+class ClassFigures:
+    records: int = 0
+    commanded: int = 0
+    denied: int = 0
+    revoked: int = 0
+    deadlettered: int = 0
+    first_ms: int | None = None
+    first_command_ms: int | None = None
+
+    def add(self, o: Outcome) -> None:
+        self.records += 1
+        self.commanded += bool(o.kinds)
+        self.denied += "DENY" in o.kinds
+        self.revoked += "REVOKE" in o.kinds
+        self.deadlettered += o.deadletter is not None
+        self.first_ms = o.time_ms if self.first_ms is None else min(self.first_ms, o.time_ms)
+        if o.kinds:
+            t = o.time_ms
+            self.first_command_ms = t if self.first_command_ms is None else min(self.first_command_ms, t)
+
+
+@dataclass
+class Evaluation:
+    attack: dict[str, ClassFigures] = field(default_factory=lambda: defaultdict(ClassFigures))
+    benign: dict[str, ClassFigures] = field(default_factory=lambda: defaultdict(ClassFigures))
+
+    def add(self, o: Outcome) -> None:
+        (self.attack if o.attack else self.benign)[o.cls].add(o)
+
+    def summary(self) -> dict[str, Any]:
+        a, b = self.attack.values(), self.benign.values()
+        denied = sum(x.denied for x in a) + sum(x.denied for x in b)
+        revoked = sum(x.revoked for x in a) + sum(x.revoked for x in b)
+        benign_records = sum(x.records for x in b)
+        benign_commands = sum(x.commanded for x in b)
+        return {
+            "attack_records": sum(x.records for x in a),
+            "attack_records_commanded": sum(x.commanded for x in a),
+            "attack_classes": len(self.attack),
+            "attack_classes_caught": sum(1 for x in a if x.commanded),
+            "benign_records": benign_records,
+            "benign_commands": benign_commands,
+            "benign_revokes": sum(x.revoked for x in b),
+            "benign_commands_per_1000": round(1000 * benign_commands / benign_records, 3)
+            if benign_records
+            else None,
+            "deny_precision": _ratio(sum(x.denied for x in a), denied),
+            "revoke_precision": _ratio(sum(x.revoked for x in a), revoked),
+            "classes": {
+                **{f"attack:{k}": _class_json(v) for k, v in sorted(self.attack.items())},
+                **{f"benign:{k}": _class_json(v) for k, v in sorted(self.benign.items())},
+            },
+        }
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def _class_json(x: ClassFigures) -> dict[str, Any]:
+    ttc = None if x.first_command_ms is None or x.first_ms is None else x.first_command_ms - x.first_ms
+    return {
+        "records": x.records,
+        "commanded": x.commanded,
+        "recall": _ratio(x.commanded, x.records),
+        "deny": x.denied,
+        "revoke": x.revoked,
+        "deadlettered": x.deadlettered,
+        "time_to_first_command_s": None if ttc is None else round(ttc / 1000, 1),
+    }
+
+
+def evaluate(core: DecisionCore, replayed: Iterable[ReplayRecord]) -> Evaluation:
+    """Decide every record through the core, in order, and score each decision against its label."""
+    offsets: Counter[str] = Counter()
+    labelled: dict[tuple[str, int], tuple[bool, str, int]] = {}
+    records: list[RawRecord] = []
+    for r in replayed:
+        rec = RawRecord(r.topic, 0, offsets[r.topic], r.value, r.key, r.headers, r.timestamp_ms)
+        offsets[r.topic] += 1
+        labelled[(rec.topic, rec.offset)] = (*parse_label(r.label), r.timestamp_ms)
+        records.append(rec)
+    ev = Evaluation()
+    for i in range(0, len(records), BATCH):
+        result = core.process(records[i : i + BATCH])
+        for d in result.decisions:
+            attack, cls, _ = labelled[(d.topic, d.offset)]
+            kinds = frozenset(c.kind for c in d.commands)
+            ev.add(Outcome(attack, cls, d.event.occurred_at_ms, kinds))
+        for x in result.deadletters:
+            attack, cls, ts = labelled[(x.topic, x.offset)]
+            ev.add(Outcome(attack, cls, ts, deadletter=x.reason))
+    return ev
+
+
+def render(summary: dict[str, Any]) -> str:
+    cols = ("records", "commanded", "recall", "DENY", "REVOKE", "first cmd")
+    widths = (8, 9, 7, 6, 6, 10)
+    head = f"{'class':<44} " + " ".join(f"{c:>{w}}" for c, w in zip(cols, widths, strict=True))
+    lines = [head, "-" * len(head)]
+    for name, c in summary["classes"].items():
+        ttc = "" if c["time_to_first_command_s"] is None else f"{c['time_to_first_command_s']:.0f} s"
+        recall = "" if c["recall"] is None else f"{c['recall']:.2f}"
+        cells = (c["records"], c["commanded"], recall, c["deny"], c["revoke"], ttc)
+        lines.append(f"{name:<44} " + " ".join(f"{v:>{w}}" for v, w in zip(cells, widths, strict=True)))
+    s = summary
+    lines += [
+        "",
+        f"attack classes caught: {s['attack_classes_caught']} of {s['attack_classes']}; "
+        f"attack records commanded: {s['attack_records_commanded']} of {s['attack_records']}",
+        f"benign records with a command: {s['benign_commands']} of {s['benign_records']} "
+        f"({s['benign_commands_per_1000']} per 1,000); with a REVOKE: {s['benign_revokes']}",
+        f"DENY precision: {s['deny_precision']}; REVOKE precision: {s['revoke_precision']}",
+    ]
+    return "\n".join(lines)
+
+
+def run_eval(
+    settings: Settings,
+    files: list[Path],
+    identities: Path | None,
+    policies: Path | None,
+    summary_json: Path | None,
+) -> int:
+    try:
+        replayed = [r for f in files for r in read_replay(f)]
+        inventory = Inventory.load(identities) if identities else Inventory()
+        bundle = load_bundle(policies or settings.policies_dir)
+    except (OSError, ValueError, BundleError) as exc:
+        print(f"nhiguard eval: {exc}", file=sys.stderr)
+        return 2
+    summary = evaluate(DecisionCore(settings, bundle, inventory), replayed).summary()
+    print(render(summary))
+    if summary_json is not None:
+        try:
+            summary_json.write_text(json.dumps(summary, indent=1) + "\n")
+        except OSError as exc:
+            print(f"nhiguard eval: cannot write {summary_json}: {exc}", file=sys.stderr)
+            return 2
+    return 0

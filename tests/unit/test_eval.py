@@ -1,0 +1,69 @@
+"""`nhiguard eval`: figures per class from a labelled recording, counted by record."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from nhiguard.streams.cli import main
+from nhiguard.streams.evaluate import parse_label
+from nhiguard.streams.replayfile import write_replay
+from tools.scenarios import default_params, generate, write_inventory
+
+
+def _labelled(tmp_path):
+    """The demo stream with its incidents labelled as attacks, its twins and ordinary work as benign."""
+    out = []
+    for r in generate(default_params(), ordinary=300):
+        kind, _, cls = r.label.partition(":")
+        label = f"attack:{cls}" if kind == "incident" else f"benign:{kind}" if kind == "twin" else None
+        out.append(replace(r, label=label))
+    path = tmp_path / "stream.ndjson"
+    write_replay(out, path)
+    ids = tmp_path / "identities.yaml"
+    write_inventory(default_params(), ids)
+    return path, ids, out
+
+
+def test_labels_parse_attack_with_class_and_everything_else_as_benign():
+    assert parse_label("attack:cms_burst") == (True, "cms_burst")
+    assert parse_label("attack") == (True, "attack")
+    assert parse_label("benign:multi_maintainer") == (False, "multi_maintainer")
+    assert parse_label("benign") == (False, "benign")
+    assert parse_label("incident:ci") == (False, "unlabelled")
+    assert parse_label(None) == (False, "unlabelled")
+
+
+def test_eval_counts_records_per_class_and_writes_the_summary(tmp_path, capsys):
+    path, ids, records = _labelled(tmp_path)
+    out = tmp_path / "summary.json"
+    assert main(["eval", str(path), "--identities", str(ids), "--summary-json", str(out)]) == 0
+    s = json.loads(out.read_text())
+    attacks = [r for r in records if r.label and r.label.startswith("attack")]
+    assert s["attack_records"] == len(attacks)
+    assert s["benign_records"] == len(records) - len(attacks)
+    assert s["attack_classes"] == 3 and s["attack_classes_caught"] == 3
+    for key in ("attack_records_commanded", "benign_commands", "benign_revokes"):
+        assert isinstance(s[key], int)
+    assert s["benign_revokes"] == 0 and s["benign_commands"] == 0
+    assert s["deny_precision"] == 1.0 and s["revoke_precision"] == 1.0
+    cms = s["classes"]["attack:cms"]
+    assert cms["records"] == 120 and cms["commanded"] == cms["records"] and cms["recall"] == 1.0
+    assert cms["time_to_first_command_s"] is not None
+    printed = capsys.readouterr().out
+    assert "attack:cms" in printed and "DENY precision: 1.0" in printed
+
+
+def test_two_files_are_one_stream_and_an_unreadable_one_is_one_line_and_exit_2(tmp_path, capsys):
+    path, ids, records = _labelled(tmp_path)
+    out = tmp_path / "summary.json"
+    assert main(["eval", str(path), str(path), "--identities", str(ids), "--summary-json", str(out)]) == 0
+    assert json.loads(out.read_text())["benign_records"] + json.loads(out.read_text())[
+        "attack_records"
+    ] == 2 * len(records)
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text('{"topic": "audit.ci"\n')
+    capsys.readouterr()
+    assert main(["eval", str(path), str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.ndjson" in err[0]
