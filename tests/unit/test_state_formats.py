@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import struct
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,15 @@ from nhiguard.decision.codec import (
     encode_package_state,
     package_json,
 )
+from nhiguard.decision.context import Inventory
+from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.package_state import PackageFacts
-from nhiguard.streams.state import Delivery, decode_value, encode_value
+from nhiguard.decision.records import RawRecord
+from nhiguard.policy.bundle import load_bundle
+from nhiguard.settings import load_settings
+from nhiguard.streams.state import Delivery, StatefulStage, TableStore, decode_value, encode_value
+from tools import REPO_ROOT
+from tools.scenarios import default_params, generate, inventory
 
 V1 = Path(__file__).with_name("state_v1")
 
@@ -69,3 +77,22 @@ def test_a_format_this_version_does_not_know_is_refused_with_its_number():
         decode_identity_state(b"\x09" + core[1:])
     with pytest.raises(StateFormatError, match="package state format 9"):
         decode_package_state(b"\x09" + encode_package_state(PackageFacts())[1:])
+
+
+def test_a_worker_reading_format_1_state_recognises_what_format_1_applied():
+    """The cms identity's value was written with the demo stream applied up to its last event: after an
+    upgrade, its records redelivered (at their positions) are skipped, not decided twice."""
+    doc = json.loads((V1 / "identity-cms.json").read_text())
+    params = default_params()
+    store = TableStore({doc["identity"].encode(): (V1 / "identity-cms.bin").read_bytes()}, {}, partitions=1)
+    inv = Inventory.load_dict(inventory(params))
+    core = DecisionCore(load_settings(env={}), load_bundle(REPO_ROOT / "policies"), inv, store=store)
+    offsets: Counter[str] = Counter()
+    mine = []
+    for i, r in enumerate(generate(params, ordinary=1000)):  # positions as make_fixtures.py gave them
+        raw = RawRecord(r.topic, 0, offsets[r.topic], r.value, r.key, r.headers, r.timestamp_ms, position=i)
+        offsets[r.topic] += 1
+        if core.read(raw).actor.id == doc["identity"]:
+            mine.append(raw)
+    res = StatefulStage(core, store).process(mine[-20:])
+    assert res.skipped == 20 and not res.decisions and not res.identity_state
