@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from nhiguard.decision.facts import CmsChange, Install, PackedFile, ReleaseRequest
 from nhiguard.decision.records import Actor, CanonicalEvent, stable_id
 from nhiguard.models.anomaly import hour_of_week, target_of  # the model's own definitions
 
@@ -136,8 +137,8 @@ def deviations(events: Sequence[CanonicalEvent], habit: Habit) -> list[set[str]]
             d.add("burst")
         if ev.action not in habit.actions:
             d.add("new_action")
-        if ev.release is not None and (
-            habit.size_range is None or not habit.size_range[0] <= ev.release["size"] <= habit.size_range[1]
+        if isinstance(ev.facts, ReleaseRequest) and (
+            habit.size_range is None or not habit.size_range[0] <= ev.facts.size <= habit.size_range[1]
         ):
             d.add("size")
         out.append(d)
@@ -267,28 +268,28 @@ def _event(habit: Habit, params: dict, rng: random.Random, index: int, n: int, t
         entity = params["entity"]
         op = action.rsplit(".", 1)[-1]
         resource_type, resource_id = f"cms.{entity.lower()}", target
-        kw["cms"] = {
-            "entity_type": entity, "operation": op, "tags": [], "published_before": False,
-            "publicly_reachable": op == "publish", "via": "publish" if op == "publish" else "none",
-            "exposed_without_publish": False, "file_public_url": False,
-        }  # fmt: skip
+        kw["facts"] = CmsChange(
+            entity_type=entity, operation=op, tags=(), published_before=False,
+            publicly_reachable=op == "publish", via="publish" if op == "publish" else "none",
+            exposed_without_publish=False, file_public_url=False,
+        )  # fmt: skip
     elif habit.profile == "ci_workflow":
         resource_type, resource_id = "github.repository", target
     elif habit.profile == "ci_release":
         version = f"1.{n // 50}.{n % 50}"
         size = rng.randint(int(params["typical"] * 0.95), int(params["typical"] * 1.05))
         resource_type, resource_id = "npm.package", f"{target}@{version}"
-        files = [{"path": "package.json", "size": 900}, {"path": "dist/index.js", "size": 4 * size - 900}]
-        kw["release"] = {
-            "package": target, "version": version, "registry": "https://registry.npmjs.org/",
-            "access": "public", "tag": "latest", "size": size, "unpacked_size": size * 4,
-            "files": files,
-            "request_id": stable_id("req", habit.identity, index, n),
-        }  # fmt: skip
+        files = (PackedFile("package.json", 900), PackedFile("dist/index.js", 4 * size - 900))
+        kw["facts"] = ReleaseRequest(
+            package=target, version=version, registry="https://registry.npmjs.org/",
+            access="public", tag="latest", size=size, unpacked_size=size * 4,
+            files=files,
+            request_id=stable_id("req", habit.identity, index, n),
+        )  # fmt: skip
     elif habit.profile == "registry_installer":
         version = params["versions"][target]
         resource_type, resource_id = "npm.package_version", f"{target}@{version}"
-        kw["install"] = {"package": target, "version": version, "client": "verdaccio"}
+        kw["facts"] = Install(target, version, "verdaccio")
     else:
         resource_type, resource_id = "egress.destination", target
     return CanonicalEvent(
@@ -342,14 +343,9 @@ def _new_target(habit: Habit, rng: random.Random) -> str:
 
 
 def _retarget(ev: CanonicalEvent, target: str) -> CanonicalEvent:
-    if ev.release is not None:
-        return replace(
-            ev, resource_id=f"{target}@{ev.release['version']}", release={**ev.release, "package": target}
-        )
-    if ev.install is not None:
-        return replace(
-            ev, resource_id=f"{target}@{ev.install['version']}", install={**ev.install, "package": target}
-        )
+    if isinstance(ev.facts, ReleaseRequest | Install):
+        facts = replace(ev.facts, package=target)
+        return replace(ev, resource_id=f"{target}@{facts.version}", facts=facts)
     return replace(ev, resource_id=target)
 
 

@@ -8,7 +8,11 @@ asset every time is not flagged for novelty, while a publisher that always ships
 An event's score is its largest surprise in [0, 1]: 1 for an hour the identity has never acted in, or a
 new target/place/action for an identity that never meets new ones; bursts score by how far the count in the
 last ten minutes exceeds the most the identity has shown. Scored before learning; no verdicts before the
-warm-up; the decision core never teaches it an event that was denied or scored anomalous.
+warm-up.
+
+River's shape: `Baseline.score_one` then `Baseline.learn_one`; and, as in river's
+`ThresholdFilter(..., protect_anomaly_detector=True)`, the rule that protects the baseline lives here, not in
+the caller: `learn_one` refuses an event that policy denied or that scored anomalous.
 
 (Replaces the first version, a river HalfSpaceTrees per identity: ~25 KB and ~160 KB resident per identity,
 and at chance on the labelled scenario. `make bench` measures both cost and quality.)
@@ -19,10 +23,13 @@ from __future__ import annotations
 import hashlib
 import struct
 from array import array
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from river.stats import EWMean
 
-from nhiguard.decision.records import CanonicalEvent
+if TYPE_CHECKING:
+    from nhiguard.decision.records import CanonicalEvent
 
 # Scores at or above this are "anomalous": not learned from, and a policy input.
 ANOMALY_THRESHOLD = 0.8
@@ -43,11 +50,8 @@ def time_bucket(ms: int) -> int:
 
 
 def target_of(ev: CanonicalEvent) -> str:
-    """What the event acts on: the package for releases, installs and publishes, else the resource."""
-    for facts in (ev.release, ev.install, ev.publish):
-        if facts is not None:
-            return str(facts["package"])
-    return ev.resource_id
+    """What the event acts on, as its facts say (a release's or an install's package), else the resource."""
+    return ev.resource_id if ev.facts is None else ev.facts.target(ev.resource_id)
 
 
 def _bits(value: str, nbits: int) -> tuple[int, int]:
@@ -55,7 +59,23 @@ def _bits(value: str, nbits: int) -> tuple[int, int]:
     return int.from_bytes(h[:4], "little") % nbits, int.from_bytes(h[4:], "little") % nbits
 
 
-class _Baseline:
+@dataclass(frozen=True, slots=True)
+class Score:
+    """An event's score against its identity's baseline, before any learning from it."""
+
+    value: float  # the largest surprise, in [0, 1]
+    warm: bool  # the baseline had seen enough events to judge
+    features: dict[str, float]  # surprise per habit
+    bits: dict[str, tuple[int, int]]  # the event's Bloom positions, hashed once for scoring and learning
+
+    @property
+    def flagged(self) -> bool:
+        return self.warm and self.value >= ANOMALY_THRESHOLD
+
+
+class Baseline:
+    """One identity's habits."""
+
     __slots__ = (
         "action",
         "action_new",
@@ -84,6 +104,26 @@ class _Baseline:
         self.max_burst = 1
         self.grown_at = -BURST_WINDOW_MS
 
+    def score_one(self, ev: CanonicalEvent, warmup_events: int) -> Score:
+        bits = event_bits(ev)
+        x = features(self, ev, bits)
+        return Score(max(x.values()), self.n >= warmup_events, x, bits)
+
+    def learn_one(self, ev: CanonicalEvent, score: Score, allowed: bool) -> bool:
+        """Learn from the event unless policy denied it or it scored anomalous: that is how baselines get
+        poisoned. True when it learned."""
+        if not allowed or score.flagged:
+            return False
+        _learn(self, ev, score.bits)
+        return True
+
+    def to_bytes(self) -> bytes:
+        return baseline_to_bytes(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Baseline:
+        return baseline_from_bytes(data)
+
 
 _HEAD = struct.Struct("<BIHqddd")  # version, n, max_burst, grown_at, and the three novelty rates
 _VERSION = 1
@@ -94,7 +134,7 @@ def _rate(m: EWMean, value: float) -> EWMean:
     return m
 
 
-def baseline_to_bytes(b: _Baseline) -> bytes:
+def baseline_to_bytes(b: Baseline) -> bytes:
     """The baseline as ~1.1 KB (what the state table and its changelog store per identity)."""
     head = _HEAD.pack(
         _VERSION, b.n, b.max_burst, b.grown_at, b.target_new.get(), b.source_new.get(), b.action_new.get()
@@ -104,11 +144,11 @@ def baseline_to_bytes(b: _Baseline) -> bytes:
     )
 
 
-def baseline_from_bytes(data: bytes) -> _Baseline:
+def baseline_from_bytes(data: bytes) -> Baseline:
     version, n, max_burst, grown_at, t_new, s_new, a_new = _HEAD.unpack_from(data)
     if version != _VERSION:
         raise ValueError(f"baseline format {version}, expected {_VERSION}")
-    b = _Baseline()
+    b = Baseline()
     b.n, b.max_burst, b.grown_at = n, max_burst, grown_at
     if n:
         b.target_new = _rate(b.target_new, t_new)
@@ -143,7 +183,7 @@ def event_bits(ev: CanonicalEvent) -> dict[str, tuple[int, int]]:
     return {name: _bits(value, _BLOOM_BITS[name]) for name, value in values.items()}
 
 
-def features(b: _Baseline, ev: CanonicalEvent, bits: dict[str, tuple[int, int]]) -> dict[str, float]:
+def features(b: Baseline, ev: CanonicalEvent, bits: dict[str, tuple[int, int]]) -> dict[str, float]:
     """Surprise per habit, each in [0, 1]."""
     h = time_bucket(ev.occurred_at_ms)
     day = h - h % 24
@@ -164,48 +204,50 @@ def features(b: _Baseline, ev: CanonicalEvent, bits: dict[str, tuple[int, int]])
     return out
 
 
+def _learn(b: Baseline, ev: CanonicalEvent, bits: dict[str, tuple[int, int]]) -> None:
+    h = time_bucket(ev.occurred_at_ms)
+    b.hours[h] = min(b.hours[h] + 1, 65535)
+    for name, pos in bits.items():
+        bloom = getattr(b, name)
+        getattr(b, name + "_new").update(0.0 if _seen(bloom, pos) else 1.0)
+        _add(bloom, pos)
+    t = ev.occurred_at_ms
+    b.recent.append(t)
+    if len(b.recent) > _RECENT:
+        del b.recent[0]
+    # The habit grows by one at most once per window, so a burst cannot teach the model that it is normal.
+    count = sum(1 for r in b.recent if t - BURST_WINDOW_MS < r <= t)
+    if count > b.max_burst and t - b.grown_at >= BURST_WINDOW_MS:
+        b.max_burst += 1
+        b.grown_at = t
+    b.n += 1
+
+
 class AnomalyModels:
-    """score-then-learn per identity; deterministic for a given event order."""
+    """Many identities' baselines in memory, score-then-learn (benchmarks and tests; the decision core keeps
+    each baseline with its identity's state). `learn` is unprotected: the caller chooses what to teach."""
 
     def __init__(self, warmup_events: int = 30, seed: int = 42) -> None:
         self.warmup_events = warmup_events
-        self._models: dict[str, _Baseline] = {}
+        self._models: dict[str, Baseline] = {}
         self._last: tuple[str, dict[str, tuple[int, int]]] = ("", {})  # score() -> learn() of one event
 
     def score(self, ev: CanonicalEvent) -> tuple[float, bool, dict[str, float]]:
         """(score in [0, 1], warmed up, surprise per feature) for the event, before any learning from it."""
         b = self._models.get(ev.actor.id)
         if b is None:
-            b = self._models[ev.actor.id] = _Baseline()
-        bits = event_bits(ev)
-        self._last = (ev.event_id, bits)
-        x = features(b, ev, bits)
-        return max(x.values()), b.n >= self.warmup_events, x
+            b = self._models[ev.actor.id] = Baseline()
+        s = b.score_one(ev, self.warmup_events)
+        self._last = (ev.event_id, s.bits)
+        return s.value, s.warm, s.features
 
     def learn(self, ev: CanonicalEvent, x: dict[str, float]) -> None:
-        b = self._models[ev.actor.id]
-        h = time_bucket(ev.occurred_at_ms)
-        b.hours[h] = min(b.hours[h] + 1, 65535)
         bits = self._last[1] if self._last[0] == ev.event_id else event_bits(ev)
-        for name, pos in bits.items():
-            bloom = getattr(b, name)
-            getattr(b, name + "_new").update(0.0 if _seen(bloom, pos) else 1.0)
-            _add(bloom, pos)
-        t = ev.occurred_at_ms
-        b.recent.append(t)
-        if len(b.recent) > _RECENT:
-            del b.recent[0]
-        # The habit grows by one at most once per window, so a burst cannot teach the model that it is normal.
-        count = sum(1 for r in b.recent if t - BURST_WINDOW_MS < r <= t)
-        if count > b.max_burst and t - b.grown_at >= BURST_WINDOW_MS:
-            b.max_burst += 1
-            b.grown_at = t
-        b.n += 1
+        _learn(self._models[ev.actor.id], ev, bits)
 
     def __len__(self) -> int:
         return len(self._models)
 
-    # -- durable state: the decision core loads, saves and evicts an identity's baseline ---------------------
     def __contains__(self, identity: str) -> bool:
         return identity in self._models
 

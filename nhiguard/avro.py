@@ -14,6 +14,7 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import expand_schema, fingerprint, load_schema, to_parsing_canonical_form
 
+from nhiguard.decision.facts import FAMILIES
 from nhiguard.decision.records import Alert, Command, DeadLetter, Decision
 
 MAGIC = b"\xc3\x01"
@@ -54,6 +55,10 @@ class AvroCodec:
 
 def event_record(d: Decision) -> dict[str, Any]:
     ev = d.event
+    # Each fact family is a field of its own; the event carries at most one of them.
+    facts: dict[str, Any] = {family.family: None for family in FAMILIES}
+    if ev.facts is not None:
+        facts[ev.facts.family] = ev.facts.record()
     return {
         "event_id": ev.event_id,
         "source": ev.source,
@@ -68,10 +73,7 @@ def event_record(d: Decision) -> dict[str, Any]:
         },
         "resource_type": ev.resource_type,
         "resource_id": ev.resource_id,
-        "cms": ev.cms,
-        "release": ev.release,
-        "publish": ev.publish,
-        "install": ev.install,
+        **facts,
     }
 
 

@@ -27,7 +27,7 @@ from nhiguard.settings import Settings
 from nhiguard.streams.checkpoint import OffsetLedger, stop_without_committing
 from nhiguard.streams.identities import decode_identity
 from nhiguard.streams.sink import OutputSink
-from nhiguard.streams.state import TableStore
+from nhiguard.streams.state import StatefulStage, TableStore
 
 log = logging.getLogger("nhiguard.worker")
 
@@ -84,6 +84,7 @@ class Agents:
     ledger: OffsetLedger
     codec: AvroCodec
     identities: Any  # the Faust global table of identities
+    stage: StatefulStage  # the stateful stage: skips redeliveries, decides the rest through the core
 
     def processed(self, events: list[Any]) -> None:
         for e in events:
@@ -114,7 +115,7 @@ class Agents:
                 by_identity = {e.message.key.decode(): e for e in events if e.message.key is not None}
                 t0 = time.perf_counter()
                 # In a thread: while the engine process evaluates, the event loop keeps consuming.
-                result = await asyncio.get_running_loop().run_in_executor(None, self.core.process, records)
+                result = await asyncio.get_running_loop().run_in_executor(None, self.stage.process, records)
                 t1 = time.perf_counter()
                 self.sink.enqueue(result)
                 self.store.stage(result, by_identity, events[-1])

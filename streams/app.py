@@ -26,7 +26,7 @@ from nhiguard.streams.checkpoint import (
 from nhiguard.streams.identities import TableInventory
 from nhiguard.streams.reload import BundleReloader
 from nhiguard.streams.sink import OutputSink
-from nhiguard.streams.state import TableStore
+from nhiguard.streams.state import StatefulStage, TableStore
 
 ROCKS = {"driver": "rocksdict"}
 
@@ -96,16 +96,17 @@ def create_app(settings: Settings) -> faust.App:
     bundle = trial_run(settings.policies_dir)
     inventory = TableInventory(identities, codec)
     core = DecisionCore(settings, bundle, inventory, evaluator=make_evaluator(settings, bundle), store=store)
+    stage = StatefulStage(core, store, settings.state_cache_identities)  # skips redeliveries, then decides
     sink = OutputSink(settings, codec)
     ledger = OffsetLedger()
     app.checkpoint = Checkpoint(settings, sink, store, ledger)
-    agents = Agents(settings, core, sink, store, ledger, codec, identities)
+    agents = Agents(settings, core, sink, store, ledger, codec, identities, stage)
 
     @app.on_partitions_revoked.connect
     async def forget_cached_state(_app: Any, revoked: Any = None, **_kw: Any) -> None:
         # Partitions may move to another worker, which then owns (and advances) their identities' state:
         # what this worker holds in memory may go stale. Pending writes go out with the rebalance's commit.
-        await asyncio.get_running_loop().run_in_executor(None, core.drop_cached_state)
+        await asyncio.get_running_loop().run_in_executor(None, stage.drop_cached)
 
     _policy_follower(app, settings, BundleReloader(core, settings, sink))
     raw = {"value_serializer": "raw", "key_serializer": "raw"}

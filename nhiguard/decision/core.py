@@ -1,12 +1,20 @@
 """The decision core: a batch of raw records in, decisions, commands, alerts and dead letters out.
 
-adapt -> enrich -> evaluate (Rego, one query per domain per wave) -> score, learn (per identity, in order)
--> evaluate the anomaly stage for flagged events (with `input.anomaly`) -> decide.
+One direction, one record at a time, in order:
 
-Batches are cut into *waves*: an event whose facts depend on the decision of an earlier, not yet decided
-event of the same batch (an install of a version whose publish is pending, a release of a package whose
-previous release is pending) starts a new wave. So the result never depends on where batch boundaries fall:
-a record reprocessed after a crash is decided the same way.
+    adapt -> enrich (reads) -> evaluate (Rego) -> score (its baseline) -> [evaluate the anomaly stage, if
+    flagged] -> decide (verdict, commands, the effects it wants) -> apply (the one writer: state, learning)
+
+Evaluation is batched (one query per domain for many events: per-call overhead dominates), so a batch is
+cut into *waves*: every event of a wave is enriched and evaluated together, then scored, decided and applied
+one by one, in order. An event's enrichment sees what earlier events of its wave observed (StateView), but
+not their decisions: an event whose facts depend on the decision of an earlier event of the same batch (an
+install of a version whose publish is pending, a release of a package whose previous release is pending)
+starts a new wave. So the result never depends on where batch boundaries fall: a record reprocessed after a
+crash is decided the same way.
+
+The core knows no positions and no redelivery: the worker's stateful stage (streams/state.py) decides which
+records to give it.
 """
 
 from __future__ import annotations
@@ -14,19 +22,12 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import defaultdict
-from dataclasses import dataclass, replace
 from typing import Any
 
 from nhiguard.decision.adapters import adapt
-from nhiguard.decision.context import (
-    ContextState,
-    Identity,
-    Inventory,
-    StateStore,
-    encode_identity_state,
-    origin_hash,
-)
-from nhiguard.decision.decide import apply_waivers, commands_for, to_findings, verdict_of
+from nhiguard.decision.context import Identities, Inventory
+from nhiguard.decision.decide import Enforcement, apply_waivers, decide, to_findings
+from nhiguard.decision.enrich import Enriched, enrich
 from nhiguard.decision.records import (
     AdapterError,
     Alert,
@@ -38,11 +39,14 @@ from nhiguard.decision.records import (
     RawRecord,
     stable_id,
 )
-from nhiguard.models.anomaly import ANOMALY_THRESHOLD, AnomalyModels
+from nhiguard.decision.state import State, StateStore, StateView
+from nhiguard.models.anomaly import ANOMALY_THRESHOLD, Baseline, Score
 from nhiguard.policy.bundle import ANOMALY_STAGE, PolicyBundle
 from nhiguard.policy.engines import Evaluator, Failure
 from nhiguard.policy.engines.regopy import RegoEvaluator
 from nhiguard.settings import Settings
+
+Read = tuple[RawRecord, CanonicalEvent | DeadLetter]
 
 
 def dead_letter(rec: RawRecord, reason: str, detail: str, limit: int) -> DeadLetter:
@@ -62,56 +66,18 @@ def dead_letter(rec: RawRecord, reason: str, detail: str, limit: int) -> DeadLet
     )
 
 
-@dataclass
-class _Pending:
-    rec: RawRecord
-    ev: CanonicalEvent
-    identity: Identity | None
-    policy_input: dict[str, Any]
-    anomaly: tuple[float, bool, dict[str, float]] = (0.0, False, {})
-
-
-# Sources whose principals are not ours: an npm registry hook reports who published a package we depend on
-# (a maintainer's account on the public registry); absent from our inventory, it is "external", not unknown.
-EXTERNAL_SOURCES = frozenset({"npm.hook"})
-
-
-def identity_facts(identity: Identity | None, ev: CanonicalEvent) -> dict[str, Any]:
-    """What the policies know about who acted: from the inventory, judged at the event's time."""
-    if identity is None:
-        return {
-            "known": False,
-            "kind": "human" if ev.actor.human else "external" if ev.source in EXTERNAL_SOURCES else "unknown",
-            "trust_tier": 0,
-            "expired": False,
-            "action_allowed": True,  # nothing to hold it against; the unknown_identity rule covers it
-        }
-    return {
-        "known": True,
-        "kind": identity.kind,
-        "trust_tier": identity.trust_tier,
-        "team": identity.team,
-        "expired": identity.expires_ms is not None and ev.occurred_at_ms >= identity.expires_ms,
-        "action_allowed": identity.allows(ev.action),
-    }
-
-
 class DecisionCore:
     def __init__(
         self,
         settings: Settings,
         bundle: PolicyBundle,
-        inventory: Inventory | None = None,
-        state: ContextState | None = None,
-        anomaly: AnomalyModels | None = None,
+        inventory: Identities | None = None,
         evaluator: Evaluator | None = None,
         store: StateStore | None = None,
     ) -> None:
         self.settings = settings
-        self.inventory = inventory or Inventory()
-        self.state = state or ContextState(store, max_cached=settings.state_cache_identities)
-        self.anomaly = anomaly or AnomalyModels(warmup_events=settings.anomaly_warmup_events)
-        self.state.on_identity_load = self._on_identity_load
+        self.inventory: Identities = inventory if inventory is not None else Inventory()
+        self.state = State(store, max_cached=settings.state_cache_identities)
         # A bundle swap waits for the batch in progress: one batch is decided by one bundle revision.
         self._lock = threading.Lock()
         self.load_bundle(bundle, evaluator)
@@ -123,18 +89,16 @@ class DecisionCore:
             previous = getattr(self, "evaluator", None)
             self.evaluator = evaluator or RegoEvaluator(bundle)
             self.bundle = bundle
+            self._enforcement = Enforcement(
+                bundle.revision, self.settings.deny_ttl_s * 1000, self.settings.revoke_ttl_s * 1000
+            )
         return previous
 
     def drop_cached_state(self) -> None:
         """Forget the state held in memory (it is read back from the store on next use). For a worker whose
         partitions may have moved; a no-op without a store, where memory is all the state there is."""
         with self._lock:
-            if self.state.store is None:
-                return
-            self.state.identities.clear()
-            self.state.packages.clear()
-            self.state.fresh.clear()
-            self.anomaly = AnomalyModels(warmup_events=self.settings.anomaly_warmup_events)
+            self.state.clear()
 
     # -------------------------------------------------------------------------------------------------------
     def read(self, rec: RawRecord) -> CanonicalEvent | DeadLetter:
@@ -163,172 +127,140 @@ class DecisionCore:
         return routed, deadletters
 
     def process(self, records: list[RawRecord]) -> BatchResult:
+        """Decide a batch of records in order: each is read (adapted, or dead-lettered), then decided."""
+        return self.process_read([(rec, self.read(rec)) for rec in records])
+
+    def process_read(self, read: list[Read]) -> BatchResult:
+        """Decide records already read (by a stage that reads them first, to choose which to decide)."""
         with self._lock:
-            return self._process(records)
-
-    def _on_identity_load(self, identity: str, model: bytes | None) -> None:
-        # An identity's model is loaded with its facts (one table value), or starts fresh with them.
-        if model is not None:
-            self.anomaly.restore(identity, model)
-        else:
-            self.anomaly.forget(identity)
-
-    def _process(self, records: list[RawRecord]) -> BatchResult:
-        result = BatchResult()
-        wave: list[_Pending] = []
-        pending_writes: set[str] = set()
-        applied: dict[str, int] = {}
-        for rec in records:
-            ev = self.read(rec)
-            if isinstance(ev, DeadLetter):
-                result.deadletters.append(ev)
-                continue
-            if rec.position >= 0 and not ev.actor.human:
-                who = ev.actor.id
-                origin = origin_hash(rec.topic, rec.partition, rec.offset)
-                if self.state.seen_origin(who, origin):
-                    # The same source record again (forwarded twice, or redelivered): it was applied, and its
-                    # outputs are delivered or on their way. Deciding it again would apply it twice.
-                    result.skipped += 1
-                    result.skipped_records.append((rec.topic, rec.partition, rec.offset))
+            result = BatchResult()
+            wave: list[Enriched] = []
+            view = StateView(self.state, self.inventory)
+            pending: set[str] = set()  # what the decisions of the wave's events may change
+            for rec, ev in read:
+                if isinstance(ev, DeadLetter):
+                    result.deadletters.append(ev)
                     continue
-                self.state.remember_origin(who, origin)
-                if rec.position <= self.state.applied(who):
-                    if who in self.state.fresh:
-                        # Redelivered after a restart or rebalance: applied to the state read back, and its
-                        # outputs were delivered before that state was written. Deciding it again would score
-                        # it against its own learning.
-                        result.skipped += 1
-                        result.skipped_records.append((rec.topic, rec.partition, rec.offset))
-                        continue
-                    # Not a redelivery (the identity has moved on in this process): never drop an event on
-                    # a position alone; decide it, and say so.
-                    result.reordered += 1
-                else:
-                    self.state.fresh.discard(who)
-                    applied[who] = rec.position
-            key = ContextState.reads(ev)
-            if key is not None and key in pending_writes:
-                self._run_wave(wave, result)
-                wave, pending_writes = [], set()
-            wave.append(self._enrich(rec, ev))
-            if (w := ContextState.writes(ev)) is not None:
-                pending_writes.add(w)
-        self._run_wave(wave, result)
-        result.alerts = self._alerts(result.decisions)
-        for identity, position in applied.items():
-            self.state.set_applied(identity, position)
-        if self.state.store is not None:
-            ids, result.package_state = self.state.take_dirty()
-            result.identity_state = {
-                i: encode_identity_state(self.state.identities[i], self.anomaly.export(i)) for i in ids
-            }
-            for identity in self.state.evict():
-                self.anomaly.forget(identity)
-        return result
+                if ev.facts is not None and ev.facts.reads() in pending:
+                    self._run_wave(wave, result)
+                    wave, pending, view = [], set(), StateView(self.state, self.inventory)
+                item = enrich(view, self.inventory, rec, ev)
+                view.observe(item.observed)
+                wave.append(item)
+                if ev.facts is not None and (key := ev.facts.writes()) is not None:
+                    pending.add(key)
+            self._run_wave(wave, result)
+            result.alerts = self._alerts(result.decisions)
+            result.identity_state, result.package_state = self.state.take_changed()
+            self.state.evict()
+            return result
 
     def policy_inputs(self, records: list[RawRecord]) -> list[dict[str, Any]]:
-        """The first-stage policy input the worker would build for each record that adapts (for benchmarks
-        and tooling). Enriches in order, so it advances the context state like processing does."""
+        """The first-stage policy input the worker would build for each record that adapts, as one wave (for
+        benchmarks and tooling; decides nothing and changes no state)."""
+        view = StateView(self.state, self.inventory)
         out = []
         for rec in records:
             ev = self.read(rec)
             if not isinstance(ev, DeadLetter):
-                out.append(self._enrich(rec, ev).policy_input)
+                item = enrich(view, self.inventory, rec, ev)
+                view.observe(item.observed)
+                out.append(item.policy_input)
         return out
 
-    def _enrich(self, rec: RawRecord, ev: CanonicalEvent) -> _Pending:
-        identity = None if ev.actor.human else self.inventory.get(ev.actor.id)
-        # No NHI rule applies to a person: no state kept for them either.
-        ctx = {} if ev.actor.human else self.state.observe(ev)
-        if ev.publish is not None:
-            installs = self.state.installers(ev.publish["package"], ev.publish["version"])
-            ctx["prior_installers"] = [
-                {"id": who, "known": self.inventory.get(who) is not None}
-                for who in sorted({w for w, _ in installs})
-            ]
-        # Only the fields the policies read go to the engine: conversion cost grows with the input.
-        pin: dict[str, Any] = {
-            "domain": ev.domain,
-            "action": ev.action,
-            "actor": ev.actor.id,
-            "resource_id": ev.resource_id,
-            "identity": identity_facts(identity, ev),
-            "context": ctx,
-        }
-        for name in ("cms", "release", "publish", "install"):
-            facts = getattr(ev, name)
-            if facts is not None:
-                pin[name] = facts
-        return _Pending(rec, ev, identity, pin)
-
-    def _run_wave(self, wave: list[_Pending], result: BatchResult) -> None:
+    # -------------------------------------------------------------------------------------------------------
+    def _run_wave(self, wave: list[Enriched], result: BatchResult) -> None:
         if not wave:
             return
         raw: dict[int, list[dict[str, Any]] | None] = {}
         errors: dict[int, Failure] = {}
         by_domain: dict[str, list[int]] = defaultdict(list)
-        for i, p in enumerate(wave):
-            if p.ev.actor.human:
+        for i, item in enumerate(wave):
+            if item.ev.actor.human:
                 raw[i] = []  # no NHI rule applies to a human principal: decided (allow) and counted
                 result.human_events += 1
             else:
-                by_domain[p.ev.domain].append(i)
+                by_domain[item.ev.domain].append(i)
         for domain, idxs in by_domain.items():
-            self._evaluate(domain, [wave[i].policy_input for i in idxs], idxs, raw, errors)
+            found, errs = self.evaluator.evaluate_isolating(domain, [wave[i].policy_input for i in idxs])
+            for j, i in enumerate(idxs):
+                raw[i] = found[j]
+                if j in errs:
+                    errors[i] = errs[j]
         limit = self.settings.deadletter_prefix_bytes
-        # First stage decided; now score each event in order (score, then learn from what was allowed).
-        decided: list[tuple[_Pending, list[Finding]]] = []
-        flagged: list[int] = []
-        for i, p in enumerate(wave):
+        for i, item in enumerate(wave):
             failure = errors.get(i) or (
                 Failure("policy_evaluation_error", "no result") if raw.get(i) is None else None
             )
             if failure is not None and failure.reason == "policy_engine_timeout":
                 # The engine may answer this event given time, but not within the deadline: the domain's
                 # failure mode decides (a gate fails closed), and the SOC is told either way.
-                findings = self._findings(p, [self._failure_finding(p.ev.domain, failure)])
+                findings = self._findings(item, [self._failure_finding(item.ev.domain)])
             elif failure is not None:
-                result.deadletters.append(dead_letter(p.rec, failure.reason, failure.detail, limit))
+                result.deadletters.append(dead_letter(item.rec, failure.reason, failure.detail, limit))
+                self.state.apply(item.observed)  # not decided, but what it observed stays true
                 continue
             else:
-                findings = self._findings(p, raw[i] or [])
-            if self._score(p, verdict_of(findings)):
-                flagged.append(len(decided))
-            decided.append((p, findings))
-        # Second stage: the anomaly policies see the flagged events with their score. Flagged events are
-        # never learned from, so what this stage decides cannot change any later score.
-        if flagged and self.bundle.for_plan(ANOMALY_STAGE):
-            second: dict[int, list[dict[str, Any]] | None] = {}
-            errs: dict[int, Failure] = {}
-            inputs = [decided[k][0].policy_input for k in flagged]
-            self._evaluate(ANOMALY_STAGE, inputs, flagged, second, errs)
-            for k in flagged:
-                p, findings = decided[k]
-                extra = (
-                    [self._failure_finding(p.ev.domain, errs[k])]
-                    if k in errs or second.get(k) is None
-                    else second[k] or []
-                )
-                decided[k] = (p, findings + self._findings(p, extra))
-        for p, findings in decided:
-            result.decisions.append(self._decide(p, findings))
+                findings = self._findings(item, raw[i] or [])
+            self._decide(item, findings, result)
 
-    def _evaluate(
-        self,
-        plan: str,
-        inputs: list[dict[str, Any]],
-        idxs: list[int],
-        out: dict[int, list[dict[str, Any]] | None],
-        errors: dict[int, Failure],
-    ) -> None:
-        found, errs = self.evaluator.evaluate_isolating(plan, inputs)
-        for j, i in enumerate(idxs):
-            out[i] = found[j]
-            if j in errs:
-                errors[i] = errs[j]
+    def _decide(self, item: Enriched, findings: list[Finding], result: BatchResult) -> None:
+        """Score, the anomaly stage if flagged, decide, apply: one event, after every earlier one."""
+        ev = item.ev
+        me = None if ev.actor.human else self.state.identity(ev.actor.id)
+        score = None if me is None else self._score(me.model, ev)
+        if score is not None and score.flagged and self.bundle.for_plan(ANOMALY_STAGE):
+            findings = findings + self._anomaly_stage(item, score)
+        ids = {ev.actor.id: item.identity}
+        for f in findings:
+            for who in f.identities:
+                ids.setdefault(who, self.inventory.get(who))
+        outcome = decide(ev, findings, score, ids, me.facts if me else None, self._enforcement)
+        result.decisions.append(
+            Decision(
+                decision_id=stable_id(
+                    "decision", item.rec.topic, item.rec.partition, item.rec.offset, ev.event_id
+                ),
+                event=ev,
+                topic=item.rec.topic,
+                partition=item.rec.partition,
+                offset=item.rec.offset,
+                verdict=outcome.verdict,
+                shadow_verdict=outcome.shadow_verdict,
+                findings=findings,
+                anomaly_score=round(score.value, 6) if score else 0.0,
+                anomaly_warm=score.warm if score else False,
+                anomaly_features={k: round(v, 6) for k, v in score.features.items()} if score else {},
+                identity_known=item.identity is not None,
+                identity_kind=item.identity_kind,
+                bundle_revision=self.bundle.revision,
+                commands=outcome.commands,
+            )
+        )
+        self.state.apply(item.observed + outcome.effects)
 
-    def _failure_finding(self, domain: str, failure: Failure) -> dict[str, Any]:
+    def _score(self, model: Baseline | None, ev: CanonicalEvent) -> Score:
+        # An identity's first event is scored against an empty baseline (created when applied).
+        return (model or Baseline()).score_one(ev, self.settings.anomaly_warmup_events)
+
+    def _anomaly_stage(self, item: Enriched, score: Score) -> list[Finding]:
+        """The second stage: the anomaly policies judge a flagged event with its score. Flagged events are
+        never learned from, so what this stage decides cannot change any later score."""
+        top = sorted(score.features.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        anomaly = {
+            "score": round(score.value, 6),
+            "warm": score.warm,
+            "threshold": ANOMALY_THRESHOLD,
+            "top": [{"feature": k, "value": round(v, 6)} for k, v in top],
+        }
+        found, errs = self.evaluator.evaluate_isolating(
+            ANOMALY_STAGE, [{**item.policy_input, "anomaly": anomaly}]
+        )
+        if 0 in errs or found[0] is None:
+            return self._findings(item, [self._failure_finding(item.ev.domain)])
+        return self._findings(item, found[0])
+
+    def _failure_finding(self, domain: str) -> dict[str, Any]:
         closed = self.bundle.failure_mode.get(domain, "closed") == "closed"
         return {
             "policy": f"{domain}.engine",
@@ -337,69 +269,8 @@ class DecisionCore:
             "reason": f"policy engine gave no answer in time; failing {'closed' if closed else 'open'}",
         }
 
-    def _findings(self, p: _Pending, raw: list[dict[str, Any]]) -> list[Finding]:
-        known_installers = tuple(
-            i["id"] for i in p.policy_input["context"].get("prior_installers", ()) if i["known"]
-        )
-        return apply_waivers(to_findings(raw, self.bundle, known_installers), p.ev, self.bundle.waivers)
-
-    def _score(self, p: _Pending, verdict: str) -> bool:
-        """Score the event against its identity's baseline, then learn from it if it was allowed and looked
-        normal. Puts the score into the event's policy input; True when the event is flagged."""
-        if p.ev.actor.human:
-            p.anomaly = (0.0, False, {})
-            return False
-        score, warm, x = self.anomaly.score(p.ev)
-        # Never learn from an event that was denied or looked anomalous: that is how baselines get poisoned.
-        if verdict == "ALLOW" and (not warm or score < ANOMALY_THRESHOLD):
-            self.anomaly.learn(p.ev, x)
-        p.anomaly = (score, warm, x)
-        top = sorted(x.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
-        p.policy_input["anomaly"] = {
-            "score": round(score, 6),
-            "warm": warm,
-            "threshold": ANOMALY_THRESHOLD,
-            "top": [{"feature": k, "value": round(v, 6)} for k, v in top],
-        }
-        return warm and score >= ANOMALY_THRESHOLD
-
-    def _decide(self, p: _Pending, findings: list[Finding]) -> Decision:
-        ev = p.ev
-        verdict = verdict_of(findings)
-        score, warm, x = p.anomaly
-        ids = {ev.actor.id: p.identity}
-        for f in findings:
-            for who in f.identities:
-                ids.setdefault(who, self.inventory.get(who))
-        decision = Decision(
-            decision_id=stable_id("decision", p.rec.topic, p.rec.partition, p.rec.offset, ev.event_id),
-            event=ev,
-            topic=p.rec.topic,
-            partition=p.rec.partition,
-            offset=p.rec.offset,
-            verdict=verdict,
-            shadow_verdict=verdict_of(
-                [replace(f, mode="enforce") if f.mode == "shadow" else f for f in findings]
-            ),
-            findings=findings,
-            anomaly_score=round(score, 6),
-            anomaly_warm=warm,
-            anomaly_features={k: round(v, 6) for k, v in x.items()},
-            identity_known=p.identity is not None,
-            identity_kind=p.policy_input["identity"]["kind"],
-            bundle_revision=self.bundle.revision,
-        )
-        decision.commands = commands_for(
-            ev,
-            findings,
-            ids,
-            self.state,
-            self.bundle.revision,
-            self.settings.deny_ttl_s * 1000,
-            self.settings.revoke_ttl_s * 1000,
-        )
-        self.state.record_decision(decision)
-        return decision
+    def _findings(self, item: Enriched, raw: list[dict[str, Any]]) -> list[Finding]:
+        return apply_waivers(to_findings(raw, self.bundle, item.targets), item.ev, self.bundle.waivers)
 
     def _alerts(self, decisions: list[Decision]) -> list[Alert]:
         """One alert per (identity, policy rule) per batch, with a count: the SOC sees bursts, not floods."""

@@ -1,28 +1,38 @@
-"""decide: policy findings + context -> verdict and enforcement commands. Pure and deterministic."""
+"""decide: policy findings + what the event established -> verdict, commands, and the effects it wants.
+
+Pure and deterministic: it reads the actor's revocations in force and returns, as effects, what the state must
+remember (revocations issued, a denied version, an allowed release) and what the behavioural model may learn;
+`State.apply` writes them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-from nhiguard.decision.context import ContextState, Identity
+from nhiguard.decision.context import Identity
+from nhiguard.decision.effects import Effect, Learned, Revoked
+from nhiguard.decision.identity_state import IdentityFacts
 from nhiguard.decision.records import CanonicalEvent, Command, Finding, is_engine_failure, stable_id
+from nhiguard.models.anomaly import Score
 from nhiguard.policy.bundle import PolicyBundle, Waiver
 
 REVOKE_DEDUP_MS = 3_600_000
 
 
 def to_findings(
-    raw: list[dict[str, Any]], bundle: PolicyBundle, prior_installers: tuple[str, ...] = ()
+    raw: list[dict[str, Any]], bundle: PolicyBundle, targets: Mapping[str, tuple[str, ...]] | None = None
 ) -> list[Finding]:
     """Engine output (tagged with its policy by the entry module) -> Findings with the policy's metadata.
 
-    A finding with `"targets": "prior_installers"` revokes the known identities that installed the version
-    before it was denied (policies return no input strings, so nhiguard resolves who they are).
+    A finding with `"targets": <name>` revokes the identities enrichment resolved under that name (e.g.
+    `prior_installers`: the known identities that installed the version before it was denied; policies return
+    no input strings, so nhiguard resolves who they are).
     """
     out = []
     for f in raw:
-        who = prior_installers if f.get("targets") == "prior_installers" else f.get("identities") or ()
+        who = (targets or {}).get(f["targets"], ()) if f.get("targets") else f.get("identities") or ()
         policy_id = str(f["policy"])
         mod = bundle.by_id.get(policy_id)
         out.append(
@@ -60,30 +70,66 @@ def verdict_of(findings: list[Finding]) -> str:
     return "REVOKE" if "revoke" in effects else "DENY" if "deny" in effects else "ALLOW"
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    verdict: str
+    shadow_verdict: str  # what the verdict would be with the shadow-mode findings enforced
+    commands: list[Command]
+    effects: tuple[Effect, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Enforcement:
+    """How commands are stamped: the bundle that decided, and how long a DENY and a REVOKE last."""
+
+    revision: str
+    deny_ttl_ms: int
+    revoke_ttl_ms: int
+
+
+def decide(
+    ev: CanonicalEvent,
+    findings: list[Finding],
+    score: Score | None,
+    identities: Mapping[str, Identity | None],
+    actor: IdentityFacts | None,
+    enforcement: Enforcement,
+) -> Outcome:
+    """The verdict, the commands it calls for and the effects it wants. `score` is the event's anomaly
+    score (None for a person); `actor` the acting identity's facts (its revocations in force)."""
+    verdict = verdict_of(findings)
+    shadow = verdict_of([replace(f, mode="enforce") if f.mode == "shadow" else f for f in findings])
+    commands, revoked = _commands(ev, findings, identities, actor, enforcement)
+    at = ev.occurred_at_ms
+    effects: list[Effect] = []
+    if revoked:
+        effects.append(Revoked(ev.actor.id, revoked, at, at + REVOKE_DEDUP_MS))
+    if ev.facts is not None and not any(is_engine_failure(f) for f in findings):
+        # A decision no policy made (the engine gave no answer) must not become history: no denied version,
+        # no release to compare the next one with.
+        effects += ev.facts.decided(verdict, at)
+    if score is not None:
+        effects.append(Learned(ev.actor.id, ev, score, allowed=verdict == "ALLOW"))
+    return Outcome(verdict, shadow, commands, tuple(effects))
+
+
 def _deny_target(ev: CanonicalEvent, findings: list[Finding]) -> tuple[str, str]:
     if all(is_engine_failure(f) for f in findings):
         # The engine could not judge this event: deny this request only, never the package version or
         # asset for everyone (a fail-closed timeout is not a finding about the package).
         return "request", ev.event_id
-    if ev.release is not None:
-        return "request", ev.release["request_id"]
-    if ev.publish is not None or ev.install is not None:
-        return "package_version", ev.resource_id
-    if ev.cms is not None:
-        return "asset", ev.resource_id
-    return "request", ev.event_id
+    return ("request", ev.event_id) if ev.facts is None else ev.facts.deny_target(ev.resource_id)
 
 
-def commands_for(
+def _commands(
     ev: CanonicalEvent,
     findings: list[Finding],
-    identities: dict[str, Identity | None],
-    state: ContextState,
-    revision: str,
-    deny_ttl_ms: int,
-    revoke_ttl_ms: int,
-) -> list[Command]:
-    """The enforcement commands a decision calls for. Shadow-mode findings never produce commands.
+    identities: Mapping[str, Identity | None],
+    actor: IdentityFacts | None,
+    enforcement: Enforcement,
+) -> tuple[list[Command], tuple[str, ...]]:
+    """The enforcement commands a decision calls for, and the revocation keys it issues. Shadow-mode findings
+    never produce commands.
 
     Commands are stamped with the event's time, so replaying a stream gives the same commands (and a replay
     of history yields commands that have long expired, as they should).
@@ -93,21 +139,25 @@ def commands_for(
     denies = [f for f in enforce if f.effect == "deny"]
     if denies:
         ttype, target = _deny_target(ev, denies)
-        cmds.append(_command("DENY", ev, ev.actor.id, ttype, target, denies, revision, deny_ttl_ms))
+        cmds.append(
+            _command("DENY", ev, ev.actor.id, ttype, target, denies, enforcement.deny_ttl_ms, enforcement)
+        )
     revokes = [f for f in enforce if f.effect == "revoke"]
-    who = sorted({i for f in revokes for i in (f.identities or (ev.actor.id,))})
-    for identity_id in who:
+    issued: list[str] = []
+    for identity_id in sorted({i for f in revokes for i in (f.identities or (ev.actor.id,))}):
         why = [f for f in revokes if identity_id in (f.identities or (ev.actor.id,))]
         # One REVOKE per identity and reason within an hour, not one per event of a burst; another reason,
         # or the same one after the hour (the credential may have been reissued), revokes again.
         key = identity_id + "|" + ",".join(sorted({f.rule for f in why}))
-        if not state.mark_revoked(ev.actor.id, key, ev.occurred_at_ms, ev.occurred_at_ms + REVOKE_DEDUP_MS):
+        if actor is not None and actor.in_force(key, ev.occurred_at_ms):
             continue
+        issued.append(key)
         ident = identities.get(identity_id)
         creds = ident.credential_ids if ident and ident.credential_ids else (f"identity:{identity_id}",)
         for cred in creds:
-            cmds.append(_command("REVOKE", ev, identity_id, "credential", cred, why, revision, revoke_ttl_ms))
-    return cmds
+            ttl = enforcement.revoke_ttl_ms
+            cmds.append(_command("REVOKE", ev, identity_id, "credential", cred, why, ttl, enforcement))
+    return cmds, tuple(issued)
 
 
 def _command(
@@ -117,8 +167,8 @@ def _command(
     target_type: str,
     target: str,
     findings: list[Finding],
-    revision: str,
     ttl_ms: int,
+    enforcement: Enforcement,
 ) -> Command:
     rules = tuple(sorted({f.rule for f in findings}))
     return Command(
@@ -130,7 +180,7 @@ def _command(
         reasons=tuple(f.reason for f in findings),
         policy_ids=tuple(sorted({f.policy for f in findings})),
         rule_ids=rules,
-        bundle_revision=revision,
+        bundle_revision=enforcement.revision,
         event_id=ev.event_id,
         issued_at_ms=ev.occurred_at_ms,
         expires_at_ms=ev.occurred_at_ms + ttl_ms,

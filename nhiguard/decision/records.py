@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+
+from nhiguard.decision.facts import EventFacts
 
 
 def stable_id(*parts: object) -> str:
@@ -28,7 +29,7 @@ class RawRecord:
     headers: tuple[tuple[str, bytes], ...] = ()
     timestamp_ms: int = 0
     # Offset on the by-identity topic the worker's stateful stage read it from (-1 outside the worker): what
-    # per-identity state records as applied, so a record reprocessed after a crash is not applied twice.
+    # that stage records as applied, so a record reprocessed after a crash is not applied twice.
     position: int = -1
 
     def header(self, name: str) -> str | None:
@@ -58,7 +59,7 @@ class Actor:
 
 @dataclass(slots=True)
 class CanonicalEvent:
-    """One audit event in the project's canonical shape (schemas/audit_event.avsc)."""
+    """One audit event in the project's canonical shape (schemas/nhiguard.AuditEvent.avsc)."""
 
     event_id: str
     source: str
@@ -68,11 +69,8 @@ class CanonicalEvent:
     actor: Actor
     resource_type: str
     resource_id: str
-    # Domain facts, the fields the policies read. Keys and types are documented in schemas/audit_event.avsc.
-    cms: dict[str, Any] | None = None
-    release: dict[str, Any] | None = None
-    publish: dict[str, Any] | None = None
-    install: dict[str, Any] | None = None
+    # What the event establishes beyond who, what and which (decision/facts.py): one family, or none.
+    facts: EventFacts | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,10 +170,11 @@ class BatchResult:
     deadletters: list[DeadLetter] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     human_events: int = 0  # decided (no NHI rule applies) and counted
+    # Set by the worker's stateful stage (streams/state.py), which knows positions; the core does not.
     skipped: int = 0  # already applied to state before a restart, outputs already delivered: not redone
     reordered: int = 0  # at or below the applied position but not a redelivery: decided anyway
     skipped_records: list[tuple[str, int, int]] = field(default_factory=list)  # (topic, partition, offset)
-    # State the batch changed, for the worker to write to its tables: identity -> state, package -> facts.
+    # State the batch changed, for the worker to write to its tables: identity -> value, package -> facts.
     identity_state: dict[str, bytes] = field(default_factory=dict)
     package_state: dict[str, bytes] = field(default_factory=dict)
 

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from nhiguard.decision.adapters import adapt
+from nhiguard.decision.facts import Install, Publisher
 from nhiguard.decision.records import AdapterError, RawRecord
 
 
@@ -59,22 +60,20 @@ def test_contentful_default_public_upload():
     )
     assert ev.actor.id == "contentful:k8x2/AppDefinition/asset-sync" and not ev.actor.human
     assert ev.action == "cms.asset.create"
-    assert (
-        ev.cms["exposed_without_publish"] and ev.cms["publicly_reachable"] and ev.cms["tags"] == ["internal"]
-    )
+    assert ev.facts.exposed_without_publish and ev.facts.publicly_reachable and ev.facts.tags == ("internal",)
     assert ev.occurred_at_ms == 1774512062000
 
 
 def test_contentful_embargoed_upload_is_not_reachable_and_humans_are_humans():
     body = contentful_asset("//images.secure.ctfassets.net/k8x2/x/y/r.png", by=("User", "editor-1"))
     ev = adapt(rec("audit.cms", body, [("X-Contentful-Topic", "ContentManagement.Asset.save")]), "cms")
-    assert ev.actor.human and not ev.cms["publicly_reachable"] and not ev.cms["exposed_without_publish"]
+    assert ev.actor.human and not ev.facts.publicly_reachable and not ev.facts.exposed_without_publish
 
 
 def test_contentful_public_tag_is_not_an_unintended_exposure():
     body = contentful_asset("//assets.ctfassets.net/k8x2/x/y/r.png", ["public"])
     ev = adapt(rec("audit.cms", body, [("X-Contentful-Topic", "ContentManagement.Asset.create")]), "cms")
-    assert ev.cms["publicly_reachable"] and not ev.cms["exposed_without_publish"]
+    assert ev.facts.publicly_reachable and not ev.facts.exposed_without_publish
 
 
 def test_contentful_without_actor_is_missing_identity():
@@ -124,7 +123,7 @@ GATE = {
 def test_publish_gate_identity_is_the_workflow():
     ev = adapt(rec("audit.ci", GATE), "ci")
     assert ev.actor.id == "github:acme/cli/.github/workflows/release.yml"
-    assert ev.release["files"][1]["path"] == "cli.js.map" and ev.release["request_id"] == "7a1c"
+    assert ev.facts.files[1].path == "cli.js.map" and ev.facts.request_id == "7a1c"
     assert ev.event_id == "gate:7a1c"
 
 
@@ -216,16 +215,13 @@ def test_npm_hook_compares_with_previous_release():
         },
     }
     ev = adapt(rec("audit.registry", body), "registry")
-    p = ev.publish
-    assert p["previous"]["version"] == "1.10.0"  # semver order, not string order
-    assert p["previous"]["mechanism"] == "trusted_publishing" and p["previous"]["provenance"]
-    assert p["publisher"] == {
-        "name": "lead",
-        "email": "lead@mailbox.example",
-        "mechanism": "token",
-        "provenance": False,
-    }
-    assert p["added_dependencies"] == ["fresh-dep"] and p["added_install_scripts"] == ["postinstall"]
+    p = ev.facts
+    assert p.previous.version == "1.10.0"  # semver order, not string order
+    assert p.previous.publisher.mechanism == "trusted_publishing" and p.previous.publisher.provenance
+    assert p.publisher == Publisher(
+        name="lead", email="lead@mailbox.example", mechanism="token", provenance=False
+    )
+    assert p.added_dependencies == ("fresh-dep",) and p.added_install_scripts == ("postinstall",)
     assert ev.resource_id == "httpclient@1.10.1" and ev.occurred_at_ms == 1774916460000
 
 
@@ -252,11 +248,7 @@ def test_verdaccio_tarball_get_is_an_install(url, pkg, version):
         "msg": "@{status}, user: @{user}",
     }
     ev = adapt(rec("audit.registry", line), "registry")
-    assert ev.action == "registry.package.install" and ev.install == {
-        "package": pkg,
-        "version": version,
-        "client": "verdaccio",
-    }
+    assert ev.action == "registry.package.install" and ev.facts == Install(pkg, version, "verdaccio")
     assert ev.actor.id == "verdaccio:ci-deploy"
 
 
@@ -307,4 +299,38 @@ def test_inputs_that_would_poison_the_engine_or_the_output_are_rejected(body, re
 def test_surrogate_pairs_are_fine():
     body = json.dumps(dict(GATE, request_id="\U0001f600"))  # json.dumps escapes it as a surrogate pair
     assert "\\ud83d" in body
-    assert adapt(rec("audit.ci", body.encode()), "ci").release["request_id"] == "\U0001f600"
+    assert adapt(rec("audit.ci", body.encode()), "ci").facts.request_id == "\U0001f600"
+
+
+def test_the_most_specific_source_wins_whatever_the_import_order():
+    # A gate request a webhook bridge delivered with GitHub's headers is still a gate request (a body value
+    # beats a header), and a hook body with a log line's keys is still a hook (a value beats more keys).
+    ev = adapt(rec("audit.ci", GATE, [("X-GitHub-Event", "workflow_run")]), "ci")
+    assert ev.source == "npm.publish_gate"
+    hook = {
+        "event": "package:publish",
+        "hookOwner": {"username": "x"},
+        "level": 30,
+        "msg": "m",
+        "request": {},
+        "name": "left-pad",
+        "change": {"version": "1.0.0"},
+        "payload": {"versions": {"1.0.0": {"_npmUser": {"name": "m"}}}},
+    }
+    assert adapt(rec("audit.registry", hook), "registry").source == "npm.hook"
+
+
+def test_sources_register_their_name_domains_and_whether_principals_are_external():
+    from nhiguard.decision.adapters import external_principals
+    from nhiguard.decision.adapters.registry import REGISTRY, Recogniser, Registry, Source
+
+    names = {s.name: s for s in REGISTRY.sources()}
+    ours = ("contentful.webhook", "github.webhook", "npm.publish_gate", "npm.hook", "verdaccio.log")
+    assert set(ours) <= set(names)  # and any source added since
+    assert [n for n in ours if external_principals(n)] == ["npm.hook"]
+    again = Registry()
+    again.register(names["npm.hook"])
+    with pytest.raises(ValueError, match="registered twice"):
+        again.register(names["npm.hook"])
+    with pytest.raises(ValueError, match="recognises every record"):
+        again.register(Source("any", ("ci",), Recogniser(), names["npm.hook"].adapt))

@@ -176,15 +176,17 @@ def test_policy_engine_failure_costs_only_the_failing_event(monkeypatch):
         return real(domain, inputs)
 
     monkeypatch.setattr(core.evaluator, "evaluate", flaky)
-    orig_enrich = core._enrich
+    import nhiguard.decision.core as core_module
 
-    def enrich(rec, ev):
-        p = orig_enrich(rec, ev)
+    orig_enrich = core_module.enrich
+
+    def enrich(view, inventory, rec, ev):
+        p = orig_enrich(view, inventory, rec, ev)
         if rec.offset in poisoned:
             p.policy_input["_poison"] = True
         return p
 
-    monkeypatch.setattr(core, "_enrich", enrich)
+    monkeypatch.setattr(core_module, "enrich", enrich)
     res = core.process(records)
     assert [x.offset for x in res.deadletters] == [5]
     assert res.deadletters[0].reason == "policy_evaluation_error"
@@ -257,10 +259,12 @@ def test_shadow_mode_records_findings_without_commands_and_compares_verdicts(tmp
 
 
 def test_exposure_window_counts_late_events_in_their_own_window():
-    from nhiguard.decision.context import ContextState
+    from nhiguard.decision.enrich import enrich
+    from nhiguard.decision.facts import CmsChange
     from nhiguard.decision.records import Actor, CanonicalEvent
+    from nhiguard.decision.state import State, StateView
 
-    state = ContextState()
+    view = StateView(State(), Inventory())
     counts = []
     for minute in (60, 10, 65, 66, 67):  # the second one arrives late
         ev = CanonicalEvent(
@@ -272,9 +276,11 @@ def test_exposure_window_counts_late_events_in_their_own_window():
             actor=Actor("a", "a", False, "a"),
             resource_type="r",
             resource_id=f"r{minute}",
-            cms={"exposed_without_publish": True},
+            facts=CmsChange("Asset", "create", (), False, True, "upload", True, True),
         )
-        counts.append(state.observe(ev)["exposures_10m"])
+        item = enrich(view, Inventory(), RawRecord("t", 0, minute, b""), ev)
+        view.observe(item.observed)
+        counts.append(item.policy_input["context"]["exposures_10m"])
     assert counts == [1, 1, 2, 3, 4]
 
 

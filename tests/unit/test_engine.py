@@ -63,9 +63,7 @@ def test_a_bundle_whose_cases_fail_is_refused(tmp_path):
 def _inputs(pool, n=12):
     core = DecisionCore(load_settings(env={}), pool.bundle, Inventory.load_dict(inventory(default_params())))
     recs = [r for r in generate(default_params(), ordinary=200) if r.topic == "audit.cms"][:n]
-    from nhiguard.decision.adapters import adapt
-
-    return [core._enrich(r, adapt(r, "cms")).policy_input for r in raw_records(recs)]
+    return core.policy_inputs(raw_records(recs))
 
 
 def test_pool_answers_like_the_in_process_engine(pool):
@@ -99,23 +97,25 @@ def test_the_production_child_has_no_fault_path():
         p.close()
 
 
-def test_a_hang_hits_the_deadline_and_the_domain_fails_closed(pool):
+def test_a_hang_hits_the_deadline_and_the_domain_fails_closed(pool, monkeypatch):
+    import nhiguard.decision.core as core_module
+
     settings = load_settings(env={})
     core = DecisionCore(
         settings, pool.bundle, Inventory.load_dict(inventory(default_params())), evaluator=pool
     )
     recs = raw_records([r for r in generate(default_params(), ordinary=200) if r.topic == "audit.cms"][:6])
-    real = core._enrich
+    real = core_module.enrich
     marked = []
 
-    def enrich(rec, ev):
-        p = real(rec, ev)
+    def enrich(view, inventory, rec, ev):
+        p = real(view, inventory, rec, ev)
         if not ev.actor.human and not marked:
             marked.append(rec.offset)
             p.policy_input["_fault"] = "hang"
         return p
 
-    core._enrich = enrich
+    monkeypatch.setattr(core_module, "enrich", enrich)
     res = core.process(recs)
     assert not res.deadletters and len(res.decisions) == 6
     hung = next(d for d in res.decisions if d.offset == marked[0])

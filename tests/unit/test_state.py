@@ -1,15 +1,19 @@
-"""Durable per-identity and per-package state: what the worker writes to its tables and reads back."""
+"""Durable per-identity and per-package state: what the worker's stateful stage writes to its tables and
+reads back, and how it recognises a record it already applied."""
 
 from dataclasses import replace
 
 import pytest
 
 from nhiguard.decision.adapters import adapt
-from nhiguard.decision.context import Inventory, PackageFacts, decode_identity_state
+from nhiguard.decision.codec import decode_identity_state, decode_package_state, encode_package_state
+from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.models.anomaly import AnomalyModels
+from nhiguard.decision.package_state import LastRelease, PackageFacts
+from nhiguard.models.anomaly import Baseline
 from nhiguard.policy.bundle import load_bundle
 from nhiguard.settings import load_settings
+from nhiguard.streams.state import StatefulStage, TableStore, decode_value
 from tools import REPO_ROOT
 from tools.scenarios import default_params, generate, inventory
 
@@ -18,23 +22,35 @@ PARAMS = default_params()
 TOPICS = load_settings(env={}).topics
 
 
-class DictStore:
-    """The worker's tables, as dicts: identity -> state, package -> {partition: facts}."""
+class Event:
+    """What TableStore.write needs of a Faust event: the partition its writes go to."""
+
+    class message:
+        partition = 0
+
+
+class Tables:
+    """The worker's two tables as dicts (identity -> value, package@partition -> facts), shared by the
+    workers of a test as the changelog shares them across restarts."""
 
     def __init__(self) -> None:
-        self.identities: dict[str, bytes] = {}
-        self.packages: dict[str, dict[int, bytes]] = {}
+        self.identities: dict[bytes, bytes] = {}
+        self.packages: dict[bytes, bytes] = {}
 
-    def identity(self, identity_id):
-        return self.identities.get(identity_id)
+    def worker(self, **settings):
+        """A fresh worker process over these tables: nothing in memory."""
+        store = TableStore(self.identities, self.packages, partitions=1)
+        settings = load_settings(env={}, **settings)
+        inv = Inventory.load_dict(inventory(PARAMS))
+        return StatefulStage(
+            DecisionCore(settings, BUNDLE, inv, store=store), store, settings.state_cache_identities
+        )
 
-    def package(self, name):
-        return list(self.packages.get(name, {}).values())
-
-    def write(self, result, partition=0):
-        self.identities.update(result.identity_state)
-        for name, blob in result.package_state.items():
-            self.packages.setdefault(name, {})[partition] = blob
+    @staticmethod
+    def write(stage, result):
+        """What the worker's commit does with a batch's result: stage it, then write it."""
+        stage.store.stage(result, {}, Event())
+        stage.store.write(*stage.store.take_pending())
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +61,8 @@ def records():
     return [replace(r, position=i) for i, r in enumerate(raws)]
 
 
-def core(store=None, **settings):
-    return DecisionCore(
-        load_settings(env={}, **settings), BUNDLE, Inventory.load_dict(inventory(PARAMS)), store=store
-    )
+def core(**settings):
+    return DecisionCore(load_settings(env={}, **settings), BUNDLE, Inventory.load_dict(inventory(PARAMS)))
 
 
 def outcome(decisions):
@@ -65,20 +79,20 @@ def reference(records):
 
 
 def test_a_restart_from_the_store_gives_the_same_scores_and_skips_what_was_applied(records, reference):
-    store = DictStore()
-    first = core(store)
+    tables = Tables()
+    first = tables.worker()
     seen = {}
     # Batches of 100: state is written after each, but offsets are committed only up to 300, so the
     # restarted worker gets 300.. again, though state already holds everything up to 500.
     for i in range(0, 500, 100):
         res = first.process(records[i : i + 100])
-        store.write(res)
+        tables.write(first, res)
         seen |= outcome(res.decisions)
-    second = core(store)  # a fresh process: nothing in memory
+    second = tables.worker()  # a fresh process: nothing in memory
     skipped = 0
     for i in range(300, len(records), 70):
         res = second.process(records[i : i + 70])
-        store.write(res)
+        tables.write(second, res)
         skipped += res.skipped
         for d in res.decisions:
             k, v = d.decision_id, outcome([d])[d.decision_id]
@@ -90,51 +104,52 @@ def test_a_restart_from_the_store_gives_the_same_scores_and_skips_what_was_appli
 
 
 def test_evicted_identities_come_back_from_the_store_unchanged(records, reference):
-    store = DictStore()
-    c = core(store, state_cache_identities=5)
+    tables = Tables()
+    c = tables.worker(state_cache_identities=5)
     out = []
     for i in range(0, len(records), 100):
         res = c.process(records[i : i + 100])
-        store.write(res)
-        assert len(c.state.identities) <= 5
+        tables.write(c, res)
+        assert c.core.state.cached[0] <= 5
         out += res.decisions
     assert outcome(out) == reference
 
 
 def test_identity_state_fits_the_budget_and_round_trips(records):
-    store = DictStore()
-    c = core(store)
+    tables = Tables()
+    c = tables.worker()
     for i in range(0, len(records), 100):
-        store.write(c.process(records[i : i + 100]))
-    sizes = sorted(len(b) for b in store.identities.values())
+        tables.write(c, c.process(records[i : i + 100]))
+    sizes = sorted(len(b) for b in tables.identities.values())
     assert sizes and sizes[-1] <= 4096, sizes[-5:]
-    fresh = AnomalyModels()
-    for identity, blob in store.identities.items():
-        facts, model = decode_identity_state(blob)
-        assert facts.events > 0 and facts.applied >= 0
-        if model is not None:
-            fresh.restore(identity, model)
-            assert fresh.export(identity) == model
+    for value in tables.identities.values():
+        core_part, delivery = decode_value(value)
+        state = decode_identity_state(core_part)
+        assert state.facts.events > 0 and delivery.applied >= 0 and delivery.recent
+        if state.model is not None:
+            model = state.model.to_bytes()
+            assert Baseline.from_bytes(model).to_bytes() == model
 
 
 def test_package_copies_from_several_partitions_merge_to_one_answer():
-    a = PackageFacts(last_release={"version": "1"}, last_release_ms=10, created_ms=5, denied={"1.0.1"})
+    one, two = LastRelease("1", 10, 40), LastRelease("2", 12, 48)
+    a = PackageFacts(last_release=one, last_release_ms=10, created_ms=5, denied={"1.0.1"})
     a.installs = {"1.0.1": [("x", 1)]}
-    b = PackageFacts(last_release={"version": "2"}, last_release_ms=20, created_ms=3, denied={"1.0.2"})
+    b = PackageFacts(last_release=two, last_release_ms=20, created_ms=3, denied={"1.0.2"})
     b.installs = {"1.0.1": [("y", 2), ("x", 1)]}
     for first, second in ((a, b), (b, a)):
         m = PackageFacts()
-        m.merge(PackageFacts.from_json(first.to_json()))
-        m.merge(PackageFacts.from_json(second.to_json()))
-        assert m.last_release == {"version": "2"} and m.created_ms == 3
+        m.merge(decode_package_state(encode_package_state(first)))
+        m.merge(decode_package_state(encode_package_state(second)))
+        assert m.last_release == two and m.created_ms == 3
         assert m.denied == {"1.0.1", "1.0.2"} and m.installs == {"1.0.1": [("x", 1), ("y", 2)]}
 
 
 def test_a_record_below_the_applied_position_is_never_dropped_once_the_identity_moved_on(records):
-    store = DictStore()
-    first = core(store)
-    store.write(first.process(records[:200]))
-    second = core(store)  # restarted: identities read back are "fresh"
+    tables = Tables()
+    first = tables.worker()
+    tables.write(first, first.process(records[:200]))
+    second = tables.worker()  # restarted: identities read back are "fresh"
     res = second.process(records[100:300])  # 100..199 are redeliveries, 200.. are new
     assert res.skipped > 0 and res.reordered == 0
     moved_on = {d.event.actor.id for d in res.decisions if d.identity_kind != "human"}
@@ -146,12 +161,12 @@ def test_a_record_below_the_applied_position_is_never_dropped_once_the_identity_
 
 
 def test_a_source_record_forwarded_twice_is_applied_once(records, reference):
-    store = DictStore()
-    c = core(store)
+    tables = Tables()
+    c = tables.worker()
     out = []
     for i in range(0, 300, 100):
         res = c.process(records[i : i + 100])
-        store.write(res)
+        tables.write(c, res)
         out += res.decisions
     # The routing stage redid records it had not committed: the same source records at new positions.
     again = [replace(r, position=10_000 + r.position) for r in records[250:300]]
@@ -160,4 +175,24 @@ def test_a_source_record_forwarded_twice_is_applied_once(records, reference):
     assert res.skipped == len(again) - len(res.decisions)
     for i in range(300, len(records), 100):
         out += c.process(records[i : i + 100]).decisions
+    assert outcome(out) == reference
+
+
+def test_the_pure_core_has_no_positions_a_redelivered_record_is_decided_again(records):
+    # Redelivery is the stateful stage's business: replays, tests and the gate decide what they are given.
+    c = core()
+    first = c.process(records[:50])
+    again = c.process(records[:50])
+    assert len(again.decisions) == len(first.decisions) and again.skipped == 0
+
+
+def test_a_rebalance_forgets_what_is_cached_and_reads_it_back(records, reference):
+    tables = Tables()
+    c = tables.worker()
+    out = []
+    for i in range(0, len(records), 100):
+        res = c.process(records[i : i + 100])
+        tables.write(c, res)
+        out += res.decisions
+        c.drop_cached()
     assert outcome(out) == reference

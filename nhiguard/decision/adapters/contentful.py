@@ -6,6 +6,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nhiguard.decision.adapters.common import get, iso_ms, need
+from nhiguard.decision.adapters.registry import Recogniser, source
+from nhiguard.decision.facts import CmsChange
 from nhiguard.decision.records import Actor, AdapterError, CanonicalEvent, RawRecord
 
 SOURCE = "contentful.webhook"
@@ -36,6 +38,7 @@ def _file_url(fields: dict[str, Any]) -> str | None:
     return None
 
 
+@source(SOURCE, domains=("cms",), recognise=Recogniser(headers=(TOPIC_HEADER,)))
 def adapt(rec: RawRecord, body: Any) -> CanonicalEvent:
     topic = rec.header(TOPIC_HEADER)
     if not topic or not topic.startswith("ContentManagement."):
@@ -59,12 +62,14 @@ def adapt(rec: RawRecord, body: Any) -> CanonicalEvent:
         human=link_type not in _NON_HUMAN_LINKS,
         source_principal=str(link["id"]),
     )
-    tags = sorted(
-        {
-            str(t["sys"]["id"])
-            for t in get(body, "metadata", "tags", default=[])
-            if isinstance(t, dict) and get(t, "sys", "id")
-        }
+    tags = tuple(
+        sorted(
+            {
+                str(t["sys"]["id"])
+                for t in get(body, "metadata", "tags", default=[])
+                if isinstance(t, dict) and get(t, "sys", "id")
+            }
+        )
     )
     fields = get(body, "fields", default={})
     url = _file_url(fields) if isinstance(fields, dict) else None
@@ -77,17 +82,17 @@ def adapt(rec: RawRecord, body: Any) -> CanonicalEvent:
         # An upload/save of an asset file on a public host is reachable without any publish.
         reachable_after = entity_type == "Asset" and _public_url(url)
         via = "upload" if reachable_after and not published else "none"
-    cms = {
-        "entity_type": entity_type,
-        "operation": operation,
-        "tags": tags,
-        "published_before": published and operation != "publish",
-        "publicly_reachable": reachable_after,
-        "via": via,
+    cms = CmsChange(
+        entity_type=entity_type,
+        operation=operation,
+        tags=tags,
+        published_before=published and operation != "publish",
+        publicly_reachable=reachable_after,
+        via=via,
         # Reachable without any publish, and not marked as meant to be public: an unintended exposure.
-        "exposed_without_publish": via == "upload" and "public" not in tags,
-        "file_public_url": _public_url(url),
-    }
+        exposed_without_publish=via == "upload" and "public" not in tags,
+        file_public_url=_public_url(url),
+    )
     ts = iso_ms(
         get(sys, "publishedAt") if operation == "publish" else get(sys, "updatedAt"), rec.timestamp_ms
     )
@@ -100,5 +105,5 @@ def adapt(rec: RawRecord, body: Any) -> CanonicalEvent:
         actor=actor,
         resource_type=f"cms.{entity_type.lower()}",
         resource_id=f"{space}/{entity_id}",
-        cms=cms,
+        facts=cms,
     )

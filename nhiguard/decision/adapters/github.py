@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from nhiguard.decision.adapters.common import body_hash, get, iso_ms, long_field, need
+from nhiguard.decision.adapters.registry import Recogniser, source
+from nhiguard.decision.facts import PackedFile, ReleaseRequest
 from nhiguard.decision.records import Actor, AdapterError, CanonicalEvent, RawRecord
 
 WEBHOOK_SOURCE = "github.webhook"
@@ -23,6 +25,7 @@ def _sender_actor(sender: dict[str, Any]) -> Actor:
     return Actor(id=f"github:{kind}/{login}", display=login, human=human, source_principal=login)
 
 
+@source(WEBHOOK_SOURCE, domains=("ci",), recognise=Recogniser(headers=("X-GitHub-Event",)))
 def adapt_webhook(rec: RawRecord, body: Any) -> CanonicalEvent:
     event = rec.header("X-GitHub-Event")
     if not event or not isinstance(body, dict):
@@ -64,6 +67,7 @@ def adapt_webhook(rec: RawRecord, body: Any) -> CanonicalEvent:
     )
 
 
+@source(GATE_SOURCE, domains=("ci",), recognise=Recogniser(values=(("gate", "npm-publish"),)))
 def adapt_gate(rec: RawRecord, body: Any) -> CanonicalEvent:
     request_id = str(need(body, "request_id"))
     gh = need(body, "github", reason="missing_identity")
@@ -75,21 +79,21 @@ def adapt_gate(rec: RawRecord, body: Any) -> CanonicalEvent:
     files = pack.get("files") or []
     if not isinstance(files, list):
         raise AdapterError("unknown_shape", "pack.files is not a list")
-    release = {
-        "package": str(need(pack, "name")),
-        "version": str(need(pack, "version")),
-        "registry": str(body.get("registry") or "https://registry.npmjs.org/"),
-        "access": str(body.get("access") or "public"),
-        "tag": str(body.get("tag") or "latest"),
-        "size": long_field(pack.get("size"), "pack.size"),
-        "unpacked_size": long_field(pack.get("unpackedSize"), "pack.unpackedSize"),
-        "files": [
-            {"path": str(f.get("path", "")), "size": long_field(f.get("size"), "pack.files.size")}
+    release = ReleaseRequest(
+        package=str(need(pack, "name")),
+        version=str(need(pack, "version")),
+        registry=str(body.get("registry") or "https://registry.npmjs.org/"),
+        access=str(body.get("access") or "public"),
+        tag=str(body.get("tag") or "latest"),
+        size=long_field(pack.get("size"), "pack.size"),
+        unpacked_size=long_field(pack.get("unpackedSize"), "pack.unpackedSize"),
+        files=tuple(
+            PackedFile(str(f.get("path", "")), long_field(f.get("size"), "pack.files.size"))
             for f in files
             if isinstance(f, dict)
-        ],
-        "request_id": request_id,
-    }
+        ),
+        request_id=request_id,
+    )
     return CanonicalEvent(
         event_id=f"gate:{request_id}",
         source=GATE_SOURCE,
@@ -98,6 +102,6 @@ def adapt_gate(rec: RawRecord, body: Any) -> CanonicalEvent:
         occurred_at_ms=iso_ms(body.get("requested_at"), rec.timestamp_ms),
         actor=_workflow_actor(repo, path),
         resource_type="npm.package",
-        resource_id=f"{release['package']}@{release['version']}",
-        release=release,
+        resource_id=f"{release.package}@{release.version}",
+        facts=release,
     )

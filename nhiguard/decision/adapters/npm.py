@@ -7,6 +7,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from nhiguard.decision.adapters.common import body_hash, get, iso_ms, need, semver_key
+from nhiguard.decision.adapters.registry import Recogniser, source
+from nhiguard.decision.facts import Install, PreviousRelease, Publish, Publisher
 from nhiguard.decision.records import Actor, AdapterError, CanonicalEvent, RawRecord
 
 HOOK_SOURCE = "npm.hook"
@@ -19,13 +21,13 @@ def _mechanism(manifest: dict[str, Any]) -> str:
     return "trusted_publishing" if get(manifest, "_npmUser", "trustedPublisher") else "token"
 
 
-def _publisher(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": str(get(manifest, "_npmUser", "name", default="")),
-        "email": str(get(manifest, "_npmUser", "email", default="")).lower(),
-        "mechanism": _mechanism(manifest),
-        "provenance": bool(get(manifest, "dist", "attestations", "provenance")),
-    }
+def _publisher(manifest: dict[str, Any]) -> Publisher:
+    return Publisher(
+        name=str(get(manifest, "_npmUser", "name", default="")),
+        email=str(get(manifest, "_npmUser", "email", default="")).lower(),
+        mechanism=_mechanism(manifest),
+        provenance=bool(get(manifest, "dist", "attestations", "provenance")),
+    )
 
 
 def _scripts(manifest: dict[str, Any]) -> set[str]:
@@ -33,6 +35,14 @@ def _scripts(manifest: dict[str, Any]) -> set[str]:
     return {s for s in INSTALL_SCRIPTS if isinstance(scripts, dict) and scripts.get(s)}
 
 
+# A hook's `_npmUser` is the public registry's account that published a package we depend on, not one of our
+# identities: external, not unknown.
+@source(
+    HOOK_SOURCE,
+    domains=("registry",),
+    recognise=Recogniser(keys=("hookOwner",), values=(("event", "package:publish"),)),
+    external_principals=True,
+)
 def adapt_hook(rec: RawRecord, body: Any) -> CanonicalEvent:
     name = str(need(body, "name"))
     version = str(get(body, "change", "version") or need(body, "version"))
@@ -50,17 +60,17 @@ def adapt_hook(rec: RawRecord, body: Any) -> CanonicalEvent:
     prev_deps = set(((prev or {}).get("dependencies") or {}).keys())
     times = packument.get("time") or {}
     publisher = _publisher(manifest)
-    publish = {
-        "package": name,
-        "version": version,
-        "publisher": publisher,
-        "previous": ({"version": older[-1], **_publisher(prev)} if prev else None),
-        "dependencies": sorted(deps),
-        "added_dependencies": sorted(deps - prev_deps),
-        "install_scripts": sorted(_scripts(manifest)),
-        "added_install_scripts": sorted(_scripts(manifest) - (_scripts(prev) if prev else set())),
-        "package_created_ms": iso_ms(times.get("created"), 0),
-    }
+    publish = Publish(
+        package=name,
+        version=version,
+        publisher=publisher,
+        previous=PreviousRelease(older[-1], _publisher(prev)) if prev else None,
+        dependencies=tuple(sorted(deps)),
+        added_dependencies=tuple(sorted(deps - prev_deps)),
+        install_scripts=tuple(sorted(_scripts(manifest))),
+        added_install_scripts=tuple(sorted(_scripts(manifest) - (_scripts(prev) if prev else set()))),
+        package_created_ms=iso_ms(times.get("created"), 0),
+    )
     return CanonicalEvent(
         event_id=f"npm:{name}@{version}:publish",
         source=HOOK_SOURCE,
@@ -68,14 +78,14 @@ def adapt_hook(rec: RawRecord, body: Any) -> CanonicalEvent:
         action="registry.package.publish",
         occurred_at_ms=iso_ms(times.get(version), iso_ms(body.get("time"), rec.timestamp_ms)),
         actor=Actor(
-            id=f"npm:{publisher['name']}",
-            display=publisher["name"],
+            id=f"npm:{publisher.name}",
+            display=publisher.name,
             human=False,
-            source_principal=publisher["name"],
+            source_principal=publisher.name,
         ),
         resource_type="npm.package_version",
         resource_id=f"{name}@{version}",
-        publish=publish,
+        facts=publish,
     )
 
 
@@ -91,6 +101,7 @@ def _parse_tarball(url: str) -> tuple[str, str] | None:
     return pkg, file[len(base) + 1 :]
 
 
+@source(PROXY_SOURCE, domains=("registry",), recognise=Recogniser(keys=("level", "msg", "request")))
 def adapt_proxy_log(rec: RawRecord, body: Any) -> CanonicalEvent:
     if "user" not in body:
         raise AdapterError("missing_identity", "Verdaccio log line without a user field")
@@ -99,7 +110,7 @@ def adapt_proxy_log(rec: RawRecord, body: Any) -> CanonicalEvent:
     url = str(get(body, "request", "url", default=""))
     tarball = _parse_tarball(url) if method == "GET" else None
     is_install = tarball is not None and body.get("sub") == "out" and body.get("status") == 200
-    install = {"package": tarball[0], "version": tarball[1], "client": "verdaccio"} if is_install else None
+    install = Install(tarball[0], tarball[1], "verdaccio") if tarball is not None and is_install else None
     return CanonicalEvent(
         event_id=f"verdaccio:{body_hash(rec.value)}",
         source=PROXY_SOURCE,
@@ -109,5 +120,5 @@ def adapt_proxy_log(rec: RawRecord, body: Any) -> CanonicalEvent:
         actor=Actor(id=f"verdaccio:{user}", display=user, human=False, source_principal=user),
         resource_type="npm.package_version" if install else "http.request",
         resource_id=f"{tarball[0]}@{tarball[1]}" if install else f"{method} {url}",
-        install=install,
+        facts=install,
     )

@@ -1,0 +1,72 @@
+"""The binary forms of stored state, each with a format version: a worker reads the formats it knows and
+refuses any other with an error that names it (it never guesses at state it cannot read).
+
+- Identity state (the decision core's part of an identity's table value; the worker's store layer wraps it
+  with its own delivery part, see streams/state.py), format 1: [u8 1][u32 n][model, n bytes][facts as JSON].
+  The first round stored this alone as the table value, with the worker's delivery facts ("a", "o") inside
+  the JSON: they are ignored here and read by the store layer.
+- Package facts, format 2: [u8 2][facts as JSON]. Format 1 was the JSON alone (it begins with `{`).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+from nhiguard.decision.identity_state import IdentityFacts, IdentityState
+from nhiguard.decision.package_state import LastRelease, PackageFacts
+from nhiguard.models.anomaly import Baseline
+
+IDENTITY_FORMAT = 1
+PACKAGE_FORMAT = 2
+_HEAD = struct.Struct("<BI")  # format, length of the model part
+
+
+class StateFormatError(ValueError):
+    """A stored value in a format this version does not read."""
+
+
+def encode_identity_state(state: IdentityState) -> bytes:
+    model = state.model.to_bytes() if state.model is not None else b""
+    f = state.facts
+    facts = {"x": f.exposures, "r": f.revoked, "f": f.first_seen_ms, "l": f.last_seen_ms, "n": f.events}
+    return _HEAD.pack(IDENTITY_FORMAT, len(model)) + model + json.dumps(facts, separators=(",", ":")).encode()
+
+
+def decode_identity_state(blob: bytes) -> IdentityState:
+    version, n = _HEAD.unpack_from(blob)
+    if version != IDENTITY_FORMAT:
+        raise StateFormatError(f"identity state format {version}; this version reads {IDENTITY_FORMAT}")
+    start = _HEAD.size
+    model = blob[start : start + n]
+    d = json.loads(blob[start + n :])
+    facts = IdentityFacts(list(d["x"]), dict(d["r"]), d["f"], d["l"], int(d["n"]))
+    return IdentityState(facts, Baseline.from_bytes(model) if model else None)
+
+
+def package_json(facts: PackageFacts) -> dict[str, Any]:
+    return {
+        "r": facts.last_release.record() if facts.last_release else None,
+        "rt": facts.last_release_ms,
+        "c": facts.created_ms,
+        "d": sorted(facts.denied),
+        "i": {v: [list(x) for x in xs] for v, xs in facts.installs.items()},
+    }
+
+
+def encode_package_state(facts: PackageFacts) -> bytes:
+    return bytes((PACKAGE_FORMAT,)) + json.dumps(package_json(facts)).encode()
+
+
+def decode_package_state(blob: bytes) -> PackageFacts:
+    if blob[:1] == b"{":
+        d = json.loads(blob)  # format 1
+    elif blob[:1] == bytes((PACKAGE_FORMAT,)):
+        d = json.loads(blob[1:])
+    else:
+        found = blob[0] if blob else "empty"
+        raise StateFormatError(f"package state format {found}; this version reads 1 and {PACKAGE_FORMAT}")
+    installs = {v: [(str(w), int(t)) for w, t in xs] for v, xs in d["i"].items()}
+    release = LastRelease(**d["r"]) if d["r"] else None
+    return PackageFacts(release, int(d["rt"]), d["c"], set(d["d"]), installs)

@@ -1,0 +1,132 @@
+"""Effects: the state changes one event causes, as values.
+
+Enrichment returns what an event *observed* (its time, an exposure, an install, a first publish: true
+whatever the decision); `decide` returns what its *decision* wants (revocations to remember, a denied version,
+a release to record, and what the behavioural model may learn). `State.apply` writes them, in event order, and
+nothing else writes state. Each effect names the one key it changes and says whether it changed anything
+(only a changed key is written back to the store).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from nhiguard.decision.identity_state import IdentityState
+from nhiguard.decision.package_state import LastRelease, PackageFacts
+from nhiguard.models.anomaly import Baseline, Score
+
+if TYPE_CHECKING:
+    from nhiguard.decision.records import CanonicalEvent
+
+
+class IdentityEffect(ABC):
+    __slots__ = ()
+    identity: str
+
+    @abstractmethod
+    def apply(self, state: IdentityState) -> bool: ...
+
+
+class PackageEffect(ABC):
+    __slots__ = ()
+    package: str
+
+    @abstractmethod
+    def apply(self, facts: PackageFacts) -> bool: ...
+
+
+Effect = IdentityEffect | PackageEffect
+
+
+@dataclass(frozen=True, slots=True)
+class Seen(IdentityEffect):
+    identity: str
+    at_ms: int
+
+    def apply(self, state: IdentityState) -> bool:
+        state.facts.seen(self.at_ms)
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Exposed(IdentityEffect):
+    """Content made reachable without a publish (counted per identity in a sliding window)."""
+
+    identity: str
+    at_ms: int
+
+    def apply(self, state: IdentityState) -> bool:
+        state.facts.expose(self.at_ms)
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked(IdentityEffect):
+    """Revocations issued, remembered with the acting identity so a burst revokes once."""
+
+    identity: str
+    keys: tuple[str, ...]
+    at_ms: int
+    until_ms: int
+
+    def apply(self, state: IdentityState) -> bool:
+        state.facts.revoke(self.keys, self.at_ms, self.until_ms)
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Learned(IdentityEffect):
+    """The scored event, offered to the identity's baseline: the baseline itself refuses what it must not
+    learn (denied, or anomalous)."""
+
+    identity: str
+    event: CanonicalEvent
+    score: Score
+    allowed: bool
+
+    def apply(self, state: IdentityState) -> bool:
+        if state.model is None:
+            state.model = Baseline()  # a scored identity has a baseline, learned from or not
+        state.model.learn_one(self.event, self.score, self.allowed)
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class PackageCreated(PackageEffect):
+    package: str
+    created_ms: int
+
+    def apply(self, facts: PackageFacts) -> bool:
+        return facts.first_published(self.created_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Installed(PackageEffect):
+    package: str
+    version: str
+    who: str
+    at_ms: int
+
+    def apply(self, facts: PackageFacts) -> bool:
+        return facts.installed(self.version, self.who, self.at_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseAllowed(PackageEffect):
+    package: str
+    release: LastRelease
+    at_ms: int
+
+    def apply(self, facts: PackageFacts) -> bool:
+        return facts.released(self.release, self.at_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionDenied(PackageEffect):
+    package: str
+    version: str
+
+    def apply(self, facts: PackageFacts) -> bool:
+        return facts.deny(self.version)
