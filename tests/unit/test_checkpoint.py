@@ -61,7 +61,7 @@ class _Fakes:
         return True
 
 
-def _run(fakes, ledger, offsets, committed, monkeypatch, found=()):
+def _run(fakes, ledger, offsets, committed, monkeypatch, found=(), seeks=None):
     exits = []
 
     def fake_exit(code):
@@ -72,8 +72,12 @@ def _run(fakes, ledger, offsets, committed, monkeypatch, found=()):
     monkeypatch.setattr(checkpoint, "records_in", lambda *_a, **_k: list(found))
     producer = type("P", (), {"flush": fakes.producer_flush, "buffer": fakes.buffer})()
     cp = Checkpoint(settings=None, sink=fakes, store=fakes, ledger=ledger)
+
+    async def seek(tp, offset):
+        fakes.calls.append(f"seek {tp.partition} {offset}")
+
     try:
-        asyncio.run(cp.commit(offsets, committed, producer, fakes.commit))
+        asyncio.run(cp.commit(offsets, committed, producer, fakes.commit, seek))
     except SystemExit:
         pass
     return exits
@@ -103,12 +107,45 @@ def test_undelivered_outputs_stop_the_worker_before_state_or_offsets_are_written
     assert fakes.calls == ["take state", "deliver outputs"]
 
 
-def test_a_commit_past_a_record_nobody_processed_is_refused(monkeypatch):
+def test_a_commit_stops_at_a_record_nobody_processed_and_the_partition_is_read_again_from_it(monkeypatch):
     fakes = _Fakes()
     ledger = OffsetLedger()
     ledger.mark(TP0, [*range(100, 110), *range(150, 160)])  # 110..149 fetched and dropped
-    assert _run(fakes, ledger, {TP0: 160}, {TP0: 100}, monkeypatch, found=range(110, 150)) == [70]
+    offsets = {TP0: 160}
+    assert _run(fakes, ledger, offsets, {TP0: 100}, monkeypatch, found=range(110, 150)) == []
+    assert fakes.calls[-2:] == [f"commit { ({TP0: 110}) }", "seek 0 110"]
+    assert offsets == {TP0: 110}, "Faust reads back what was committed from the same mapping"
+
+
+def test_nothing_is_committed_for_a_partition_whose_first_record_was_dropped(monkeypatch):
+    fakes = _Fakes()
+    ledger = OffsetLedger()
+    ledger.mark(TP0, range(120, 130))
+    offsets = {TP0: 130}
+    assert _run(fakes, ledger, offsets, {TP0: 100}, monkeypatch, found=range(100, 120)) == []
     assert not [c for c in fakes.calls if c.startswith("commit")]
+    assert fakes.calls[-1] == "seek 0 100" and offsets == {}
+
+
+def test_an_offset_check_that_cannot_reach_the_broker_stops_the_worker(monkeypatch):
+    fakes = _Fakes()
+    ledger = OffsetLedger()
+    ledger.mark(TP0, [0, 5])
+
+    def unreachable(*_a, **_k):
+        raise TimeoutError("broker gone")
+
+    monkeypatch.setattr(checkpoint, "records_in", unreachable)
+    monkeypatch.setattr(checkpoint.os, "_exit", lambda code: (_ for _ in ()).throw(SystemExit(code)))
+    producer = type("P", (), {"flush": fakes.producer_flush, "buffer": fakes.buffer})()
+    cp = Checkpoint(settings=None, sink=fakes, store=fakes, ledger=ledger)
+
+    async def seek(tp, offset):
+        fakes.calls.append("seek")
+
+    with pytest.raises(SystemExit):
+        asyncio.run(cp.commit({TP0: 6}, {TP0: None}, producer, fakes.commit, seek))
+    assert not [c for c in fakes.calls if c.startswith(("commit", "seek"))]
 
 
 def test_offsets_that_hold_no_record_transaction_markers_are_not_loss(monkeypatch):
@@ -135,6 +172,14 @@ def test_faust_recovery_still_resumes_stream_partitions_before_seeking():
     assert src.index("resume_partitions") < src.index("perform_seek") < src.index("flow_control.resume")
     safe = inspect.getsource(SafeRecovery.on_recovery_completed)
     assert safe.index("perform_seek") < safe.index("flow_control.resume") < safe.index("resume_partitions")
+
+
+def test_faust_records_as_committed_the_mapping_it_passed_to_commit():
+    # The guard lowers an offset in that mapping in place; Faust must read the same object back.
+    src = inspect.getsource(faust_consumer.Consumer._commit_offsets)
+    assert "self._commit(committable_offsets)" in src
+    assert "self._committed_offset.update(committable_offsets)" in src
+    assert src.index("self._commit(committable_offsets)") < src.index("_committed_offset.update(committable")
 
 
 def test_faust_internals_the_checkpoint_uses_are_there():
