@@ -79,6 +79,10 @@ class EventFacts(ABC):
         return ()
 
 
+# Deny targets are typed by the entity: an entry is not an asset (the enforcement point unpublishes either).
+_ENTITY_TARGETS = {"Asset": "asset", "Entry": "entry"}
+
+
 @dataclass(frozen=True, slots=True)
 class CmsChange(EventFacts):
     """A change to a CMS entity (an asset or an entry) and whether it made content reachable."""
@@ -106,7 +110,7 @@ class CmsChange(EventFacts):
         }
 
     def deny_target(self, resource_id: str) -> tuple[str, str]:
-        return "asset", resource_id
+        return _ENTITY_TARGETS.get(self.entity_type, self.entity_type.lower() or "entity"), resource_id
 
     def context(self, view: StateView, actor: str, at_ms: int) -> Context:
         count = view.identity(actor).exposures_within(at_ms) + (1 if self.exposed_without_publish else 0)
