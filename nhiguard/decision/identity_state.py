@@ -56,7 +56,8 @@ class IdentityFacts:
         """The identity's own normal rate: the median of its daily restricted exposures over the last
         EXPOSURE_HISTORY_DAYS UTC days, counting only exposures older than the recent minutes (a window
         never compares with itself). A median: one bad day (an attack that was revoked) does not become
-        the normal, and an identity has to expose restricted content on most days to have a normal above 0."""
+        the normal, and an identity has a normal above 0 only if it exposes restricted content on at least
+        half of the days."""
         if not self.exposure_days and not self.exposure_minutes:
             return 0
         now = at_ms // MINUTE_MS
