@@ -2,8 +2,13 @@
 refuses any other with an error that names it (it never guesses at state it cannot read).
 
 - Identity state (the decision core's part of an identity's table value; the worker's store layer wraps it
-  with its own delivery part, see streams/state.py), format 1: [u8 1][u32 n][model, n bytes][facts as JSON].
-  The first round stored this alone as the table value, with the worker's delivery facts ("a", "o") inside
+  with its own delivery part, see streams/state.py), format 2: [u8 2][u32 n][model, n bytes][facts as JSON],
+  restricted exposures as minute counts ("xm": [newest minute, [count at newest - i, ...]]) and day counts
+  ("xd": [[day, count], ...]).
+  Format 1 has the same layout with the exposure *times* ("x") of every default-public upload not tagged
+  public, a wider set than restricted exposures: they are not carried over (at most 20 minutes of history,
+  which would otherwise count a catalog sync's untagged uploads toward its restricted-exposure windows). The
+  first round stored format 1 alone as the table value, with the worker's delivery facts ("a", "o") inside
   the JSON: they are ignored here and read by the store layer.
 - Package facts, format 2: [u8 2][facts as JSON]. Format 1 was the JSON alone (it begins with `{`).
 """
@@ -18,7 +23,8 @@ from nhiguard.decision.identity_state import IdentityFacts, IdentityState
 from nhiguard.decision.package_state import LastRelease, PackageFacts
 from nhiguard.models.anomaly import Baseline
 
-IDENTITY_FORMAT = 1
+IDENTITY_FORMAT = 2
+IDENTITY_FORMATS = (1, 2)
 PACKAGE_FORMAT = 2
 _HEAD = struct.Struct("<BI")  # format, length of the model part
 
@@ -30,19 +36,42 @@ class StateFormatError(ValueError):
 def encode_identity_state(state: IdentityState) -> bytes:
     model = state.model.to_bytes() if state.model is not None else b""
     f = state.facts
-    facts = {"x": f.exposures, "r": f.revoked, "f": f.first_seen_ms, "l": f.last_seen_ms, "n": f.events}
+    facts = {
+        "xm": _minutes_json(f.exposure_minutes),
+        "xd": sorted([d, n] for d, n in f.exposure_days.items()),
+        "r": f.revoked,
+        "f": f.first_seen_ms,
+        "l": f.last_seen_ms,
+        "n": f.events,
+    }
     return _HEAD.pack(IDENTITY_FORMAT, len(model)) + model + json.dumps(facts, separators=(",", ":")).encode()
 
 
 def decode_identity_state(blob: bytes) -> IdentityState:
     version, n = _HEAD.unpack_from(blob)
-    if version != IDENTITY_FORMAT:
-        raise StateFormatError(f"identity state format {version}; this version reads {IDENTITY_FORMAT}")
+    if version not in IDENTITY_FORMATS:
+        raise StateFormatError(f"identity state format {version}; this version reads 1 and {IDENTITY_FORMAT}")
     start = _HEAD.size
     model = blob[start : start + n]
     d = json.loads(blob[start + n :])
-    facts = IdentityFacts(list(d["x"]), dict(d["r"]), d["f"], d["l"], int(d["n"]))
+    minutes, days = (_minutes(d["xm"]), {int(k): int(v) for k, v in d["xd"]}) if version == 2 else ({}, {})
+    facts = IdentityFacts(minutes, days, dict(d["r"]), d["f"], d["l"], int(d["n"]))
     return IdentityState(facts, Baseline.from_bytes(model) if model else None)
+
+
+def _minutes_json(minutes: dict[int, int]) -> list[Any]:
+    # Dense from the newest minute back: at most EXPOSURE_RECENT_MINUTES small numbers, whatever the burst.
+    if not minutes:
+        return []
+    newest = max(minutes)
+    return [newest, [minutes.get(newest - i, 0) for i in range(newest - min(minutes) + 1)]]
+
+
+def _minutes(doc: list[Any]) -> dict[int, int]:
+    if not doc:
+        return {}
+    newest, counts = doc
+    return {int(newest) - i: int(c) for i, c in enumerate(counts) if c}
 
 
 def package_json(facts: PackageFacts) -> dict[str, Any]:

@@ -52,7 +52,8 @@ class Seen(IdentityEffect):
 
 @dataclass(frozen=True, slots=True)
 class Exposed(IdentityEffect):
-    """Content made reachable without a publish (counted per identity in a sliding window)."""
+    """Restricted content made publicly reachable, by upload or by publish (counted per identity per minute,
+    then per day: identity_state.py)."""
 
     identity: str
     at_ms: int

@@ -3,7 +3,8 @@
 Each family is a frozen dataclass that owns what it knows, so no other module reads it by string key:
 - `family`: its name — the canonical event's facts, the policy input key and the Avro field of AuditEvent
   (schemas/nhiguard.AuditEvent.avsc) all carry it;
-- `record()`: its Avro record, and `policy_input()`: what the policies read (the same fields today);
+- `record()`: its Avro record, and `policy_input()`: what the policies read (the same fields, and for a CMS
+  change also its restricted tags and content type);
 - `target()`: what the event acts on (the behavioural model's target); `deny_target()`: what a DENY names;
 - `reads()` / `writes()`: the state a *decision* about it changes and that later events read (a batch is cut
   into waves at such a dependency: see core.py);
@@ -79,6 +80,10 @@ class EventFacts(ABC):
         return ()
 
 
+# Deny targets are typed by the entity: an entry is not an asset (the enforcement point unpublishes either).
+_ENTITY_TARGETS = {"Asset": "asset", "Entry": "entry"}
+
+
 @dataclass(frozen=True, slots=True)
 class CmsChange(EventFacts):
     """A change to a CMS entity (an asset or an entry) and whether it made content reachable."""
@@ -92,6 +97,16 @@ class CmsChange(EventFacts):
     via: str  # publish | upload | none
     exposed_without_publish: bool  # reachable without any publish, and not marked as meant to be public
     file_public_url: bool
+    # The markers that say the content is not for the public (tags such as internal or embargoed): the source
+    # adapter knows its source's conventions; policies, exposure windows and evidence all read this one list.
+    restricted_tags: tuple[str, ...] = ()
+    content_type: str = ""  # the file's MIME type (assets), "" if none
+
+    @property
+    def restricted_exposure(self) -> bool:
+        """Restricted content publicly reachable after this change: what the identity's exposure windows
+        count (by upload or by publish)."""
+        return self.publicly_reachable and bool(self.restricted_tags)
 
     def record(self) -> dict[str, Any]:
         return {
@@ -105,15 +120,23 @@ class CmsChange(EventFacts):
             "file_public_url": self.file_public_url,
         }
 
+    def policy_input(self) -> dict[str, Any]:
+        extra = {"restricted_tags": list(self.restricted_tags), "content_type": self.content_type}
+        return self.record() | extra
+
     def deny_target(self, resource_id: str) -> tuple[str, str]:
-        return "asset", resource_id
+        return _ENTITY_TARGETS.get(self.entity_type, self.entity_type.lower() or "entity"), resource_id
 
     def context(self, view: StateView, actor: str, at_ms: int) -> Context:
-        count = view.identity(actor).exposures_within(at_ms) + (1 if self.exposed_without_publish else 0)
-        return Context({"exposures_10m": count}, {})
+        me = view.identity(actor)
+        recent = me.recent_exposures(at_ms)
+        if self.restricted_exposure:  # this event is in its own windows
+            recent = [(recent[0] if recent else 0) + 1, *recent[1:]]
+        typical = me.typical_exposure_day(at_ms)
+        return Context({"exposure_minutes": recent, "exposure_typical_day": typical}, {})
 
     def observed(self, actor: str, at_ms: int) -> tuple[Effect, ...]:
-        return (Exposed(actor, at_ms),) if self.exposed_without_publish else ()
+        return (Exposed(actor, at_ms),) if self.restricted_exposure else ()
 
 
 @dataclass(frozen=True, slots=True)

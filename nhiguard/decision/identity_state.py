@@ -6,19 +6,28 @@ behavioural model. Changed only by effects (decision/effects.py), in event order
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from nhiguard.models.anomaly import Baseline
 
-EXPOSURE_WINDOW_MS = 10 * 60 * 1000
+MINUTE_MS = 60_000
+MINUTES_PER_DAY = 24 * 60
+# Restricted exposures are counted per minute over the last EXPOSURE_RECENT_MINUTES (the longest window a
+# policy can count over: policies/data.yaml `exposure_windows`), then per UTC day for EXPOSURE_HISTORY_DAYS
+# (the identity's own normal rate). Minute counts bound the stored size whatever the burst (a burst of 3,000
+# exposures is at most 240 small numbers), at the price of a window edge one minute wide.
+EXPOSURE_RECENT_MINUTES = 240
+EXPOSURE_HISTORY_DAYS = 14
 
 
 @dataclass
 class IdentityFacts:
-    exposures: list[int] = field(default_factory=list)  # sorted exposure times within two windows
+    # Restricted exposures per epoch minute, the last EXPOSURE_RECENT_MINUTES up to the newest.
+    exposure_minutes: dict[int, int] = field(default_factory=dict)
+    # Restricted exposures per epoch day that aged out of the minutes, the last EXPOSURE_HISTORY_DAYS days.
+    exposure_days: dict[int, int] = field(default_factory=dict)
     revoked: dict[str, int] = field(default_factory=dict)  # revoke dedup key -> in force until (event ms)
     first_seen_ms: int | None = None
     last_seen_ms: int | None = None
@@ -26,15 +35,39 @@ class IdentityFacts:
 
     def copy(self) -> IdentityFacts:
         return IdentityFacts(
-            list(self.exposures), dict(self.revoked), self.first_seen_ms, self.last_seen_ms, self.events
+            dict(self.exposure_minutes),
+            dict(self.exposure_days),
+            dict(self.revoked),
+            self.first_seen_ms,
+            self.last_seen_ms,
+            self.events,
         )
 
     # -- reads ------------------------------------------------------------------------------------------
-    def exposures_within(self, at_ms: int) -> int:
-        """Exposures in the window that ends at `at_ms`: sorted times, so a late or redelivered webhook counts
-        only the exposures of its own window."""
-        times = self.exposures
-        return bisect.bisect_right(times, at_ms) - bisect.bisect_right(times, at_ms - EXPOSURE_WINDOW_MS)
+    def recent_exposures(self, at_ms: int) -> list[int]:
+        """Restricted exposures per minute before `at_ms`: index 0 is the event's own minute, index i the
+        minute i minutes earlier (trailing zeros cut). A policy sums the first W entries for a W-minute
+        window. Later minutes are left out, so a late or redelivered webhook counts only its own window."""
+        now = at_ms // MINUTE_MS
+        ago = {now - m: n for m, n in self.exposure_minutes.items() if 0 <= now - m < EXPOSURE_RECENT_MINUTES}
+        return [ago.get(i, 0) for i in range(max(ago) + 1)] if ago else []
+
+    def typical_exposure_day(self, at_ms: int) -> int:
+        """The identity's own normal rate: the median of its daily restricted exposures over the last
+        EXPOSURE_HISTORY_DAYS UTC days, counting only exposures older than the recent minutes (a window
+        never compares with itself). A median: one bad day (an attack that was revoked) does not become
+        the normal, and an identity has a normal above 0 only if it exposes restricted content on at least
+        half of the days."""
+        if not self.exposure_days and not self.exposure_minutes:
+            return 0
+        now = at_ms // MINUTE_MS
+        today = now // MINUTES_PER_DAY
+        days = dict(self.exposure_days)
+        for m, n in self.exposure_minutes.items():
+            if now - m >= EXPOSURE_RECENT_MINUTES:  # not yet moved to its day: no newer exposure since
+                days[m // MINUTES_PER_DAY] = days.get(m // MINUTES_PER_DAY, 0) + n
+        counts = sorted(days.get(today - i, 0) for i in range(EXPOSURE_HISTORY_DAYS))
+        return counts[EXPOSURE_HISTORY_DAYS // 2]
 
     def in_force(self, key: str, at_ms: int) -> bool:
         """Whether a revocation under this dedup key is still in force at `at_ms`."""
@@ -47,10 +80,16 @@ class IdentityFacts:
         self.events += 1
 
     def expose(self, at_ms: int) -> None:
-        times = self.exposures
-        bisect.insort(times, at_ms)
-        # Forget what no event within a window of the newest can still count.
-        del times[: bisect.bisect_right(times, times[-1] - 2 * EXPOSURE_WINDOW_MS)]
+        minute = at_ms // MINUTE_MS
+        self.exposure_minutes[minute] = self.exposure_minutes.get(minute, 0) + 1
+        newest = max(self.exposure_minutes)
+        # Minutes no window can count any more become days; days older than the history are forgotten.
+        for m in [m for m in self.exposure_minutes if newest - m >= EXPOSURE_RECENT_MINUTES]:
+            d = m // MINUTES_PER_DAY
+            self.exposure_days[d] = self.exposure_days.get(d, 0) + self.exposure_minutes.pop(m)
+        last_day = newest // MINUTES_PER_DAY
+        for d in [d for d in self.exposure_days if last_day - d >= EXPOSURE_HISTORY_DAYS]:
+            del self.exposure_days[d]
 
     def revoke(self, keys: tuple[str, ...], at_ms: int, until_ms: int) -> None:
         for key in [k for k, until in self.revoked.items() if until <= at_ms]:

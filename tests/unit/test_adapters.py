@@ -76,6 +76,17 @@ def test_contentful_public_tag_is_not_an_unintended_exposure():
     assert ev.facts.publicly_reachable and not ev.facts.exposed_without_publish
 
 
+def test_contentful_deny_targets_follow_the_entity_type():
+    """A DENY names what the enforcement point unpublishes: an entry is not an asset."""
+    body = contentful_asset("//assets.ctfassets.net/k8x2/x/y/r.png", ["internal"])
+    asset = adapt(rec("audit.cms", body, [("X-Contentful-Topic", "ContentManagement.Asset.publish")]), "cms")
+    body["sys"]["type"] = "Entry"
+    del body["fields"]["file"]
+    entry = adapt(rec("audit.cms", body, [("X-Contentful-Topic", "ContentManagement.Entry.publish")]), "cms")
+    assert asset.facts.deny_target(asset.resource_id) == ("asset", "k8x2/4bXq1kTq")
+    assert entry.facts.deny_target(entry.resource_id) == ("entry", "k8x2/4bXq1kTq")
+
+
 def test_contentful_without_actor_is_missing_identity():
     body = contentful_asset("//assets.ctfassets.net/a")
     del body["sys"]["updatedBy"], body["sys"]["createdBy"]

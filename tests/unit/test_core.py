@@ -265,7 +265,7 @@ def test_exposure_window_counts_late_events_in_their_own_window():
     from nhiguard.decision.state import State, StateView
 
     view = StateView(State(), Inventory())
-    counts = []
+    counts, tags = [], ("internal",)
     for minute in (60, 10, 65, 66, 67):  # the second one arrives late
         ev = CanonicalEvent(
             event_id=f"e{minute}",
@@ -276,11 +276,11 @@ def test_exposure_window_counts_late_events_in_their_own_window():
             actor=Actor("a", "a", False, "a"),
             resource_type="r",
             resource_id=f"r{minute}",
-            facts=CmsChange("Asset", "create", (), False, True, "upload", True, True),
+            facts=CmsChange("Asset", "create", tags, False, True, "upload", True, True, restricted_tags=tags),
         )
         item = enrich(view, Inventory(), RawRecord("t", 0, minute, b""), ev)
         view.observe(item.observed)
-        counts.append(item.policy_input["context"]["exposures_10m"])
+        counts.append(sum(item.policy_input["context"]["exposure_minutes"][:10]))  # a ten-minute window
     assert counts == [1, 1, 2, 3, 4]
 
 

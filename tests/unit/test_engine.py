@@ -55,7 +55,7 @@ def test_a_bundle_that_crashes_the_engine_is_refused_at_activation(tmp_path):
 def test_a_bundle_whose_cases_fail_is_refused(tmp_path):
     shutil.copytree(POLICIES, tmp_path / "p")
     data = tmp_path / "p" / "data.yaml"
-    data.write_text(data.read_text().replace("burst_threshold: 20", "burst_threshold: 500"))
+    data.write_text(data.read_text().replace("{minutes: 10, threshold: 10}", "{minutes: 10, threshold: 500}"))
     with pytest.raises(BundleError, match="policy case"):
         trial_run(tmp_path / "p")
 

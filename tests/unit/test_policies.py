@@ -37,7 +37,7 @@ def test_revision_changes_with_content(tmp_path):
     shutil.copytree(POLICIES, tmp_path / "p")
     before = load_bundle(tmp_path / "p").revision
     f = tmp_path / "p" / "data.yaml"
-    f.write_text(f.read_text().replace("burst_threshold: 20", "burst_threshold: 21"))
+    f.write_text(f.read_text().replace("beyond_typical_day: 3", "beyond_typical_day: 4"))
     assert load_bundle(tmp_path / "p").revision != before
 
 

@@ -20,6 +20,11 @@ _PUBLIC_ASSET_HOSTS = (
     "downloads.ctfassets.net",
 )
 _NON_HUMAN_LINKS = {"AppDefinition", "PersonalAccessToken", "ApiKey", "PreviewApiKey", "Bot"}
+# Tag ids that mark content as not for the public (compared without case). Untagged content is ordinary media:
+# the catalog syncs and asset bridges upload it to the public host and publish it minutes later.
+RESTRICTED_TAGS = frozenset(
+    {"internal", "confidential", "restricted", "draft", "embargoed", "embargo", "private", "secret"}
+)
 
 
 def _public_url(url: str | None) -> bool:
@@ -29,13 +34,14 @@ def _public_url(url: str | None) -> bool:
     return host in _PUBLIC_ASSET_HOSTS
 
 
-def _file_url(fields: dict[str, Any]) -> str | None:
-    # The file field is localised: {"en-US": {...}}; any locale with a URL counts.
-    files = fields.get("file") or {}
+def _file(fields: Any) -> tuple[str | None, str]:
+    """(URL, content type) of the asset's file. The field is localised: {"en-US": {...}}; the first locale
+    with a URL counts."""
+    files = fields.get("file") if isinstance(fields, dict) else None
     for loc in files.values() if isinstance(files, dict) else ():
         if isinstance(loc, dict) and loc.get("url"):
-            return str(loc["url"])
-    return None
+            return str(loc["url"]), str(loc.get("contentType") or "")
+    return None, ""
 
 
 @source(SOURCE, domains=("cms",), recognise=Recogniser(headers=(TOPIC_HEADER,)))
@@ -71,8 +77,7 @@ def adapt(rec: RawRecord, body: Any) -> CanonicalEvent:
             }
         )
     )
-    fields = get(body, "fields", default={})
-    url = _file_url(fields) if isinstance(fields, dict) else None
+    url, content_type = _file(get(body, "fields", default={}))
     published = bool(get(sys, "publishedVersion") or get(sys, "publishedAt"))
     if operation == "publish":
         reachable_after, via = True, "publish"
@@ -92,6 +97,8 @@ def adapt(rec: RawRecord, body: Any) -> CanonicalEvent:
         # Reachable without any publish, and not marked as meant to be public: an unintended exposure.
         exposed_without_publish=via == "upload" and "public" not in tags,
         file_public_url=_public_url(url),
+        restricted_tags=tuple(t for t in tags if t.lower() in RESTRICTED_TAGS),
+        content_type=content_type,
     )
     ts = iso_ms(
         get(sys, "publishedAt") if operation == "publish" else get(sys, "updatedAt"), rec.timestamp_ms
