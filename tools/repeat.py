@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     passed: Counter[str] = Counter()
     runs: Counter[str] = Counter()
+    healed = 0  # rounds where a checkpoint found records fetched and never processed, and re-read them
     with tempfile.TemporaryDirectory() as tmp, LocalBroker(default_cache_dir()) as broker:
         env = os.environ | {"KAFKA_BOOTSTRAP": broker.bootstrap}
         for i in range(1, args.n + 1):
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             with log.open("wb") as out:
                 subprocess.run(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
             results = _results(junit) if junit.exists() else {}
+            logs = (Path(tmp) / f"round-{i}").rglob("worker-*.log")
+            healed += any(b"reading them again" in p.read_bytes() for p in logs)
             if not results or "failed" in results.values():
                 # Keep what a failure left (pytest's output, the workers' logs) for whoever looks into it.
                 keep = Path(args.keep) / f"round-{i}"
@@ -67,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             summary = ", ".join(f"{n} {o}" for n, o in sorted(results.items()))
             print(f"round {i}/{args.n}: {summary}", flush=True)
     print()
+    print(f"rounds where a checkpoint re-read records it had fetched and not processed: {healed}")
     for name in sorted(runs):
         print(f"{name}: {passed[name]} of {runs[name]} passed")
     ok = bool(runs) and all(passed[n] == runs[n] for n in runs) and all(v == args.n for v in runs.values())
