@@ -107,3 +107,19 @@ def test_consumer_from_schemas_only_decodes_every_output():
         assert got_name == name
         decoded = fastavro.schemaless_reader(io.BytesIO(data[10:]), schema)
         assert decoded.keys() == rec.keys()
+
+
+# --- schema evolution: earlier versions are kept, expanded, so the records they wrote still decode.
+V1 = Path(__file__).with_name("avro_v1")  # records the v1 schemas wrote (see make_fixtures.py there)
+
+
+def test_every_kept_schema_version_is_expanded_and_named_like_its_current_one():
+    codec = AvroCodec(SCHEMAS)
+    for path in sorted(SCHEMAS.glob("nhiguard.*.v*.avsc")):
+        name = path.name.split(".")[1]
+        assert name in NAMES and json.loads(path.read_text())["name"] == name
+    for name in ("Decision", "EnforcementCommand", "Alert"):
+        data = (V1 / f"{name}.bin").read_bytes()
+        assert codec.schema_name(data) == name
+        then = json.loads((V1 / f"{name}.json").read_text())
+        assert json.loads(json.dumps(codec.decode(data), default=str)).keys() >= then.keys()
