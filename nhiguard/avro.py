@@ -117,6 +117,7 @@ def decision_record(d: Decision, decided_at_ms: int) -> dict[str, Any]:
                 "waiver": f.waiver,
                 "title": f.title,
                 "attack": list(f.attack),
+                "evidence": f.evidence,
             }
             for f in d.findings
         ],
@@ -141,6 +142,7 @@ def command_record(c: Command) -> dict[str, Any]:
         "event_id": c.event_id,
         "issued_at": c.issued_at_ms,
         "expires_at": c.expires_at_ms,
+        "evidence": c.evidence,
     }
 
 
@@ -161,6 +163,8 @@ def alert_record(a: Alert) -> dict[str, Any]:
         "bundle_revision": a.bundle_revision,
         "title": a.title,
         "attack": list(a.attack),
+        "evidence": a.evidence,
+        "command_ids": list(a.command_ids),
     }
 
 

@@ -22,8 +22,10 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
+from nhiguard.decision import evidence
 from nhiguard.decision.adapters import adapt
 from nhiguard.decision.context import Identities, Inventory
 from nhiguard.decision.decide import Enforcement, apply_waivers, decide, to_findings
@@ -33,6 +35,7 @@ from nhiguard.decision.records import (
     Alert,
     BatchResult,
     CanonicalEvent,
+    Command,
     DeadLetter,
     Decision,
     Finding,
@@ -216,6 +219,7 @@ class DecisionCore:
             for who in f.identities:
                 ids.setdefault(who, self.inventory.get(who))
         outcome = decide(ev, findings, score, ids, me.facts if me else None, self._enforcement)
+        commands = _with_evidence(outcome.commands, findings)
         result.decisions.append(
             Decision(
                 decision_id=stable_id(
@@ -234,7 +238,7 @@ class DecisionCore:
                 identity_known=item.identity is not None,
                 identity_kind=item.identity_kind,
                 bundle_revision=self.bundle.revision,
-                commands=outcome.commands,
+                commands=commands,
             )
         )
         self.state.apply(item.observed + outcome.effects)
@@ -257,8 +261,8 @@ class DecisionCore:
             ANOMALY_STAGE, [{**item.policy_input, "anomaly": anomaly}]
         )
         if 0 in errs or found[0] is None:
-            return self._findings(item, [self._failure_finding(item.ev.domain)])
-        return self._findings(item, found[0])
+            return self._findings(item, [self._failure_finding(item.ev.domain)], score)
+        return self._findings(item, found[0], score)
 
     def _failure_finding(self, domain: str) -> dict[str, Any]:
         closed = self.bundle.failure_mode.get(domain, "closed") == "closed"
@@ -269,8 +273,17 @@ class DecisionCore:
             "reason": f"policy engine gave no answer in time; failing {'closed' if closed else 'open'}",
         }
 
-    def _findings(self, item: Enriched, raw: list[dict[str, Any]]) -> list[Finding]:
-        return apply_waivers(to_findings(raw, self.bundle, item.targets), item.ev, self.bundle.waivers)
+    def _findings(
+        self, item: Enriched, raw: list[dict[str, Any]], score: Score | None = None
+    ) -> list[Finding]:
+        """The engine's findings for one event, with waivers applied and the evidence each names (built here
+        from the event's facts and, for the anomaly stage, the features that fired: decision/evidence.py)."""
+        found = apply_waivers(to_findings(raw, self.bundle, item.targets), item.ev, self.bundle.waivers)
+        full = evidence.of_event(item.ev, score)
+        named = {(f"{r['policy']}.{r['rule']}", str(r.get("reason", ""))): r for r in raw}
+        return [
+            replace(f, evidence=evidence.for_finding(named.get((f.rule, f.reason), {}), full)) for f in found
+        ]
 
     def _alerts(self, decisions: list[Decision]) -> list[Alert]:
         """One alert per (identity, policy rule) per batch, with a count: the SOC sees bursts, not floods."""
@@ -302,6 +315,16 @@ class DecisionCore:
                     bundle_revision=self.bundle.revision,
                     title=f.title,
                     attack=f.attack,
+                    evidence=evidence.merge(g.evidence for _, g in items),
+                    command_ids=tuple(dict.fromkeys(c.command_id for d, _ in items for c in d.commands)),
                 )
             )
         return alerts
+
+
+def _with_evidence(commands: list[Command], findings: list[Finding]) -> list[Command]:
+    """Each command with the evidence of the findings behind it (its rules)."""
+    return [
+        replace(c, evidence=evidence.merge(f.evidence for f in findings if f.rule in c.rule_ids))
+        for c in commands
+    ]
