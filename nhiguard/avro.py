@@ -123,6 +123,7 @@ def decision_record(d: Decision, decided_at_ms: int) -> dict[str, Any]:
         ],
         "anomaly": {"score": d.anomaly_score, "warm": d.anomaly_warm, "features": d.anomaly_features},
         "command_ids": [c.command_id for c in d.commands],
+        "held_command_ids": [c.command_id for c in d.commands if c.held],
         "bundle_revision": d.bundle_revision,
         "decided_at": decided_at_ms,
     }
@@ -142,6 +143,10 @@ def command_record(c: Command) -> dict[str, Any]:
         "event_id": c.event_id,
         "issued_at": c.issued_at_ms,
         "expires_at": c.expires_at_ms,
+        "status": c.status,
+        "held_reason": c.hold,
+        "released_at": None,
+        "released_by": "",
         "evidence": c.evidence,
     }
 

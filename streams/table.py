@@ -1,4 +1,4 @@
-"""The readable command table the demo and `nhiguard replay` print.
+"""The readable command table the demo, `nhiguard replay` and `nhiguard commands held` print.
 
 One block per command: a line with its time, kind, policy and reasons, then the whole identity, target,
 evidence and command id, each on a line of its own and wrapped between words, never cut: an analyst copies
@@ -61,6 +61,18 @@ def evidence_text(evidence: dict[str, list[str]], skip: tuple[str, ...] = ("iden
     return "; ".join(parts)
 
 
+def _status(cmd: dict[str, Any]) -> list[str]:
+    status = cmd.get("status") or "ISSUED"
+    if status == "HELD":
+        why = safe(cmd.get("held_reason") or "circuit breaker")
+        return _field("HELD", f"{why}; release: nhiguard commands release {cmd['command_id']}")
+    if status == "RELEASED":
+        at = cmd.get("released_at")
+        when = f" at {_time(at)} UTC" if at is not None else ""
+        return _field("RELEASED", f"by {safe(cmd.get('released_by') or '?')}{when}")
+    return []
+
+
 def row(cmd: dict[str, Any]) -> str:
     """One command (an EnforcementCommand record, as `avro.command_record` makes or a consumer decodes)."""
     reasons = safe("; ".join(cmd["reasons"]))
@@ -73,5 +85,5 @@ def row(cmd: dict[str, Any]) -> str:
     repeated = any(str(cmd["target"]) in r for r in evidence.get("resource", []))
     if ev := evidence_text(evidence, ("identity", "resource") if repeated else ("identity",)):
         lines += _field("evidence", ev)
-    lines += _field("command", cmd["command_id"])
+    lines += _field("command", cmd["command_id"]) + _status(cmd)
     return "\n".join(lines)

@@ -3,7 +3,8 @@
 One direction, one record at a time, in order:
 
     adapt -> enrich (reads) -> evaluate (Rego) -> score (its baseline) -> [evaluate the anomaly stage, if
-    flagged] -> decide (verdict, commands, the effects it wants) -> apply (the one writer: state, learning)
+    flagged] -> decide (verdict, commands, the effects it wants) -> breaker (holds REVOKEs over its limits)
+    -> apply (the one writer: state, learning, the breaker's window)
 
 Evaluation is batched (one query per domain for many events: per-call overhead dominates), so a batch is
 cut into *waves*: every event of a wave is enriched and evaluated together, then scored, decided and applied
@@ -25,9 +26,9 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
-from nhiguard.decision import evidence
+from nhiguard.decision import breaker, evidence
 from nhiguard.decision.adapters import adapt
-from nhiguard.decision.context import Identities, Inventory
+from nhiguard.decision.context import Identities, Identity, Inventory
 from nhiguard.decision.decide import Enforcement, apply_waivers, decide, to_findings
 from nhiguard.decision.enrich import Enriched, enrich
 from nhiguard.decision.records import (
@@ -95,6 +96,11 @@ class DecisionCore:
             self._enforcement = Enforcement(
                 bundle.revision, self.settings.deny_ttl_s * 1000, self.settings.revoke_ttl_s * 1000
             )
+            self._limits = breaker.BreakerLimits(
+                self.settings.breaker_window_s * 1000,
+                self.settings.breaker_max_revokes,
+                self.settings.breaker_max_revokes_per_kind,
+            )
         return previous
 
     def drop_cached_state(self) -> None:
@@ -153,8 +159,11 @@ class DecisionCore:
                 if ev.facts is not None and (key := ev.facts.writes()) is not None:
                     pending.add(key)
             self._run_wave(wave, result)
-            result.alerts = self._alerts(result.decisions)
+            result.alerts = self._alerts(result.decisions) + breaker.held_alerts(
+                result.decisions, self.bundle.revision
+            )
             result.identity_state, result.package_state = self.state.take_changed()
+            result.breaker_state = self.state.take_breaker()
             self.state.evict()
             return result
 
@@ -219,7 +228,13 @@ class DecisionCore:
             for who in f.identities:
                 ids.setdefault(who, self.inventory.get(who))
         outcome = decide(ev, findings, score, ids, me.facts if me else None, self._enforcement)
-        commands = _with_evidence(outcome.commands, findings)
+        commands, counted = breaker.check(
+            _with_evidence(outcome.commands, findings),
+            ev.occurred_at_ms,
+            _kinds(ids),
+            self.state.breaker(),
+            self._limits,
+        )
         result.decisions.append(
             Decision(
                 decision_id=stable_id(
@@ -241,7 +256,7 @@ class DecisionCore:
                 commands=commands,
             )
         )
-        self.state.apply(item.observed + outcome.effects)
+        self.state.apply([*item.observed, *outcome.effects, *([counted] if counted else [])])
 
     def _score(self, model: Baseline | None, ev: CanonicalEvent) -> Score:
         # An identity's first event is scored against an empty baseline (created when applied).
@@ -328,3 +343,8 @@ def _with_evidence(commands: list[Command], findings: list[Finding]) -> list[Com
         replace(c, evidence=evidence.merge(f.evidence for f in findings if f.rule in c.rule_ids))
         for c in commands
     ]
+
+
+def _kinds(identities: dict[str, Identity | None]) -> dict[str, str]:
+    """The inventory kind of each identity a decision names (what the breaker counts revokes by)."""
+    return {who: ident.kind if ident else breaker.UNKNOWN_KIND for who, ident in identities.items()}

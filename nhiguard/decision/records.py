@@ -113,7 +113,15 @@ class Command:
     event_id: str
     issued_at_ms: int
     expires_at_ms: int
+    # ISSUED (to enforcement.commands) or HELD by the REVOKE circuit breaker (to enforcement.held, until an
+    # operator releases it: decision/breaker.py); `hold` says why it was held.
+    status: str = "ISSUED"
+    hold: str = ""
     evidence: Evidence = field(default_factory=dict, hash=False)  # of the findings behind it
+
+    @property
+    def held(self) -> bool:
+        return self.status == "HELD"
 
 
 @dataclass(slots=True)
@@ -154,7 +162,7 @@ class Alert:
     title: str = ""
     attack: tuple[str, ...] = ()
     evidence: Evidence = field(default_factory=dict, hash=False)  # of the grouped findings
-    command_ids: tuple[str, ...] = ()  # the commands the alerted decisions produced
+    command_ids: tuple[str, ...] = ()  # the commands the alerted decisions produced (held ones included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +193,10 @@ class BatchResult:
     # State the batch changed, for the worker to write to its tables: identity -> value, package -> facts.
     identity_state: dict[str, bytes] = field(default_factory=dict)
     package_state: dict[str, bytes] = field(default_factory=dict)
+    # The REVOKE circuit breaker's window (decision/breaker.py), as stored, when the batch changed it.
+    breaker_state: bytes | None = None
 
     @property
     def commands(self) -> list[Command]:
+        """Every command, held ones included (`Command.held`)."""
         return [c for d in self.decisions for c in d.commands]

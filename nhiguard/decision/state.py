@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Protocol
 
+from nhiguard.decision.breaker import BreakerWindow, RevokesCounted, decode_window, encode_window
 from nhiguard.decision.codec import (
     decode_identity_state,
     decode_package_state,
@@ -31,6 +32,10 @@ class StateStore(Protocol):
 
     def package(self, name: str) -> list[bytes]: ...
 
+    # The REVOKE circuit breaker's window (decision/breaker.py): every partition's copy. Optional: a store
+    # without it keeps the window in memory only.
+    # def breaker(self) -> list[bytes]: ...
+
 
 class State:
     def __init__(self, store: StateStore | None = None, max_cached: int = 200_000) -> None:
@@ -40,6 +45,9 @@ class State:
         self._packages: OrderedDict[str, PackageFacts] = OrderedDict()
         self._changed_identities: set[str] = set()
         self._changed_packages: set[str] = set()
+        self._breaker = BreakerWindow()
+        self._breaker_read = False  # the store's copies merged in since the last batch
+        self._breaker_changed = False
 
     def identity(self, identity_id: str) -> IdentityState:
         state = self._identities.get(identity_id)
@@ -62,12 +70,24 @@ class State:
             self._packages.move_to_end(name)
         return facts
 
-    def apply(self, effects: Iterable[Effect]) -> None:
+    def breaker(self) -> BreakerWindow:
+        """The REVOKE circuit breaker's window, with every partition's stored copy merged in once per batch
+        (other workers' revokes reach this one through the store)."""
+        read = getattr(self._store, "breaker", None)
+        if read is not None and not self._breaker_read:
+            for blob in read():
+                self._breaker.merge(decode_window(blob))
+            self._breaker_read = True
+        return self._breaker
+
+    def apply(self, effects: Iterable[Effect | RevokesCounted]) -> None:
         """The one writer: each effect to its key, in order."""
         for e in effects:
             if isinstance(e, IdentityEffect):
                 if e.apply(self.identity(e.identity)):
                     self._changed_identities.add(e.identity)
+            elif isinstance(e, RevokesCounted):
+                self._breaker_changed |= e.apply(self.breaker())
             elif e.apply(self.package(e.package)):
                 self._changed_packages.add(e.package)
 
@@ -81,6 +101,11 @@ class State:
             {i: encode_identity_state(self._identities[i]) for i in ids},
             {name: encode_package_state(self._packages[name]) for name in pkgs},
         )
+
+    def take_breaker(self) -> bytes | None:
+        """The breaker's window as stored, if it changed since the last call (None without a store)."""
+        changed, self._breaker_changed, self._breaker_read = self._breaker_changed, False, False
+        return encode_window(self._breaker) if changed and self._store is not None else None
 
     def evict(self) -> None:
         """Drop the least recently used keys beyond the cache size (with a store only: without one, memory is
@@ -97,6 +122,7 @@ class State:
         if self._store is not None:
             self._identities.clear()
             self._packages.clear()
+            self._breaker, self._breaker_read = BreakerWindow(), False
 
     @property
     def cached(self) -> tuple[int, int]:

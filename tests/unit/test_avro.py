@@ -127,8 +127,14 @@ def test_every_kept_schema_version_is_expanded_and_named_like_its_current_one():
 
 # The fields added since v1 have defaults, so records of either version are read.
 ADDED = {
-    "Decision": {},  # and "evidence" on each finding
-    "EnforcementCommand": {"evidence": {}},
+    "Decision": {"held_command_ids": []},  # and "evidence" on each finding
+    "EnforcementCommand": {
+        "evidence": {},
+        "status": "ISSUED",
+        "held_reason": "",
+        "released_at": None,
+        "released_by": "",
+    },
     "Alert": {"evidence": {}, "command_ids": []},
 }
 
