@@ -134,7 +134,8 @@ def _limit(text: str) -> int | None:
 
 
 def _limits_per_kind(text: str) -> tuple[tuple[str, int], ...]:
-    """`ci_bot=5,cms_integration=3,*=10` -> ((kind, limit), ...); a kind set to `none` has no limit."""
+    """`ci_bot=5,cms_integration=3,*=10` -> ((kind, limit), ...); a kind set to `none` is left out (so `*`
+    applies to it)."""
     out = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         kind, sep, value = part.partition("=")

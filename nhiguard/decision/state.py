@@ -26,15 +26,13 @@ from nhiguard.decision.package_state import PackageFacts
 
 class StateStore(Protocol):
     """Where state lives between batches and across restarts (the worker's tables): one value per identity
-    (decision/codec.py), and per package the copies every partition wrote."""
+    (decision/codec.py), and per package the copies every partition wrote. A store may also have
+    `breaker() -> list[bytes]`, every partition's copy of the REVOKE circuit breaker's window
+    (decision/breaker.py); without it the window is kept in memory only."""
 
     def identity(self, identity_id: str) -> bytes | None: ...
 
     def package(self, name: str) -> list[bytes]: ...
-
-    # The REVOKE circuit breaker's window (decision/breaker.py): every partition's copy. Optional: a store
-    # without it keeps the window in memory only.
-    # def breaker(self) -> list[bytes]: ...
 
 
 class State:
