@@ -3,6 +3,11 @@
 Single-object encoding (Avro spec): 0xC3 0x01, the 8-byte little-endian CRC-64-AVRO fingerprint of the
 schema's parsing canonical form, then the Avro binary body. A consumer with only schemas/ can tell which
 schema wrote a record and decode it.
+
+Schemas evolve by adding fields with defaults. The earlier versions are kept beside the current ones,
+expanded (`nhiguard.<Name>.v<N>.avsc`), so a record an earlier version wrote still decodes, into the current
+shape (Avro schema resolution: the new fields get their defaults); an old reader given the new schema as the
+writer's reads a new record (it skips what it does not know).
 """
 
 from __future__ import annotations
@@ -21,18 +26,27 @@ MAGIC = b"\xc3\x01"
 NAMES = ("AuditEvent", "Decision", "EnforcementCommand", "Alert", "DeadLetter", "Identity")
 
 
+def _load(path: Path) -> tuple[Any, bytes]:
+    # load_schema resolves references to other nhiguard.* types from files beside it; expanding makes the
+    # canonical form (and so the fingerprint) self-contained.
+    schema = expand_schema(load_schema(path))
+    return schema, bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
+
+
 class AvroCodec:
     def __init__(self, schemas_dir: Path) -> None:
         self.schemas: dict[str, Any] = {}
         self.fingerprints: dict[str, bytes] = {}
-        self._by_fp: dict[bytes, Any] = {}
+        # fingerprint -> (name, the writer's schema): the current schemas and the earlier versions
+        self._by_fp: dict[bytes, tuple[str, Any]] = {}
         for name in NAMES:
-            # load_schema resolves references to other nhiguard.* types from files beside it; expanding makes
-            # the canonical form (and so the fingerprint) self-contained.
-            schema = expand_schema(load_schema(Path(schemas_dir) / f"nhiguard.{name}.avsc"))
-            fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
+            schema, fp = _load(Path(schemas_dir) / f"nhiguard.{name}.avsc")
             self.schemas[name], self.fingerprints[name] = schema, fp
-            self._by_fp[fp] = schema
+            self._by_fp[fp] = (name, schema)
+        for name in NAMES:
+            for path in sorted(Path(schemas_dir).glob(f"nhiguard.{name}.v*.avsc")):
+                schema, fp = _load(path)
+                self._by_fp.setdefault(fp, (name, schema))
 
     def encode(self, name: str, record: dict[str, Any]) -> bytes:
         buf = io.BytesIO()
@@ -43,14 +57,19 @@ class AvroCodec:
     def decode(self, data: bytes) -> dict[str, Any]:
         if data[:2] != MAGIC or len(data) < 10:
             raise ValueError("not an Avro single-object encoded record")
-        schema = self._by_fp.get(data[2:10])
-        if schema is None:
+        found = self._by_fp.get(data[2:10])
+        if found is None:
             raise ValueError(f"unknown schema fingerprint {data[2:10].hex()}")
-        return schemaless_reader(io.BytesIO(data[10:]), schema)  # type: ignore[return-value]
+        name, writer = found
+        reader = self.schemas[name]
+        # An earlier version's record is resolved into the current shape (new fields get their defaults).
+        return schemaless_reader(  # type: ignore[return-value]
+            io.BytesIO(data[10:]), writer, None if writer is reader else reader
+        )
 
     def schema_name(self, data: bytes) -> str | None:
-        fp = data[2:10]
-        return next((n for n, f in self.fingerprints.items() if f == fp), None)
+        found = self._by_fp.get(data[2:10])
+        return None if found is None else found[0]
 
 
 def event_record(d: Decision) -> dict[str, Any]:
@@ -98,11 +117,13 @@ def decision_record(d: Decision, decided_at_ms: int) -> dict[str, Any]:
                 "waiver": f.waiver,
                 "title": f.title,
                 "attack": list(f.attack),
+                "evidence": f.evidence,
             }
             for f in d.findings
         ],
         "anomaly": {"score": d.anomaly_score, "warm": d.anomaly_warm, "features": d.anomaly_features},
         "command_ids": [c.command_id for c in d.commands],
+        "held_command_ids": [c.command_id for c in d.commands if c.held],
         "bundle_revision": d.bundle_revision,
         "decided_at": decided_at_ms,
     }
@@ -122,6 +143,11 @@ def command_record(c: Command) -> dict[str, Any]:
         "event_id": c.event_id,
         "issued_at": c.issued_at_ms,
         "expires_at": c.expires_at_ms,
+        "status": c.status,
+        "held_reason": c.hold,
+        "released_at": None,
+        "released_by": "",
+        "evidence": c.evidence,
     }
 
 
@@ -142,6 +168,8 @@ def alert_record(a: Alert) -> dict[str, Any]:
         "bundle_revision": a.bundle_revision,
         "title": a.title,
         "attack": list(a.attack),
+        "evidence": a.evidence,
+        "command_ids": list(a.command_ids),
     }
 
 

@@ -42,6 +42,9 @@ class Topics:
     runtime: str = "audit.runtime"
     decisions: str = "authz.decisions"
     commands: str = "enforcement.commands"
+    # REVOKEs the circuit breaker held (status HELD) and their releases (status RELEASED), keyed by command
+    # id: the latest record of a command id is its state (nhiguard commands held / release).
+    held: str = "enforcement.held"
     alerts: str = "soc.alerts"
     deadletter: str = "audit.deadletter"
     bundles: str = "policy.bundles"  # compacted: the latest policy bundle, when policy_source is "topic"
@@ -55,7 +58,7 @@ class Topics:
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        return (self.decisions, self.commands, self.alerts, self.deadletter)
+        return (self.decisions, self.commands, self.alerts, self.deadletter, self.held)
 
     def domain_of(self, topic: str) -> str | None:
         """Which policy domain an input topic feeds (None for a topic that is not an input)."""
@@ -86,6 +89,12 @@ class Settings:
     # Commands expire: a DENY gates one request or package version; a REVOKE holds until rotation.
     deny_ttl_s: int = 24 * 3600
     revoke_ttl_s: int = 7 * 24 * 3600
+    # The REVOKE circuit breaker (nhiguard/decision/breaker.py): more revoked identities than these within the
+    # window (event time), in total or of one identity kind (`*`: any kind not named), and further REVOKEs
+    # are held for an operator to release. None: no limit; 0: every REVOKE waits for an operator.
+    breaker_window_s: int = 3600
+    breaker_max_revokes: int | None = 20
+    breaker_max_revokes_per_kind: tuple[tuple[str, int], ...] = (("*", 10),)
     anomaly_warmup_events: int = 30
     # Identities (and packages) whose state is kept in memory; beyond it the least recently used are dropped
     # and read back from the state table when they act again. ~2 KB of memory each.
@@ -112,6 +121,30 @@ class Settings:
 
 
 _ENV_TOPIC_PREFIX = "NHIGUARD_TOPIC_"
+
+
+def _limit(text: str) -> int | None:
+    """A breaker limit: a count, or `none` / `off` / empty for no limit."""
+    text = text.strip().lower()
+    if text in ("", "none", "off"):
+        return None
+    if not text.isdigit():
+        raise ValueError(f"not a limit (a count, or none): {text!r}")
+    return int(text)
+
+
+def _limits_per_kind(text: str) -> tuple[tuple[str, int], ...]:
+    """`ci_bot=5,cms_integration=3,*=10` -> ((kind, limit), ...); a kind set to `none` is left out (so `*`
+    applies to it)."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, sep, value = part.partition("=")
+        if not sep or not kind.strip():
+            raise ValueError(f"NHIGUARD_BREAKER_MAX_REVOKES_PER_KIND: expected kind=limit, got {part!r}")
+        limit = _limit(value)
+        if limit is not None:
+            out.append((kind.strip(), limit))
+    return tuple(out)
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -147,6 +180,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "NHIGUARD_POLICY_SOURCE": ("policy_source", str),
         "NHIGUARD_OPA_URL": ("opa_url", str),
         "NHIGUARD_OPA_BINARY": ("opa_binary", Path),
+        "NHIGUARD_BREAKER_WINDOW_S": ("breaker_window_s", int),
+        "NHIGUARD_BREAKER_MAX_REVOKES": ("breaker_max_revokes", _limit),
+        "NHIGUARD_BREAKER_MAX_REVOKES_PER_KIND": ("breaker_max_revokes_per_kind", _limits_per_kind),
     }
     for var, (name, conv) in simple.items():
         if var in env:

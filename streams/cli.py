@@ -1,4 +1,4 @@
-"""`nhiguard` command line: worker, replay, eval, identities, policy."""
+"""`nhiguard` command line: worker, replay, eval, identities, policy, commands."""
 
 from __future__ import annotations
 
@@ -137,6 +137,35 @@ def _identities_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _commands_held(args: argparse.Namespace) -> int:
+    from nhiguard.streams.held import run_held
+
+    return run_held(load_settings())
+
+
+def _commands_release(args: argparse.Namespace) -> int:
+    from nhiguard.streams.held import run_release
+
+    return run_release(load_settings(), list(args.ids), args.all, args.by)
+
+
+def _add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cmd = sub.add_parser(
+        "commands", help="REVOKEs the circuit breaker held (enforcement.held), and their release"
+    )
+    cmd_sub = cmd.add_subparsers(dest="commands_command", required=True)
+    ch = cmd_sub.add_parser("held", help="list the commands still held, with their ids, reasons and evidence")
+    ch.set_defaults(func=_commands_held)
+    cr = cmd_sub.add_parser(
+        "release",
+        help="send held commands to enforcement.commands (same command id) and record the release",
+    )
+    cr.add_argument("ids", nargs="*", metavar="COMMAND_ID")
+    cr.add_argument("--all", action="store_true", help="release every command still held")
+    cr.add_argument("--by", help="who releases them (default: NHIGUARD_OPERATOR, else the user name)")
+    cr.set_defaults(func=_commands_release)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="nhiguard", description=__doc__)
@@ -199,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     pp.add_argument("dir", nargs="?", help="bundle directory (default: the configured policies/)")
     pp.set_defaults(func=_policy_publish)
+    _add_commands(sub)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -39,8 +39,10 @@ def run_replay(settings: Settings, path: Path, identities: Path | None, policies
     print(table.header())
     for c in result.commands:
         print(table.row(command_record(c)))
+    held = sum(c.held for c in result.commands)
     print(
         f"\nverdicts: {dict(Counter(d.verdict for d in result.decisions))}; "
         f"dead letters: {dict(Counter(x.reason for x in result.deadletters))}"
+        + (f"; REVOKEs held by the circuit breaker: {held}" if held else "")
     )
     return 0

@@ -84,9 +84,11 @@ class OutputSink:
                     self.topics.decisions, key, self.codec.encode("Decision", decision_record(d, now))
                 )
                 for c in d.commands:
+                    # A REVOKE the circuit breaker held waits on its own topic, keyed by command id, until an
+                    # operator releases it (nhiguard commands release).
                     self._produce(
-                        self.topics.commands,
-                        c.identity,
+                        self.topics.held if c.held else self.topics.commands,
+                        c.command_id if c.held else c.identity,
                         self.codec.encode("EnforcementCommand", command_record(c)),
                     )
             for a in result.alerts:

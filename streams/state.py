@@ -6,6 +6,8 @@ changelog topics.
 - `packages` (a global table: every worker reads all of it): facts about a package, which the events of many
   identities read. Each partition writes its own copy (`<package>@<partition>`) and readers merge the copies,
   so a package's facts are one answer however the identities that touch it are spread over partitions.
+  The REVOKE circuit breaker's window (nhiguard/decision/breaker.py) is kept there too, the same way, under
+  `nhiguard:breaker#<partition>` (a package's keys end in `@<partition>`: no package can take that key).
 
 Writes happen at the commit cadence, not per event: the core returns the state a batch changed, the worker
 keeps the latest value per key, and right before Faust commits offsets it (1) delivers the batch outputs,
@@ -92,6 +94,10 @@ def decode_value(value: bytes) -> tuple[bytes, Delivery]:
     return core, Delivery(applied, list(struct.unpack_from(f"<{(len(tail) - 8) // 8}Q", tail, 8)))
 
 
+def breaker_key(partition: int) -> bytes:
+    return f"nhiguard:breaker#{partition}".encode()
+
+
 class TableStore:
     """The decision core's StateStore over the worker's tables, and the owner of the identity value's
     envelope. Reads see pending (not yet written) state first, so an identity evicted from memory and back
@@ -107,6 +113,9 @@ class TableStore:
         # Taken for the commit in progress and not yet in the tables: still what a read must see.
         self._inflight_ids: dict[str, tuple[bytes, Any]] = {}
         self._inflight_pkgs: dict[str, tuple[bytes, Any]] = {}
+        # The breaker's window, the same way (one value: the latest a batch returned).
+        self._pending_breaker: tuple[bytes, Any] | None = None
+        self._inflight_breaker: tuple[bytes, Any] | None = None
 
     # -- StateStore (called from the core's thread) ------------------------------------------------------
     def identity(self, identity_id: str) -> bytes | None:
@@ -133,6 +142,12 @@ class TableStore:
             out.append(pending[0])
         return out
 
+    def breaker(self) -> list[bytes]:
+        """Every partition's copy of the breaker's window, and this worker's own not yet written."""
+        out = [v for p in range(self.partitions) if (v := self.packages.get(breaker_key(p)))]
+        pending = self._pending_breaker or self._inflight_breaker
+        return [*out, pending[0]] if pending is not None else out
+
     # -- the worker (event loop) -------------------------------------------------------------------------
     def stage(self, result: BatchResult, events_by_identity: dict[str, Any], any_event: Any) -> None:
         """Keep the state a batch changed until the next commit, with an event to write it under."""
@@ -142,13 +157,16 @@ class TableStore:
             self._pending_ids[identity] = (value, events_by_identity.get(identity, any_event))
         for name, value in result.package_state.items():
             self._pending_pkgs[name] = (value, any_event)
+        if result.breaker_state is not None:
+            self._pending_breaker = (result.breaker_state, any_event)
 
     def take_pending(self) -> tuple[dict[str, tuple[bytes, Any]], dict[str, tuple[bytes, Any]]]:
         """What the batches staged so far changed: to be written once their outputs are delivered."""
         ids, pkgs = self._pending_ids, self._pending_pkgs
         # In flight first, then cleared: a read from the core thread in between must see one or the other.
         self._inflight_ids, self._inflight_pkgs = ids, pkgs
-        self._pending_ids, self._pending_pkgs = {}, {}
+        self._inflight_breaker = self._pending_breaker  # written by the next `write`, with these
+        self._pending_ids, self._pending_pkgs, self._pending_breaker = {}, {}, None
         return ids, pkgs
 
     def write(self, ids: dict[str, tuple[bytes, Any]], pkgs: dict[str, tuple[bytes, Any]]) -> int:
@@ -156,22 +174,27 @@ class TableStore:
 
         A Faust table writes to the store and changelog partition of the *current event*; the batch's events
         are no longer current here, so each write runs with the event it was staged with as current."""
-        # Packages first: their merges are idempotent, so a kill between the two only repeats them; the
-        # other way round, an identity's applied position could cover package facts never written.
+        # Packages (and the breaker's window) first: their merges are idempotent, so a kill between the two
+        # only repeats them; the other way round, an identity's applied position could cover package facts
+        # never written.
         for name, (value, event) in pkgs.items():
-            token = _current_event.set(weakref.ref(event))
-            try:
-                self.packages[f"{name}@{event.message.partition}".encode()] = value
-            finally:
-                _current_event.reset(token)
+            _write_as(event, self.packages, f"{name}@{event.message.partition}".encode(), value)
+        breaker = self._inflight_breaker
+        if breaker is not None:
+            _write_as(breaker[1], self.packages, breaker_key(breaker[1].message.partition), breaker[0])
         for identity, (value, event) in ids.items():
-            token = _current_event.set(weakref.ref(event))
-            try:
-                self.identities[identity.encode()] = value
-            finally:
-                _current_event.reset(token)
-        self._inflight_ids, self._inflight_pkgs = {}, {}
-        return len(ids) + len(pkgs)
+            _write_as(event, self.identities, identity.encode(), value)
+        self._inflight_ids, self._inflight_pkgs, self._inflight_breaker = {}, {}, None
+        return len(ids) + len(pkgs) + (breaker is not None)
+
+
+def _write_as(event: Any, table: Any, key: bytes, value: bytes) -> None:
+    """Write with `event` as the current event: the table's store and changelog partition are its own."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        table[key] = value
+    finally:
+        _current_event.reset(token)
 
 
 class StatefulStage:

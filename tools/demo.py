@@ -172,7 +172,8 @@ def _watch(
             "enable.auto.commit": False,
         }
     )
-    consumer.subscribe([t.commands, t.decisions, t.deadletter])
+    # Held REVOKEs (the circuit breaker's) are commands too: they wait on their own topic for an operator.
+    consumer.subscribe([t.commands, t.held, t.decisions, t.deadletter])
     decided: dict[tuple[str, int, int], str] = {}  # input record -> verdict or dead-letter reason
     command_labels: dict[str, str] = {}
     commands: dict[str, dict] = {}
@@ -195,7 +196,7 @@ def _watch(
             if msg is None or msg.error():
                 continue
             rec = codec.decode(msg.value())
-            if msg.topic() == t.commands:
+            if msg.topic() in (t.commands, t.held):
                 if rec["command_id"] not in commands:
                     commands[rec["command_id"]] = rec
                     print(table.row(rec), flush=True)
@@ -219,10 +220,13 @@ def _summary(
     elapsed: float,
 ) -> bool:
     print(f"\n{len(decided)} records decided in {elapsed:.1f}s: {dict(Counter(decided.values()))}")
-    by_label = Counter((command_labels.get(cid, "?"), c["kind"]) for cid, c in commands.items())
+    by_label = Counter(
+        (command_labels.get(cid, "?"), c["kind"] + (" (held)" if c.get("status") == "HELD" else ""))
+        for cid, c in commands.items()
+    )
     print("commands by stream part:")
     for (label, kind), n in sorted(by_label.items()):
-        print(f"  {label:<20} {kind:<7} {n}")
+        print(f"  {label:<20} {kind:<14} {n}")
     ok = True
     for incident in ("incident:cms", "incident:ci", "incident:registry"):
         if not any(lbl == incident for lbl, _ in by_label):

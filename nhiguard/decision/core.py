@@ -3,7 +3,8 @@
 One direction, one record at a time, in order:
 
     adapt -> enrich (reads) -> evaluate (Rego) -> score (its baseline) -> [evaluate the anomaly stage, if
-    flagged] -> decide (verdict, commands, the effects it wants) -> apply (the one writer: state, learning)
+    flagged] -> decide (verdict, commands, the effects it wants) -> breaker (holds REVOKEs over its limits)
+    -> apply (the one writer: state, learning, the breaker's window)
 
 Evaluation is batched (one query per domain for many events: per-call overhead dominates), so a batch is
 cut into *waves*: every event of a wave is enriched and evaluated together, then scored, decided and applied
@@ -22,10 +23,12 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
+from nhiguard.decision import breaker, evidence
 from nhiguard.decision.adapters import adapt
-from nhiguard.decision.context import Identities, Inventory
+from nhiguard.decision.context import Identities, Identity, Inventory
 from nhiguard.decision.decide import Enforcement, apply_waivers, decide, to_findings
 from nhiguard.decision.enrich import Enriched, enrich
 from nhiguard.decision.records import (
@@ -33,6 +36,7 @@ from nhiguard.decision.records import (
     Alert,
     BatchResult,
     CanonicalEvent,
+    Command,
     DeadLetter,
     Decision,
     Finding,
@@ -92,6 +96,11 @@ class DecisionCore:
             self._enforcement = Enforcement(
                 bundle.revision, self.settings.deny_ttl_s * 1000, self.settings.revoke_ttl_s * 1000
             )
+            self._limits = breaker.BreakerLimits(
+                self.settings.breaker_window_s * 1000,
+                self.settings.breaker_max_revokes,
+                self.settings.breaker_max_revokes_per_kind,
+            )
         return previous
 
     def drop_cached_state(self) -> None:
@@ -150,8 +159,11 @@ class DecisionCore:
                 if ev.facts is not None and (key := ev.facts.writes()) is not None:
                     pending.add(key)
             self._run_wave(wave, result)
-            result.alerts = self._alerts(result.decisions)
+            result.alerts = self._alerts(result.decisions) + breaker.held_alerts(
+                result.decisions, self.bundle.revision
+            )
             result.identity_state, result.package_state = self.state.take_changed()
+            result.breaker_state = self.state.take_breaker()
             self.state.evict()
             return result
 
@@ -216,6 +228,13 @@ class DecisionCore:
             for who in f.identities:
                 ids.setdefault(who, self.inventory.get(who))
         outcome = decide(ev, findings, score, ids, me.facts if me else None, self._enforcement)
+        commands, counted = breaker.check(
+            _with_evidence(outcome.commands, findings),
+            ev.occurred_at_ms,
+            _kinds(ids),
+            self.state.breaker(),
+            self._limits,
+        )
         result.decisions.append(
             Decision(
                 decision_id=stable_id(
@@ -234,10 +253,10 @@ class DecisionCore:
                 identity_known=item.identity is not None,
                 identity_kind=item.identity_kind,
                 bundle_revision=self.bundle.revision,
-                commands=outcome.commands,
+                commands=commands,
             )
         )
-        self.state.apply(item.observed + outcome.effects)
+        self.state.apply([*item.observed, *outcome.effects, *([counted] if counted else [])])
 
     def _score(self, model: Baseline | None, ev: CanonicalEvent) -> Score:
         # An identity's first event is scored against an empty baseline (created when applied).
@@ -257,8 +276,8 @@ class DecisionCore:
             ANOMALY_STAGE, [{**item.policy_input, "anomaly": anomaly}]
         )
         if 0 in errs or found[0] is None:
-            return self._findings(item, [self._failure_finding(item.ev.domain)])
-        return self._findings(item, found[0])
+            return self._findings(item, [self._failure_finding(item.ev.domain)], score)
+        return self._findings(item, found[0], score)
 
     def _failure_finding(self, domain: str) -> dict[str, Any]:
         closed = self.bundle.failure_mode.get(domain, "closed") == "closed"
@@ -269,8 +288,17 @@ class DecisionCore:
             "reason": f"policy engine gave no answer in time; failing {'closed' if closed else 'open'}",
         }
 
-    def _findings(self, item: Enriched, raw: list[dict[str, Any]]) -> list[Finding]:
-        return apply_waivers(to_findings(raw, self.bundle, item.targets), item.ev, self.bundle.waivers)
+    def _findings(
+        self, item: Enriched, raw: list[dict[str, Any]], score: Score | None = None
+    ) -> list[Finding]:
+        """The engine's findings for one event, with waivers applied and the evidence each names (built here
+        from the event's facts and, for the anomaly stage, the features that fired: decision/evidence.py)."""
+        found = apply_waivers(to_findings(raw, self.bundle, item.targets), item.ev, self.bundle.waivers)
+        full = evidence.of_event(item.ev, score)
+        named = {(f"{r['policy']}.{r['rule']}", str(r.get("reason", ""))): r for r in raw}
+        return [
+            replace(f, evidence=evidence.for_finding(named.get((f.rule, f.reason), {}), full)) for f in found
+        ]
 
     def _alerts(self, decisions: list[Decision]) -> list[Alert]:
         """One alert per (identity, policy rule) per batch, with a count: the SOC sees bursts, not floods."""
@@ -302,6 +330,21 @@ class DecisionCore:
                     bundle_revision=self.bundle.revision,
                     title=f.title,
                     attack=f.attack,
+                    evidence=evidence.merge(g.evidence for _, g in items),
+                    command_ids=tuple(dict.fromkeys(c.command_id for d, _ in items for c in d.commands)),
                 )
             )
         return alerts
+
+
+def _with_evidence(commands: list[Command], findings: list[Finding]) -> list[Command]:
+    """Each command with the evidence of the findings behind it (its rules)."""
+    return [
+        replace(c, evidence=evidence.merge(f.evidence for f in findings if f.rule in c.rule_ids))
+        for c in commands
+    ]
+
+
+def _kinds(identities: dict[str, Identity | None]) -> dict[str, str]:
+    """The inventory kind of each identity a decision names (what the breaker counts revokes by)."""
+    return {who: ident.kind if ident else breaker.UNKNOWN_KIND for who, ident in identities.items()}

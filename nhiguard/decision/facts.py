@@ -9,7 +9,9 @@ Each family is a frozen dataclass that owns what it knows, so no other module re
 - `reads()` / `writes()`: the state a *decision* about it changes and that later events read (a batch is cut
   into waves at such a dependency: see core.py);
 - `context()`: the facts enrichment adds from state, read-only; `observed()`: the state changes the event
-  causes whatever the decision; `decided()`: those its decision causes.
+  causes whatever the decision; `decided()`: those its decision causes;
+- `evidence()`: the fields an analyst acts on, by name (decision/evidence.py; a list keeps the order of the
+  policy input's list of the same name, so a finding can point at items by index).
 
 A new family: a class here, added to FAMILIES, with its field in the AuditEvent schema.
 """
@@ -79,6 +81,9 @@ class EventFacts(ABC):
     def decided(self, verdict: str, at_ms: int) -> tuple[Effect, ...]:
         return ()
 
+    def evidence(self) -> dict[str, list[str]]:
+        return {}
+
 
 # Deny targets are typed by the entity: an entry is not an asset (the enforcement point unpublishes either).
 _ENTITY_TARGETS = {"Asset": "asset", "Entry": "entry"}
@@ -137,6 +142,15 @@ class CmsChange(EventFacts):
 
     def observed(self, actor: str, at_ms: int) -> tuple[Effect, ...]:
         return (Exposed(actor, at_ms),) if self.restricted_exposure else ()
+
+    def evidence(self) -> dict[str, list[str]]:
+        return {
+            "entity_type": [self.entity_type],
+            "operation": [self.operation],
+            "tags": list(self.tags),
+            "via": [self.via],
+            "exposed_without_publish": [str(self.exposed_without_publish).lower()],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +214,20 @@ class ReleaseRequest(EventFacts):
             return ()
         release = LastRelease(self.version, self.size, self.unpacked_size)
         return (ReleaseAllowed(self.package, release, at_ms),)
+
+    def evidence(self) -> dict[str, list[str]]:
+        largest = sorted(self.files, key=lambda f: (-f.size, f.path))[:3]
+        return {
+            "package": [self.package],
+            "version": [self.version],
+            "tag": [self.tag],
+            "access": [self.access],
+            "registry": [self.registry],
+            "size": [str(self.size)],
+            "files": [f.path for f in self.files],
+            "largest_files": [f"{f.path} ({f.size} bytes)" for f in largest],
+            "request": [self.request_id],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +312,23 @@ class Publish(EventFacts):
     def decided(self, verdict: str, at_ms: int) -> tuple[Effect, ...]:
         return (VersionDenied(self.package, self.version),) if verdict != "ALLOW" else ()
 
+    def evidence(self) -> dict[str, list[str]]:
+        prev = self.previous
+        p = self.publisher
+        return {
+            "package": [self.package],
+            "version": [self.version],
+            "publisher": [p.name],
+            "publisher_email": [p.email],
+            "mechanism": [p.mechanism],
+            "provenance": [str(p.provenance).lower()],
+            "previous_version": [prev.version] if prev else [],
+            "previous_email": [prev.publisher.email] if prev else [],
+            "previous_mechanism": [prev.publisher.mechanism] if prev else [],
+            "added_dependencies": list(self.added_dependencies),
+            "added_install_scripts": list(self.added_install_scripts),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Install(EventFacts):
@@ -311,6 +356,9 @@ class Install(EventFacts):
 
     def observed(self, actor: str, at_ms: int) -> tuple[Effect, ...]:
         return (Installed(self.package, self.version, actor, at_ms),)
+
+    def evidence(self) -> dict[str, list[str]]:
+        return {"package": [self.package], "version": [self.version], "client": [self.client]}
 
 
 FAMILIES: tuple[type[EventFacts], ...] = (CmsChange, ReleaseRequest, Publish, Install)

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 
 from nhiguard.decision.facts import EventFacts
 
+# What an analyst needs to act on, by name: the file, tag, dependency, version, workflow, anomaly features
+# (decision/evidence.py). Built in Python from the event's typed facts, never from strings a policy returns.
+Evidence = dict[str, list[str]]
+
 
 def stable_id(*parts: object) -> str:
     """A deterministic id: the same inputs give the same id in every process and every run."""
@@ -87,6 +91,7 @@ class Finding:
     waiver: str | None = None  # the waiver that set this finding aside (mode "waived")
     title: str = ""  # the policy's METADATA title
     attack: tuple[str, ...] = ()  # the policy's ATT&CK (or other) mapping
+    evidence: Evidence = field(default_factory=dict, hash=False)
 
 
 def is_engine_failure(f: Finding) -> bool:
@@ -108,6 +113,15 @@ class Command:
     event_id: str
     issued_at_ms: int
     expires_at_ms: int
+    # ISSUED (to enforcement.commands) or HELD by the REVOKE circuit breaker (to enforcement.held, until an
+    # operator releases it: decision/breaker.py); `hold` says why it was held.
+    status: str = "ISSUED"
+    hold: str = ""
+    evidence: Evidence = field(default_factory=dict, hash=False)  # of the findings behind it
+
+    @property
+    def held(self) -> bool:
+        return self.status == "HELD"
 
 
 @dataclass(slots=True)
@@ -147,6 +161,8 @@ class Alert:
     bundle_revision: str
     title: str = ""
     attack: tuple[str, ...] = ()
+    evidence: Evidence = field(default_factory=dict, hash=False)  # of the grouped findings
+    command_ids: tuple[str, ...] = ()  # the commands the alerted decisions produced (held ones included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +193,10 @@ class BatchResult:
     # State the batch changed, for the worker to write to its tables: identity -> value, package -> facts.
     identity_state: dict[str, bytes] = field(default_factory=dict)
     package_state: dict[str, bytes] = field(default_factory=dict)
+    # The REVOKE circuit breaker's window (decision/breaker.py), as stored, when the batch changed it.
+    breaker_state: bytes | None = None
 
     @property
     def commands(self) -> list[Command]:
+        """Every command, held ones included (`Command.held`)."""
         return [c for d in self.decisions for c in d.commands]

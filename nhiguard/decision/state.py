@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Protocol
 
+from nhiguard.decision.breaker import BreakerWindow, RevokesCounted, decode_window, encode_window
 from nhiguard.decision.codec import (
     decode_identity_state,
     decode_package_state,
@@ -25,7 +26,9 @@ from nhiguard.decision.package_state import PackageFacts
 
 class StateStore(Protocol):
     """Where state lives between batches and across restarts (the worker's tables): one value per identity
-    (decision/codec.py), and per package the copies every partition wrote."""
+    (decision/codec.py), and per package the copies every partition wrote. A store may also have
+    `breaker() -> list[bytes]`, every partition's copy of the REVOKE circuit breaker's window
+    (decision/breaker.py); without it the window is kept in memory only."""
 
     def identity(self, identity_id: str) -> bytes | None: ...
 
@@ -40,6 +43,9 @@ class State:
         self._packages: OrderedDict[str, PackageFacts] = OrderedDict()
         self._changed_identities: set[str] = set()
         self._changed_packages: set[str] = set()
+        self._breaker = BreakerWindow()
+        self._breaker_read = False  # the store's copies merged in since the last batch
+        self._breaker_changed = False
 
     def identity(self, identity_id: str) -> IdentityState:
         state = self._identities.get(identity_id)
@@ -62,12 +68,24 @@ class State:
             self._packages.move_to_end(name)
         return facts
 
-    def apply(self, effects: Iterable[Effect]) -> None:
+    def breaker(self) -> BreakerWindow:
+        """The REVOKE circuit breaker's window, with every partition's stored copy merged in once per batch
+        (other workers' revokes reach this one through the store)."""
+        read = getattr(self._store, "breaker", None)
+        if read is not None and not self._breaker_read:
+            for blob in read():
+                self._breaker.merge(decode_window(blob))
+            self._breaker_read = True
+        return self._breaker
+
+    def apply(self, effects: Iterable[Effect | RevokesCounted]) -> None:
         """The one writer: each effect to its key, in order."""
         for e in effects:
             if isinstance(e, IdentityEffect):
                 if e.apply(self.identity(e.identity)):
                     self._changed_identities.add(e.identity)
+            elif isinstance(e, RevokesCounted):
+                self._breaker_changed |= e.apply(self.breaker())
             elif e.apply(self.package(e.package)):
                 self._changed_packages.add(e.package)
 
@@ -81,6 +99,11 @@ class State:
             {i: encode_identity_state(self._identities[i]) for i in ids},
             {name: encode_package_state(self._packages[name]) for name in pkgs},
         )
+
+    def take_breaker(self) -> bytes | None:
+        """The breaker's window as stored, if it changed since the last call (None without a store)."""
+        changed, self._breaker_changed, self._breaker_read = self._breaker_changed, False, False
+        return encode_window(self._breaker) if changed and self._store is not None else None
 
     def evict(self) -> None:
         """Drop the least recently used keys beyond the cache size (with a store only: without one, memory is
@@ -97,6 +120,7 @@ class State:
         if self._store is not None:
             self._identities.clear()
             self._packages.clear()
+            self._breaker, self._breaker_read = BreakerWindow(), False
 
     @property
     def cached(self) -> tuple[int, int]:

@@ -107,3 +107,64 @@ def test_consumer_from_schemas_only_decodes_every_output():
         assert got_name == name
         decoded = fastavro.schemaless_reader(io.BytesIO(data[10:]), schema)
         assert decoded.keys() == rec.keys()
+
+
+# --- schema evolution: earlier versions are kept, expanded, so the records they wrote still decode.
+V1 = Path(__file__).with_name("avro_v1")  # records the v1 schemas wrote (see make_fixtures.py there)
+
+
+def test_every_kept_schema_version_is_expanded_and_named_like_its_current_one():
+    codec = AvroCodec(SCHEMAS)
+    for path in sorted(SCHEMAS.glob("nhiguard.*.v*.avsc")):
+        name = path.name.split(".")[1]
+        assert name in NAMES and json.loads(path.read_text())["name"] == name
+    for name in ("Decision", "EnforcementCommand", "Alert"):
+        data = (V1 / f"{name}.bin").read_bytes()
+        assert codec.schema_name(data) == name
+        then = json.loads((V1 / f"{name}.json").read_text())
+        assert json.loads(json.dumps(codec.decode(data), default=str)).keys() >= then.keys()
+
+
+# The fields added since v1 have defaults, so records of either version are read.
+ADDED = {
+    "Decision": {"held_command_ids": []},  # and "evidence" on each finding
+    "EnforcementCommand": {
+        "evidence": {},
+        "status": "ISSUED",
+        "held_reason": "",
+        "released_at": None,
+        "released_by": "",
+    },
+    "Alert": {"evidence": {}, "command_ids": []},
+}
+
+
+def test_a_record_the_v1_schema_wrote_decodes_with_the_current_schemas_and_defaults():
+    codec = AvroCodec(SCHEMAS)
+    for name, added in ADDED.items():
+        data = (V1 / f"{name}.bin").read_bytes()
+        assert data[2:10] != codec.fingerprints[name]  # written by the earlier schema
+        back = codec.decode(data)
+        then = json.loads((V1 / f"{name}.json").read_text())
+        assert {k: v for k, v in back.items() if k not in added}.keys() == then.keys()
+        assert {k: back[k] for k in added} == added
+        if name == "Decision":
+            assert back["findings"] and all(f["evidence"] == {} for f in back["findings"])
+            assert back["command_ids"] == then["command_ids"] and back["verdict"] == then["verdict"]
+        else:
+            assert all(json.dumps(back[k], default=str) == json.dumps(then[k]) for k in then)
+
+
+def test_an_old_reader_given_the_new_schema_reads_a_new_record():
+    codec = AvroCodec(SCHEMAS)
+    for name, rec in _outputs():
+        if name not in ADDED:
+            continue
+        old = fastavro.schema.load_schema(SCHEMAS / f"nhiguard.{name}.v1.avsc")
+        data = codec.encode(name, rec)
+        back = fastavro.schemaless_reader(io.BytesIO(data[10:]), codec.schemas[name], old)
+        assert set(back) == set(rec) - set(ADDED[name])
+        now = codec.decode(data)
+        if "findings" in now:
+            now["findings"] = [{k: v for k, v in f.items() if k != "evidence"} for f in now["findings"]]
+        assert back == {k: now[k] for k in back}

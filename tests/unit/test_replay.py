@@ -40,10 +40,11 @@ def test_replay_prints_the_commands_for_the_incident_stream(tmp_path, capsys):
     write_inventory(params, tmp_path / "ids.yaml")
     assert main(["replay", str(tmp_path / "s.ndjson"), "--identities", str(tmp_path / "ids.yaml")]) == 0
     out = capsys.readouterr().out
+    # A block per command: "date time KIND policy reasons", then identity, target, evidence, command id.
     commands = {
-        (line.split()[3], line.split()[5])
+        (line.split()[2], line.split()[3])
         for line in out.splitlines()
-        if " DENY " in line or " REVOKE " in line
+        if line[:4].isdigit() and (" DENY " in line or " REVOKE " in line)
     }
     assert {p for _, p in commands} == {
         "cms.public_exposure",
@@ -52,6 +53,10 @@ def test_replay_prints_the_commands_for_the_incident_stream(tmp_path, capsys):
     }
     assert {k for k, _ in commands} == {"DENY", "REVOKE"}
     assert "dead letters: {}" in out
+    # Whole ids, never cut (the first round cut identities at 44 characters).
+    assert "identity github:acme/cli/.github/workflows/release.yml\n" in out
+    assert "identity contentful:k8x2qv7m3np1/AppDefinition/asset-sync\n" in out
+    assert "…" not in out
 
 
 def test_replay_of_an_unreadable_file_is_one_line_and_exit_2(tmp_path, capsys):

@@ -1,0 +1,158 @@
+"""`nhiguard commands held | release`: the REVOKEs the circuit breaker held, and their release by an operator.
+
+The held topic (`enforcement.held`, keyed by command id) is the ledger: the worker writes a command there with
+status HELD instead of sending it to `enforcement.commands`; a release writes the same command with status
+RELEASED (when, by whom) to `enforcement.commands` first, then to the held topic. The latest record of a
+command id is its state. A release that fails between the two writes is simply repeated: the command id is
+the same, so enforcement points apply it once.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from nhiguard.avro import AvroCodec
+from nhiguard.settings import Settings
+from nhiguard.streams import table
+
+
+class ReleaseError(RuntimeError):
+    """A release could not be written: nothing after the failed step was."""
+
+
+def read_held(settings: Settings, codec: AvroCodec, timeout_s: float = 30.0) -> dict[str, dict[str, Any]]:
+    """Every command on the held topic by id, as its latest record says (status HELD or RELEASED), in the
+    order they were first held. Reads each partition from the start to its end as of now."""
+    topic = settings.topics.held
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "group.id": f"{settings.app_id}-commands-{uuid.uuid4().hex}",  # assigned, never committed
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return {}  # no worker has created it yet: nothing was ever held
+        ends = {}
+        for p in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+            if high > low:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        return _fold(consumer, codec, topic, ends, time.monotonic() + timeout_s)
+    finally:
+        consumer.close()
+
+
+def _fold(
+    consumer: Consumer, codec: AvroCodec, topic: str, ends: dict[int, int], deadline: float
+) -> dict[str, Any]:
+    latest: dict[str, dict[str, Any]] = {}
+    while ends:
+        if time.monotonic() > deadline:
+            raise ReleaseError(f"timed out reading {topic} ({len(ends)} partition(s) not read to the end)")
+        msg = consumer.poll(0.2)
+        if msg is not None and msg.error() and msg.error().code() != KafkaError._PARTITION_EOF:
+            raise ReleaseError(f"cannot read {topic}: {msg.error()}")
+        if msg is not None and not msg.error():
+            rec = codec.decode(msg.value())
+            latest[rec["command_id"]] = rec
+        # Done with a partition once its position reaches the end it had when we started.
+        for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
+            if tp.offset >= ends[tp.partition]:
+                del ends[tp.partition]
+    return latest
+
+
+def _deliver(settings: Settings, records: list[tuple[str, str, bytes]]) -> None:
+    """Produce (topic, key, value) records and wait until every one is acknowledged."""
+    errors: list[str] = []
+    producer = Producer({"bootstrap.servers": settings.bootstrap, "enable.idempotence": True, "acks": "all"})
+
+    def delivered(err: KafkaError | None, _msg: object) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    for topic, key, value in records:
+        producer.produce(topic, value=value, key=key, on_delivery=delivered)
+    if producer.flush(60) or errors:
+        raise ReleaseError(f"not delivered: {errors[:3] or 'timed out'}")
+
+
+def release(
+    settings: Settings, codec: AvroCodec, ids: list[str], every: bool, by: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Release held commands (the given ids, or every one still held): each goes to the commands topic with
+    status RELEASED, then the release is recorded on the held topic. Returns (released, already released).
+    Raises KeyError naming ids that were never held, before anything is written."""
+    held = read_held(settings, codec)
+    unknown = [i for i in ids if i not in held]
+    if unknown:
+        raise KeyError(" ".join(unknown))
+    chosen = [i for i, rec in held.items() if rec["status"] == "HELD"] if every else list(dict.fromkeys(ids))
+    already = [i for i in chosen if held[i]["status"] != "HELD"]
+    now = int(time.time() * 1000)
+    stamp = {"status": "RELEASED", "released_at": now, "released_by": by}
+    released = [{**held[i], **stamp} for i in chosen if i not in already]
+    t = settings.topics
+    encoded = [(r, codec.encode("EnforcementCommand", r)) for r in released]
+    # The command first, then the record of its release: a failure in between leaves it HELD, and releasing
+    # it again sends the same command id.
+    _deliver(settings, [(t.commands, r["identity"], data) for r, data in encoded])
+    _deliver(settings, [(t.held, r["command_id"], data) for r, data in encoded])
+    return released, already
+
+
+def operator() -> str:
+    return os.environ.get("NHIGUARD_OPERATOR") or getpass.getuser()
+
+
+def run_held(settings: Settings) -> int:
+    codec = AvroCodec(settings.schemas_dir)
+    try:
+        held = read_held(settings, codec)
+    except ReleaseError as exc:
+        print(f"nhiguard commands held: {exc}", file=sys.stderr)
+        return 1
+    waiting = [rec for rec in held.values() if rec["status"] == "HELD"]
+    if waiting:
+        print(table.header())
+        for rec in waiting:
+            print(table.row(rec))
+    released = len(held) - len(waiting)
+    print(
+        f"\n{len(waiting)} held on {settings.topics.held} ({released} released before)"
+        + ("; release: nhiguard commands release COMMAND_ID… | --all" if waiting else "")
+    )
+    return 0
+
+
+def run_release(settings: Settings, ids: list[str], every: bool, by: str | None) -> int:
+    if bool(ids) == every:
+        print("nhiguard commands release: give command ids, or --all", file=sys.stderr)
+        return 2
+    codec = AvroCodec(settings.schemas_dir)
+    try:
+        released, already = release(settings, codec, ids, every, by or operator())
+    except KeyError as exc:
+        print(f"nhiguard commands release: never held, nothing released: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except ReleaseError as exc:
+        print(f"nhiguard commands release: {exc}", file=sys.stderr)
+        return 1
+    for rec in released:
+        print(table.row(rec))
+    for cid in already:
+        print(f"{cid}: already released")
+    print(f"released {len(released)} command(s) to {settings.topics.commands}")
+    return 0
