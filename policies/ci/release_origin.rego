@@ -9,7 +9,8 @@
 #   request that is a publish by a workflow the inventory does not expect (another repository or workflow than
 #   the expected publisher's, a workflow whose kind does not publish, or another repository than the
 #   package's previous release) is denied and, because the run holds that workflow's credential, revokes it
-#   (evidence: compromise). A fork's pull_request run holds no credential of ours: it is denied, never revoked.
+#   (evidence: compromise). A pull_request run is denied, never revoked: it is unmerged code, and from a fork
+#   it holds no credential of ours.
 # custom:
 #   severity: critical
 #   mode: enforce
@@ -42,11 +43,11 @@ from_pull_request(o) if {
 
 from_pull_request(o) if startswith(o.ref, "refs/pull/")
 
-# GitHub gives a fork's pull_request run a read-only token and no secrets: no credential of ours is in it.
-holds_no_credential(o) if {
-	o.event_name == "pull_request"
-	o.fork == true
-}
+# A pull_request run is unmerged code under review: from a fork, GitHub gives it a read-only token and no
+# secrets; from a branch of ours, its author already has write access. Asking to publish from it is stopped
+# at the gate, but it is no evidence that a credential is in the wrong hands (gates that send no event
+# payload do not say whether the head is a fork, so this does not depend on it).
+holds_no_credential(o) if o.event_name == "pull_request"
 
 expected_ref(ev) := ref if {
 	ref := object.get(ev.identity, ["expected_publisher", "ref"], "")
