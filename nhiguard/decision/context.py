@@ -19,6 +19,32 @@ import yaml
 
 
 @dataclass(frozen=True, slots=True)
+class ExpectedPublisher:
+    """How an identity is expected to publish: the inventory's word, compared with what a release says.
+
+    `ref` is a glob over the Git ref (`*` stops at `/`, `**` does not), e.g. `refs/tags/v*`; empty means the
+    policies' default (policies/data.yaml). An empty field is not checked.
+    """
+
+    mechanism: str = ""  # trusted_publishing | token
+    repository: str = ""  # owner/name
+    workflow: str = ""  # the workflow file's path in the repository
+    ref: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ExpectedPublisher:
+        return cls(**{k: str(d.get(k) or "") for k in ("mechanism", "repository", "workflow", "ref")})
+
+    def record(self) -> dict[str, str]:
+        return {
+            "mechanism": self.mechanism,
+            "repository": self.repository,
+            "workflow": self.workflow,
+            "ref": self.ref,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Identity:
     id: str
     kind: str
@@ -27,7 +53,7 @@ class Identity:
     credential_ids: tuple[str, ...] = ()
     allowed_actions: tuple[str, ...] = ()
     trust_tier: int = 3
-    expected_publisher: dict[str, Any] | None = None
+    expected_publisher: ExpectedPublisher | None = None
     allowed_destinations: tuple[str, ...] = ()
     created_ms: int | None = None
     expires_ms: int | None = None
@@ -43,7 +69,7 @@ class Identity:
         if publisher is not None:
             if not isinstance(publisher, dict):
                 raise ValueError(f"identity {d['id']}: expected_publisher must be a mapping")
-            publisher = {k: str(publisher.get(k) or "") for k in ("mechanism", "repository", "workflow")}
+            publisher = ExpectedPublisher.from_dict(publisher)
         return cls(
             id=str(d["id"]),
             kind=str(d["kind"]),
@@ -68,11 +94,21 @@ class Identity:
             "credential_ids": list(self.credential_ids),
             "allowed_actions": list(self.allowed_actions),
             "trust_tier": self.trust_tier,
-            "expected_publisher": self.expected_publisher,
+            "expected_publisher": self.expected_publisher.record() if self.expected_publisher else None,
             "allowed_destinations": list(self.allowed_destinations),
             "created_ms": self.created_ms,
             "expires_ms": self.expires_ms,
         }
+
+    def expectations(self) -> dict[str, Any]:
+        """What the inventory expects of this identity, for the policy input (`input.identity`); only what it
+        says, so the input of the many identities that expect nothing stays small."""
+        out: dict[str, Any] = {}
+        if self.expected_publisher is not None:
+            out["expected_publisher"] = self.expected_publisher.record()
+        if self.allowed_destinations:
+            out["allowed_destinations"] = list(self.allowed_destinations)
+        return out
 
     def allows(self, action: str) -> bool:
         """No allowed actions listed means no restriction; otherwise one of the globs must match."""

@@ -160,8 +160,36 @@ class PackedFile:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseOrigin:
+    """Where a release request runs, from the job's GitHub Actions context (its names, docs/sources.md): what
+    the policies compare with the inventory's expected publisher."""
+
+    event_name: str  # push | workflow_dispatch | pull_request | pull_request_target | …
+    ref: str  # refs/tags/v1.2.3, refs/heads/main, refs/pull/12/merge
+    repository: str  # owner/name of the repository whose workflow runs
+    workflow: str  # the workflow file's path in that repository (from workflow_ref)
+    head_ref: str = ""  # pull requests: the head branch
+    base_ref: str = ""  # pull requests: the base branch
+    head_repository: str = ""  # pull requests: owner/name of the head (a fork's, when it comes from one)
+    fork: bool = False  # pull requests: the head repository is a fork
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "event_name": self.event_name,
+            "ref": self.ref,
+            "repository": self.repository,
+            "workflow": self.workflow,
+            "head_ref": self.head_ref,
+            "base_ref": self.base_ref,
+            "head_repository": self.head_repository,
+            "fork": self.fork,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseRequest(EventFacts):
-    """A request to publish a package, asked of the gate before the publish (`npm pack` output)."""
+    """A request to publish a package, asked of the gate before the publish (`npm pack` output), and where the
+    request runs (`origin`: absent from gates that do not send their GitHub context)."""
 
     family: ClassVar[str] = "release"
     package: str
@@ -173,6 +201,7 @@ class ReleaseRequest(EventFacts):
     unpacked_size: int
     files: tuple[PackedFile, ...]
     request_id: str
+    origin: ReleaseOrigin | None = None
 
     def record(self) -> dict[str, Any]:
         return {
@@ -185,6 +214,7 @@ class ReleaseRequest(EventFacts):
             "unpacked_size": self.unpacked_size,
             "files": [{"path": f.path, "size": f.size} for f in self.files],
             "request_id": self.request_id,
+            "origin": self.origin.record() if self.origin else None,
         }
 
     def target(self, resource_id: str) -> str:
@@ -212,7 +242,9 @@ class ReleaseRequest(EventFacts):
     def decided(self, verdict: str, at_ms: int) -> tuple[Effect, ...]:
         if verdict != "ALLOW":
             return ()
-        release = LastRelease(self.version, self.size, self.unpacked_size)
+        # Where it came from: a later release of the package from another repository is judged against it.
+        repo, workflow = (self.origin.repository, self.origin.workflow) if self.origin else ("", "")
+        release = LastRelease(self.version, self.size, self.unpacked_size, repo, workflow)
         return (ReleaseAllowed(self.package, release, at_ms),)
 
     def evidence(self) -> dict[str, list[str]]:

@@ -21,9 +21,13 @@ class LastRelease:
     version: str
     size: int
     unpacked_size: int
+    repository: str = ""  # where the release ran (its gate request's GitHub context); "" before it was kept
+    workflow: str = ""
 
     def record(self) -> dict[str, Any]:
-        return {"version": self.version, "size": self.size, "unpacked_size": self.unpacked_size}
+        # Only what is known: a value written before the origin was kept reads (and writes) the same.
+        where = {"repository": self.repository, "workflow": self.workflow} if self.repository else {}
+        return {"version": self.version, "size": self.size, "unpacked_size": self.unpacked_size, **where}
 
 
 @dataclass

@@ -3,10 +3,13 @@
 # description: >-
 #   A pre-publish gate for CI releases to a public registry. Denies the publish when the package contains a
 #   prohibited artifact type (source maps, .env files, private keys, npm credentials, debug bundles) or is far
-#   larger than the package's previous release.
+#   larger than the package's previous release. Files a pattern matches that are not what it prohibits are
+#   exempt by name and size (harmless_files): environment templates such as .env.example, and TypeScript
+#   declaration maps (*.d.ts.map). A packaging mistake is hygiene: the release is stopped, no credential goes.
 # custom:
 #   severity: high
 #   mode: enforce
+#   effects: [alert, deny]
 #   attack: ["T1213 Data from Information Repositories", "T1552.001 Credentials In Files"]
 package nhiguard.ci.release_artifacts
 
@@ -19,18 +22,31 @@ is_public_release(ev) if {
 	ev.release.access == "public"
 }
 
+# A file the category's pattern matches that is not what it prohibits: a harmless name, and small (a 40 MB
+# "types.d.ts.map" is not a declaration map). Sizes come from `npm pack`; guard them (regopy orders null).
+harmless_file(category, f) if {
+	regex.match(params.harmless_files[category], f.path)
+	is_number(f.size)
+	f.size <= params.harmless_max_bytes
+}
+
 # Reasons never echo strings from input (see cms/public_exposure.rego): counts and category names only.
-matches(ev, pattern) := [f.path | some f in ev.release.files; regex.match(pattern, f.path)]
+prohibited_paths(ev, category) := [f.path |
+	some f in ev.release.files
+	regex.match(params.prohibited_files[category], f.path)
+	not harmless_file(category, f)
+]
 
 prohibited(ev) := {f |
 	is_public_release(ev)
 	# `some k, v in obj` inside a comprehension is misparsed by regopy 1.5.2: iterate keys instead.
 	some category in object.keys(params.prohibited_files)
-	paths := matches(ev, params.prohibited_files[category])
+	paths := prohibited_paths(ev, category)
 	count(paths) > 0
 	f := {
 		"rule": sprintf("prohibited_%s", [category]),
 		"effect": "deny",
+		"evidence": "hygiene",
 		"reason": sprintf("would publish %d %s file(s) to a public registry", [count(paths), category]),
 	}
 }
@@ -43,6 +59,7 @@ size_jump(ev) := {f |
 	f := {
 		"rule": "size_jump",
 		"effect": "deny",
+		"evidence": "hygiene",
 		"reason": sprintf("package is %.1fx the size of the previous release (limit %.1fx)", [ev.context.size_ratio, params.max_size_ratio]),
 	}
 }

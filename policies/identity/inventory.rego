@@ -4,10 +4,12 @@
 #   Applies to events of every source. An identity the inventory does not know (never registered, or removed
 #   with a tombstone), one past its expiry, or one acting outside its allowed actions may not publish, release
 #   or expose anything: the request is denied and the SOC alerted. Other actions by unknown identities are
-#   decided and recorded (enrichment marks them unknown), not denied: inventories lag reality.
+#   decided and recorded (enrichment marks them unknown), not denied: inventories lag reality. Who may do
+#   what is hygiene: these findings deny, never revoke (a credential we do not know cannot be revoked).
 # custom:
 #   severity: high
 #   mode: enforce
+#   effects: [alert, deny]
 #   attack: ["T1078.004 Valid Accounts: Cloud Accounts"]
 package nhiguard.identity.inventory
 
@@ -31,7 +33,7 @@ findings(ev) := {f |
 		["action_not_allowed", "sensitive action outside the identity's allowed actions"],
 	]
 	violated(rule, ev.identity)
-	f := {"rule": rule, "effect": "deny", "reason": why}
+	f := {"rule": rule, "effect": "deny", "evidence": "hygiene", "reason": why}
 }
 
 violated("unknown_identity", identity) if {

@@ -167,4 +167,7 @@ def test_an_old_reader_given_the_new_schema_reads_a_new_record():
         now = codec.decode(data)
         if "findings" in now:
             now["findings"] = [{k: v for k, v in f.items() if k != "evidence"} for f in now["findings"]]
+        release = (now.get("event") or {}).get("release")
+        if release:  # ReleaseFacts.origin came after v1 too
+            release.pop("origin", None)
         assert back == {k: now[k] for k in back}

@@ -51,6 +51,7 @@ def test_identity_round_trips_through_the_avro_record_and_the_table_view():
                 "mechanism": "trusted_publishing",
                 "repository": "acme/cli",
                 "workflow": "w",
+                "ref": "refs/tags/v*",
             },
             "allowed_destinations": ["registry.npmjs.org"],
             "created": "2026-01-01T00:00:00Z",

@@ -6,7 +6,7 @@ from typing import Any
 
 from nhiguard.decision.adapters.common import body_hash, get, iso_ms, long_field, need
 from nhiguard.decision.adapters.registry import Recogniser, source
-from nhiguard.decision.facts import PackedFile, ReleaseRequest
+from nhiguard.decision.facts import PackedFile, ReleaseOrigin, ReleaseRequest
 from nhiguard.decision.records import Actor, AdapterError, CanonicalEvent, RawRecord
 
 WEBHOOK_SOURCE = "github.webhook"
@@ -67,18 +67,46 @@ def adapt_webhook(rec: RawRecord, body: Any) -> CanonicalEvent:
     )
 
 
+def _text(obj: Any, *path: str) -> str:
+    value = get(obj, *path, default="")
+    return value if isinstance(value, str) else ""
+
+
+def _origin(gh: dict[str, Any], repo: str, wref: str) -> ReleaseOrigin:
+    """Where the job runs, from its `github` context (the names GitHub Actions gives them)."""
+    # workflow_ref is "<owner>/<repo>/<path>@<ref>": the path without the ref names the workflow.
+    path, _, wref_ref = wref.partition("@")
+    head = get(gh, "event", "pull_request", "head", "repo", default={})
+    return ReleaseOrigin(
+        event_name=_text(gh, "event_name"),
+        ref=_text(gh, "ref") or wref_ref,
+        repository=repo,
+        workflow=path.removeprefix(repo + "/"),
+        head_ref=_text(gh, "head_ref"),
+        base_ref=_text(gh, "base_ref"),
+        head_repository=_text(head, "full_name"),
+        fork=get(head, "fork") is True,
+    )
+
+
+def _packed_files(pack: dict[str, Any]) -> tuple[PackedFile, ...]:
+    files = pack.get("files") or []
+    if not isinstance(files, list):
+        raise AdapterError("unknown_shape", "pack.files is not a list")
+    return tuple(
+        PackedFile(str(f.get("path", "")), long_field(f.get("size"), "pack.files.size"))
+        for f in files
+        if isinstance(f, dict)
+    )
+
+
 @source(GATE_SOURCE, domains=("ci",), recognise=Recogniser(values=(("gate", "npm-publish"),)))
 def adapt_gate(rec: RawRecord, body: Any) -> CanonicalEvent:
     request_id = str(need(body, "request_id"))
     gh = need(body, "github", reason="missing_identity")
     repo = str(need(gh, "repository", reason="missing_identity"))
-    wref = str(need(gh, "workflow_ref", reason="missing_identity"))
-    # workflow_ref is "<owner>/<repo>/<path>@<ref>": the path without the ref names the workflow.
-    path = wref.split("@", 1)[0].removeprefix(repo + "/")
+    origin = _origin(gh, repo, str(need(gh, "workflow_ref", reason="missing_identity")))
     pack = need(body, "pack")
-    files = pack.get("files") or []
-    if not isinstance(files, list):
-        raise AdapterError("unknown_shape", "pack.files is not a list")
     release = ReleaseRequest(
         package=str(need(pack, "name")),
         version=str(need(pack, "version")),
@@ -87,12 +115,9 @@ def adapt_gate(rec: RawRecord, body: Any) -> CanonicalEvent:
         tag=str(body.get("tag") or "latest"),
         size=long_field(pack.get("size"), "pack.size"),
         unpacked_size=long_field(pack.get("unpackedSize"), "pack.unpackedSize"),
-        files=tuple(
-            PackedFile(str(f.get("path", "")), long_field(f.get("size"), "pack.files.size"))
-            for f in files
-            if isinstance(f, dict)
-        ),
+        files=_packed_files(pack),
         request_id=request_id,
+        origin=origin,
     )
     return CanonicalEvent(
         event_id=f"gate:{request_id}",
@@ -100,7 +125,7 @@ def adapt_gate(rec: RawRecord, body: Any) -> CanonicalEvent:
         domain="ci",
         action="ci.release.publish_request",
         occurred_at_ms=iso_ms(body.get("requested_at"), rec.timestamp_ms),
-        actor=_workflow_actor(repo, path),
+        actor=_workflow_actor(repo, origin.workflow),
         resource_type="npm.package",
         resource_id=f"{release.package}@{release.version}",
         facts=release,
