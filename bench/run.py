@@ -146,6 +146,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     print("anomaly model …", flush=True)
     out |= anomaly_figures()
+    print("detection quality (nhiguard eval on the labelled corpus) …", flush=True)
+    from bench.detection import detection_figures
+
+    out |= detection_figures()
     out["batch_max"] = settings.batch_max
     out["batch_within_s"] = settings.batch_within_s
     out["seconds"] = round(time.monotonic() - t0, 1)
@@ -246,6 +250,13 @@ ROWS = [
         "{:.3f}",
     ),
     ("anomaly_policy_revokes_per_1000_sensitive", "  ... revokes per 1,000 sensitive actions", "{}"),
+    ("eval_attack_classes", "labelled corpus (seeds 1-3): attack classes", "{}"),
+    ("eval_attack_classes_caught", "  attack classes caught", "{}"),
+    ("eval_min_class_recall", "  lowest per-class record recall (target >= 0.9)", "{:.2f}"),
+    ("eval_benign_commands_per_1000", "  benign records commanded per 1,000 (target <= 1)", "{:.2f}"),
+    ("eval_benign_revokes", "  benign records revoked (target 0)", "{}"),
+    ("eval_deny_precision", "  DENY precision", "{:.3f}"),
+    ("eval_revoke_precision", "  REVOKE precision", "{:.3f}"),
 ]
 
 
