@@ -47,6 +47,7 @@ def identity_facts(identity: Identity | None, ev: CanonicalEvent) -> dict[str, A
         "team": identity.team,
         "expired": identity.expires_ms is not None and ev.occurred_at_ms >= identity.expires_ms,
         "action_allowed": identity.allows(ev.action),
+        "expected_publisher": identity.expected_publisher or {},
     }
 
 

@@ -87,6 +87,7 @@ class Finding:
     waiver: str | None = None  # the waiver that set this finding aside (mode "waived")
     title: str = ""  # the policy's METADATA title
     attack: tuple[str, ...] = ()  # the policy's ATT&CK (or other) mapping
+    evidence: str = ""  # hygiene | compromise | harm, as the finding says ("" when it does not)
 
 
 def is_engine_failure(f: Finding) -> bool:
