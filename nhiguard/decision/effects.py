@@ -147,6 +147,18 @@ class AddedByDenied(PackageEffect):
 
 
 @dataclass(frozen=True, slots=True)
+class DependencyVouched(PackageEffect):
+    """An allowed publish depends on `package`: a denied version that added it no longer explains its
+    installs."""
+
+    package: str
+    at_ms: int
+
+    def apply(self, facts: PackageFacts) -> bool:
+        return facts.vouch(self.at_ms)
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyPublished(PackageEffect):
     """A publish through the registry proxy that was allowed: it accounts for one new version."""
 

@@ -60,6 +60,7 @@ class PackageFacts:
     denied: dict[str, str] = field(default_factory=dict)  # version -> grade of the denial
     installs: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # version -> (who, when)
     added_by: AddedBy | None = None
+    vouched_ms: int = -1  # the latest allowed publish that depends on this package
     # Through the registry proxy: publishes it allowed (each can bring one new version), the highest version
     # installed that a publish accounts for, how many times a higher one appeared after the first seen, and
     # the higher versions no allowed publish accounts for.
@@ -78,6 +79,7 @@ class PackageFacts:
             dict(self.denied),
             installs,
             self.added_by,
+            self.vouched_ms,
             self.proxy_publishes,
             self.top,
             self.new_tops,
@@ -97,6 +99,7 @@ class PackageFacts:
             )[-MAX_INSTALLERS:]
         if other.added_by is not None:
             self.add_by(other.added_by)
+        self.vouched_ms = max(self.vouched_ms, other.vouched_ms)
         self.proxy_publishes = max(self.proxy_publishes, other.proxy_publishes)
         self.new_tops = max(self.new_tops, other.new_tops)
         if other.top is not None and (self.top is None or version_key(other.top) > version_key(self.top)):
@@ -106,6 +109,15 @@ class PackageFacts:
     # -- questions (enrichment asks them) ----------------------------------------------------------------
     def first_install_ms(self) -> int | None:
         return min((t for xs in self.installs.values() for _, t in xs), default=None)
+
+    def brought_by_denied(self) -> str:
+        """The grade of the denied version that added this package, while its installs are that version's
+        doing: nobody here installed the package before that version was published, and no allowed publish
+        has depended on it since ("" otherwise)."""
+        by, first = self.added_by, self.first_install_ms()
+        if by is None or by.at_ms <= self.vouched_ms or (first is not None and first < by.at_ms):
+            return ""
+        return by.grade
 
     def is_unvouched(self, version: str) -> bool:
         """A version of a package published through our proxy, higher than any before it, that no publish the
@@ -166,6 +178,12 @@ class PackageFacts:
         ):
             return False
         self.added_by = added
+        return True
+
+    def vouch(self, at_ms: int) -> bool:
+        if at_ms <= self.vouched_ms:
+            return False
+        self.vouched_ms = at_ms
         return True
 
     def proxy_published(self) -> bool:

@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from nhiguard.decision.effects import AddedByDenied, Effect, Installed, PackageCreated, VersionDenied
+from nhiguard.decision.effects import (
+    AddedByDenied,
+    DependencyVouched,
+    Effect,
+    Installed,
+    PackageCreated,
+    VersionDenied,
+)
 from nhiguard.decision.facts import DAY_MS, Context, EventFacts
 from nhiguard.decision.package_state import AddedBy, PackageFacts, stronger
 from nhiguard.decision.semver import satisfies, version_key
@@ -240,7 +247,7 @@ class Publish(NeedsDocuments, EventFacts):
 
     def decided(self, verdict: str, at_ms: int, findings: Sequence[Finding] = ()) -> tuple[Effect, ...]:
         if verdict == "ALLOW":
-            return ()
+            return tuple(DependencyVouched(d, at_ms) for d in self.new_dependencies())
         grade = registry_grade(findings)
         out: list[Effect] = [VersionDenied(self.package, self.version, grade)]
         if grade != "hygiene":
@@ -324,14 +331,11 @@ class Install(NeedsDocuments, EventFacts):
 
     def context(self, view: StateView, actor: str, at_ms: int) -> Context:
         pkg = view.package(self.package)
-        by, first = pkg.added_by, pkg.first_install_ms()
-        # Brought in by a denied version, and nobody here installed the package before it was published.
-        added_by = by.grade if by is not None and (first is None or first >= by.at_ms) else ""
         return Context(
             {
                 "version_denied": self.version in pkg.denied,
                 "denied_grade": pkg.denied.get(self.version, ""),
-                "added_by_denied": added_by,
+                "added_by_denied": pkg.brought_by_denied(),
                 "unvouched_version": pkg.is_unvouched(self.version),
                 "lookup": None if self.lookup is None else self.lookup.judged(at_ms),
             },

@@ -182,6 +182,24 @@ def test_the_axios_pattern_is_denied_and_so_are_its_installs_and_its_new_depende
     assert not d[("verdaccio:ci-api", "kestrel-http@2.8.3")].commands
 
 
+def test_a_dependency_an_allowed_release_keeps_is_no_longer_the_denied_versions_doing():
+    w = World()
+    history(w, "lib", 3, [("maint", "maint@example.org")], T0 - timedelta(days=300))
+    w.release("lib", "3.0.0", ("other", "other@example.org"), T0, deps={"helper": "^1.0.0"})
+    w.install("ci-web", "helper", "1.0.0", T0 + timedelta(minutes=1))
+    w.release(
+        "lib", "3.0.1", ("maint", "maint@example.org"), T0 + timedelta(days=1), deps={"helper": "^1.0.0"}
+    )
+    w.install("ci-web", "helper", "1.0.0", T0 + timedelta(days=1, minutes=1))
+    ds = [x for x in decide(w) if x.event.resource_id.startswith("lib@3") or "helper" in x.event.resource_id]
+    assert [(x.event.resource_id, x.verdict) for x in ds] == [
+        ("lib@3.0.0", "DENY"),  # a new account adds a dependency
+        ("helper@1.0.0", "DENY"),
+        ("lib@3.0.1", "ALLOW"),  # the established maintainer keeps it: it vouches for the dependency
+        ("helper@1.0.0", "ALLOW"),
+    ]
+
+
 def test_a_hijack_whose_dependency_was_seen_with_an_install_script_revokes_the_installers():
     w = World()
     owner = ("aurelie.b", "aurelie@tempo.example")

@@ -66,7 +66,7 @@ def test_format_1_package_values_read_into_the_same_facts(path):
     facts = decode_package_state(path.read_bytes())
     # Format 1 denied versions without a grade: they read as denied for compromise (installs denied, no
     # revoke without evidence of harm); the registry proxy's counts start empty.
-    now = dict(want, d=dict.fromkeys(want["d"], "compromise"), a=None, p=0, t=None, n=0, u=[])
+    now = dict(want, d=dict.fromkeys(want["d"], "compromise"), a=None, v=-1, p=0, t=None, n=0, u=[])
     assert package_json(facts) == now
     assert package_json(decode_package_state(encode_package_state(facts))) == now
 
