@@ -28,8 +28,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from nhiguard.decision.facts import CmsChange, Install, PackedFile, ReleaseRequest
+from nhiguard.decision.facts import CmsChange, PackedFile, ReleaseRequest
 from nhiguard.decision.records import Actor, CanonicalEvent, stable_id
+from nhiguard.decision.registry_facts import Install
 from nhiguard.models.anomaly import hour_of_week, target_of  # the model's own definitions
 
 ANOMALY_KINDS: tuple[str, ...] = ("off_hours", "new_target", "new_package", "burst", "new_source")

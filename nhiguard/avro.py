@@ -19,7 +19,7 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import expand_schema, fingerprint, load_schema, to_parsing_canonical_form
 
-from nhiguard.decision.facts import FAMILIES
+from nhiguard.decision.families import FAMILIES
 from nhiguard.decision.records import Alert, Command, DeadLetter, Decision
 
 MAGIC = b"\xc3\x01"

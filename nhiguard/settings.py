@@ -66,6 +66,17 @@ class Topics:
 
 
 @dataclass(frozen=True)
+class RegistryLookupSettings:
+    """Where the fetch step before the core gets registry documents the stream did not carry (nhiguard/
+    lookup.py): a registry's URL ("" for none: no lookups), how long a batch waits for them, how long a
+    document is reused."""
+
+    url: str = ""
+    deadline_s: float = 2.0
+    cache_ttl_s: float = 300.0
+
+
+@dataclass(frozen=True)
 class Settings:
     bootstrap: str = "127.0.0.1:9092"
     app_id: str = "nhiguard"
@@ -118,6 +129,9 @@ class Settings:
     # How often the worker looks for a changed policy bundle on disk (0: never; restart to change policies).
     policy_reload_s: float = 5.0
     data_dir: Path = field(default_factory=lambda: _default_cache_dir() / "worker")
+    # The registry documents of installed versions and new dependencies (NHIGUARD_REGISTRY_URL,
+    # NHIGUARD_REGISTRY_DEADLINE_S, NHIGUARD_REGISTRY_CACHE_TTL_S).
+    registry_lookup: RegistryLookupSettings = field(default_factory=RegistryLookupSettings)
 
 
 _ENV_TOPIC_PREFIX = "NHIGUARD_TOPIC_"
@@ -147,6 +161,15 @@ def _limits_per_kind(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
+def _registry_lookup(env: Mapping[str, str]) -> RegistryLookupSettings:
+    d = RegistryLookupSettings()
+    return RegistryLookupSettings(
+        url=env.get("NHIGUARD_REGISTRY_URL", d.url),
+        deadline_s=float(env.get("NHIGUARD_REGISTRY_DEADLINE_S", d.deadline_s)),
+        cache_ttl_s=float(env.get("NHIGUARD_REGISTRY_CACHE_TTL_S", d.cache_ttl_s)),
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Build Settings from the environment (`KAFKA_BOOTSTRAP`, `NHIGUARD_*`) plus explicit overrides."""
     env = os.environ if env is None else env
@@ -155,7 +178,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         for f in fields(Topics)
         if _ENV_TOPIC_PREFIX + f.name.upper() in env
     }
-    kw: dict[str, object] = {"topics": Topics(**topic_kw)}
+    kw: dict[str, object] = {"topics": Topics(**topic_kw), "registry_lookup": _registry_lookup(env)}
     if "KAFKA_BOOTSTRAP" in env:
         kw["bootstrap"] = env["KAFKA_BOOTSTRAP"]
     simple = {

@@ -13,6 +13,7 @@ import faust
 
 from nhiguard.avro import AvroCodec
 from nhiguard.decision.core import DecisionCore
+from nhiguard.lookup import registry_lookup
 from nhiguard.policy.engines import make_evaluator
 from nhiguard.policy.engines.pool import trial_run
 from nhiguard.settings import Settings
@@ -95,7 +96,9 @@ def create_app(settings: Settings) -> faust.App:
     # regopy costs one event, never the worker.
     bundle = trial_run(settings.policies_dir)
     inventory = TableInventory(identities, codec)
-    core = DecisionCore(settings, bundle, inventory, evaluator=make_evaluator(settings, bundle), store=store)
+    evaluator = make_evaluator(settings, bundle)
+    lookup = registry_lookup(settings.registry_lookup, settings.registry_lookup.url)  # else no lookups
+    core = DecisionCore(settings, bundle, inventory, evaluator=evaluator, store=store, lookup=lookup)
     stage = StatefulStage(core, store, settings.state_cache_identities)  # skips redeliveries, then decides
     sink = OutputSink(settings, codec)
     ledger = OffsetLedger()

@@ -39,6 +39,8 @@ def _replay(args: argparse.Namespace) -> int:
         Path(args.file),
         Path(args.identities) if args.identities else None,
         Path(args.policies) if args.policies else None,
+        args.registry,
+        Path(args.registry_docs) if args.registry_docs else None,
     )
 
 
@@ -51,6 +53,8 @@ def _eval(args: argparse.Namespace) -> int:
         Path(args.identities) if args.identities else None,
         Path(args.policies) if args.policies else None,
         Path(args.summary_json) if args.summary_json else None,
+        args.registry,
+        Path(args.registry_docs) if args.registry_docs else None,
     )
 
 
@@ -166,6 +170,19 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     cr.set_defaults(func=_commands_release)
 
 
+def _registry_args(p: argparse.ArgumentParser) -> None:
+    # Without either, no network: registry documents the recording does not carry are not looked up.
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--registry", metavar="URL", help="look up registry documents the stream did not carry here"
+    )
+    g.add_argument(
+        "--registry-docs",
+        metavar="DIR",
+        help="recorded registry documents instead: <name>.json each (a scoped name's / written %%2f)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="nhiguard", description=__doc__)
@@ -183,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("file")
     r.add_argument("--identities", help="identity inventory file")
     r.add_argument("--policies", help="policy bundle directory (test a change before it goes live)")
+    _registry_args(r)
     r.set_defaults(func=_replay)
     ev = sub.add_parser(
         "eval",
@@ -193,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--identities", help="identity inventory file")
     ev.add_argument("--policies", help="policy bundle directory (default: the configured policies/)")
     ev.add_argument("--summary-json", metavar="OUT", help="also write the figures as JSON here")
+    _registry_args(ev)
     ev.set_defaults(func=_eval)
     ids = sub.add_parser("identities", help="the identity inventory on the compacted identities topic")
     ids_sub = ids.add_subparsers(dest="identities_command", required=True)

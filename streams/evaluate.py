@@ -22,6 +22,7 @@ from typing import Any
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.records import RawRecord
+from nhiguard.lookup import registry_lookup
 from nhiguard.policy.bundle import BundleError, load_bundle
 from nhiguard.settings import Settings
 from nhiguard.streams.replayfile import ReplayRecord, read_replay
@@ -170,15 +171,19 @@ def run_eval(
     identities: Path | None,
     policies: Path | None,
     summary_json: Path | None,
+    registry: str | None = None,
+    registry_docs: Path | None = None,
 ) -> int:
     try:
         replayed = [r for f in files for r in read_replay(f)]
         inventory = Inventory.load(identities) if identities else Inventory()
         bundle = load_bundle(policies or settings.policies_dir)
+        # No network unless asked: a recording is judged on what it carries (and recorded documents).
+        lookup = registry_lookup(settings.registry_lookup, registry, registry_docs)
     except (OSError, ValueError, BundleError) as exc:
         print(f"nhiguard eval: {exc}", file=sys.stderr)
         return 2
-    summary = evaluate(DecisionCore(settings, bundle, inventory), replayed).summary()
+    summary = evaluate(DecisionCore(settings, bundle, inventory, lookup=lookup), replayed).summary()
     print(render(summary))
     if summary_json is not None:
         try:

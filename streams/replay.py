@@ -14,21 +14,31 @@ from nhiguard.avro import command_record
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.records import RawRecord
+from nhiguard.lookup import registry_lookup
 from nhiguard.policy.bundle import BundleError, load_bundle
 from nhiguard.settings import Settings
 from nhiguard.streams import table
 from nhiguard.streams.replayfile import read_replay
 
 
-def run_replay(settings: Settings, path: Path, identities: Path | None, policies: Path | None) -> int:
+def run_replay(
+    settings: Settings,
+    path: Path,
+    identities: Path | None,
+    policies: Path | None,
+    registry: str | None = None,
+    registry_docs: Path | None = None,
+) -> int:
     try:
         replayed = read_replay(path)
         inventory = Inventory.load(identities) if identities else Inventory()
         bundle = load_bundle(policies or settings.policies_dir)
+        # No network unless asked: a recording is judged on what it carries (and recorded documents).
+        lookup = registry_lookup(settings.registry_lookup, registry, registry_docs)
     except (OSError, ValueError, BundleError) as exc:
         print(f"nhiguard replay: {exc}", file=sys.stderr)
         return 2
-    core = DecisionCore(settings, bundle, inventory)
+    core = DecisionCore(settings, bundle, inventory, lookup=lookup)
     offsets: Counter[str] = Counter()
     records = []
     for r in replayed:

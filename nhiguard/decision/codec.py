@@ -10,7 +10,10 @@ refuses any other with an error that names it (it never guesses at state it cann
   which would otherwise count a catalog sync's untagged uploads toward its restricted-exposure windows). The
   first round stored format 1 alone as the table value, with the worker's delivery facts ("a", "o") inside
   the JSON: they are ignored here and read by the store layer.
-- Package facts, format 2: [u8 2][facts as JSON]. Format 1 was the JSON alone (it begins with `{`).
+- Package facts, format 3: [u8 3][facts as JSON]; denied versions map to the grade of their denial, and the
+  registry proxy's counts ride along. Format 2 ([u8 2][JSON]) and format 1 (the JSON alone, beginning with
+  `{`) listed denied versions without a grade: they read as denied for compromise (installs are denied, not
+  revoked: a REVOKE needs evidence of harm).
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import struct
 from typing import Any
 
 from nhiguard.decision.identity_state import IdentityFacts, IdentityState
-from nhiguard.decision.package_state import LastRelease, PackageFacts
+from nhiguard.decision.package_state import AddedBy, LastRelease, PackageFacts
 from nhiguard.models.anomaly import Baseline
 
 IDENTITY_FORMAT = 2
 IDENTITY_FORMATS = (1, 2)
-PACKAGE_FORMAT = 2
+PACKAGE_FORMAT = 3
+_PACKAGE_FORMATS = (2, PACKAGE_FORMAT)  # [u8 n][JSON]; format 1 is the JSON alone
 _HEAD = struct.Struct("<BI")  # format, length of the model part
 
 
@@ -79,9 +83,19 @@ def package_json(facts: PackageFacts) -> dict[str, Any]:
         "r": facts.last_release.record() if facts.last_release else None,
         "rt": facts.last_release_ms,
         "c": facts.created_ms,
-        "d": sorted(facts.denied),
+        "d": dict(sorted(facts.denied.items())),
         "i": {v: [list(x) for x in xs] for v, xs in facts.installs.items()},
+        "a": None if facts.added_by is None else list(_added_by(facts.added_by)),
+        "v": facts.vouched_ms,
+        "p": facts.proxy_publishes,
+        "t": facts.top,
+        "n": facts.new_tops,
+        "u": sorted(facts.unvouched),
     }
+
+
+def _added_by(a: AddedBy) -> tuple[str, str, int]:
+    return a.version, a.grade, a.at_ms
 
 
 def encode_package_state(facts: PackageFacts) -> bytes:
@@ -91,11 +105,25 @@ def encode_package_state(facts: PackageFacts) -> bytes:
 def decode_package_state(blob: bytes) -> PackageFacts:
     if blob[:1] == b"{":
         d = json.loads(blob)  # format 1
-    elif blob[:1] == bytes((PACKAGE_FORMAT,)):
+    elif blob[:1] and blob[0] in _PACKAGE_FORMATS:
         d = json.loads(blob[1:])
     else:
         found = blob[0] if blob else "empty"
-        raise StateFormatError(f"package state format {found}; this version reads 1 and {PACKAGE_FORMAT}")
+        raise StateFormatError(f"package state format {found}; this version reads 1 to {PACKAGE_FORMAT}")
     installs = {v: [(str(w), int(t)) for w, t in xs] for v, xs in d["i"].items()}
     release = LastRelease(**d["r"]) if d["r"] else None
-    return PackageFacts(release, int(d["rt"]), d["c"], set(d["d"]), installs)
+    denied = d["d"] if isinstance(d["d"], dict) else dict.fromkeys(d["d"], "compromise")
+    added = d.get("a")
+    return PackageFacts(
+        release,
+        int(d["rt"]),
+        d["c"],
+        {str(v): str(g) for v, g in denied.items()},
+        installs,
+        AddedBy(str(added[0]), str(added[1]), int(added[2])) if added else None,
+        int(d.get("v", -1)),
+        int(d.get("p", 0)),
+        d.get("t"),
+        int(d.get("n", 0)),
+        set(d.get("u", ())),
+    )

@@ -15,7 +15,8 @@ starts a new wave. So the result never depends on where batch boundaries fall: a
 crash is decided the same way.
 
 The core knows no positions and no redelivery: the worker's stateful stage (streams/state.py) decides which
-records to give it.
+records to give it. Nor does it fetch anything: a `lookup` given to it (nhiguard/lookup.py) puts the registry
+documents a batch wants into its events before the pure part runs.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import hashlib
 import threading
 from collections import defaultdict
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nhiguard.decision import breaker, evidence
 from nhiguard.decision.adapters import adapt
@@ -49,6 +50,9 @@ from nhiguard.policy.bundle import ANOMALY_STAGE, PolicyBundle
 from nhiguard.policy.engines import Evaluator, Failure
 from nhiguard.policy.engines.regopy import RegoEvaluator
 from nhiguard.settings import Settings
+
+if TYPE_CHECKING:
+    from nhiguard.lookup import RegistryLookup
 
 Read = tuple[RawRecord, CanonicalEvent | DeadLetter]
 
@@ -78,8 +82,10 @@ class DecisionCore:
         inventory: Identities | None = None,
         evaluator: Evaluator | None = None,
         store: StateStore | None = None,
+        lookup: RegistryLookup | None = None,
     ) -> None:
         self.settings = settings
+        self.lookup = lookup  # the fetch step before the core (None: no registry documents are looked up)
         self.inventory: Identities = inventory if inventory is not None else Inventory()
         self.state = State(store, max_cached=settings.state_cache_identities)
         # A bundle swap waits for the batch in progress: one batch is decided by one bundle revision.
@@ -141,6 +147,8 @@ class DecisionCore:
 
     def process_read(self, read: list[Read]) -> BatchResult:
         """Decide records already read (by a stage that reads them first, to choose which to decide)."""
+        if self.lookup is not None:
+            read = self.lookup.annotate(read)  # evidence into the events, before the pure core
         with self._lock:
             result = BatchResult()
             wave: list[Enriched] = []

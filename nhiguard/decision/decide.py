@@ -46,6 +46,7 @@ def to_findings(
                 identities=tuple(sorted(str(i) for i in who)),
                 title=mod.title if mod else "policy engine gave no answer",
                 attack=mod.attack if mod else (),
+                grade=str(f.get("evidence") or ""),
             )
         )
     return sorted(out, key=lambda x: (x.rule, x.reason))
@@ -107,7 +108,7 @@ def decide(
     if ev.facts is not None and not any(is_engine_failure(f) for f in findings):
         # A decision no policy made (the engine gave no answer) must not become history: no denied version,
         # no release to compare the next one with.
-        effects += ev.facts.decided(verdict, at)
+        effects += ev.facts.decided(verdict, at, findings)
     if score is not None:
         effects.append(Learned(ev.actor.id, ev, score, allowed=verdict == "ALLOW"))
     return Outcome(verdict, shadow, commands, tuple(effects))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nhiguard.decision.identity_state import IdentityState
-from nhiguard.decision.package_state import LastRelease, PackageFacts
+from nhiguard.decision.package_state import AddedBy, LastRelease, PackageFacts
 from nhiguard.models.anomaly import Baseline, Score
 
 if TYPE_CHECKING:
@@ -126,8 +126,45 @@ class ReleaseAllowed(PackageEffect):
 
 @dataclass(frozen=True, slots=True)
 class VersionDenied(PackageEffect):
+    """A denied version, with the grade of the evidence behind the denial (package_state.GRADES)."""
+
     package: str
     version: str
+    grade: str = "compromise"
 
     def apply(self, facts: PackageFacts) -> bool:
-        return facts.deny(self.version)
+        return facts.deny(self.version, self.grade)
+
+
+@dataclass(frozen=True, slots=True)
+class AddedByDenied(PackageEffect):
+    """`package` is a dependency that a denied version added."""
+
+    package: str
+    added_by: AddedBy
+
+    def apply(self, facts: PackageFacts) -> bool:
+        return facts.add_by(self.added_by)
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyVouched(PackageEffect):
+    """An allowed publish depends on `package`: a denied version that added it no longer explains its
+    installs."""
+
+    package: str
+    at_ms: int
+
+    def apply(self, facts: PackageFacts) -> bool:
+        return facts.vouch(self.at_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyPublished(PackageEffect):
+    """A publish through the registry proxy that was allowed: it accounts for one new version."""
+
+    package: str
+    at_ms: int
+
+    def apply(self, facts: PackageFacts) -> bool:
+        return facts.proxy_published()

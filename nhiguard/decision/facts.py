@@ -9,30 +9,26 @@ Each family is a frozen dataclass that owns what it knows, so no other module re
 - `reads()` / `writes()`: the state a *decision* about it changes and that later events read (a batch is cut
   into waves at such a dependency: see core.py);
 - `context()`: the facts enrichment adds from state, read-only; `observed()`: the state changes the event
-  causes whatever the decision; `decided()`: those its decision causes;
+  causes whatever the decision; `decided()`: those its decision causes (given the findings behind it);
 - `evidence()`: the fields an analyst acts on, by name (decision/evidence.py; a list keeps the order of the
   policy input's list of the same name, so a finding can point at items by index).
 
-A new family: a class here, added to FAMILIES, with its field in the AuditEvent schema.
+A new family: a class here (the registry's live in registry_facts.py), added to FAMILIES (families.py), with
+its field in the AuditEvent schema.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from nhiguard.decision.effects import (
-    Effect,
-    Exposed,
-    Installed,
-    PackageCreated,
-    ReleaseAllowed,
-    VersionDenied,
-)
+from nhiguard.decision.effects import Effect, Exposed, ReleaseAllowed
 from nhiguard.decision.package_state import LastRelease
 
 if TYPE_CHECKING:
+    from nhiguard.decision.records import Finding
     from nhiguard.decision.state import StateView
 
 DAY_MS = 24 * 3600 * 1000
@@ -78,7 +74,7 @@ class EventFacts(ABC):
     def observed(self, actor: str, at_ms: int) -> tuple[Effect, ...]:
         return ()
 
-    def decided(self, verdict: str, at_ms: int) -> tuple[Effect, ...]:
+    def decided(self, verdict: str, at_ms: int, findings: Sequence[Finding] = ()) -> tuple[Effect, ...]:
         return ()
 
     def evidence(self) -> dict[str, list[str]]:
@@ -239,7 +235,7 @@ class ReleaseRequest(EventFacts):
             {},
         )
 
-    def decided(self, verdict: str, at_ms: int) -> tuple[Effect, ...]:
+    def decided(self, verdict: str, at_ms: int, findings: Sequence[Finding] = ()) -> tuple[Effect, ...]:
         if verdict != "ALLOW":
             return ()
         # Where it came from: a later release of the package from another repository is judged against it.
@@ -260,137 +256,3 @@ class ReleaseRequest(EventFacts):
             "largest_files": [f"{f.path} ({f.size} bytes)" for f in largest],
             "request": [self.request_id],
         }
-
-
-@dataclass(frozen=True, slots=True)
-class Publisher:
-    name: str
-    email: str
-    mechanism: str  # trusted_publishing | token
-    provenance: bool
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "email": self.email,
-            "mechanism": self.mechanism,
-            "provenance": self.provenance,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class PreviousRelease:
-    """The release before a publish: the greatest version below it, and who published it."""
-
-    version: str
-    publisher: Publisher
-
-
-@dataclass(frozen=True, slots=True)
-class Publish(EventFacts):
-    """A package version the registry published, compared with the release before it."""
-
-    family: ClassVar[str] = "publish"
-    package: str
-    version: str
-    publisher: Publisher
-    previous: PreviousRelease | None
-    dependencies: tuple[str, ...]
-    added_dependencies: tuple[str, ...]
-    install_scripts: tuple[str, ...]
-    added_install_scripts: tuple[str, ...]
-    package_created_ms: int  # the registry's own first-publish time of the package (0: not given)
-
-    def record(self) -> dict[str, Any]:
-        previous = self.previous
-        return {
-            "package": self.package,
-            "version": self.version,
-            "publisher": self.publisher.record(),
-            "previous": None
-            if previous is None
-            else {"version": previous.version, **previous.publisher.record()},
-            "dependencies": list(self.dependencies),
-            "added_dependencies": list(self.added_dependencies),
-            "install_scripts": list(self.install_scripts),
-            "added_install_scripts": list(self.added_install_scripts),
-            "package_created_ms": self.package_created_ms,
-        }
-
-    def target(self, resource_id: str) -> str:
-        return self.package
-
-    def deny_target(self, resource_id: str) -> tuple[str, str]:
-        return "package_version", resource_id
-
-    def writes(self) -> str | None:
-        return f"version:{self.package}@{self.version}"  # denied or not: what its installs read
-
-    def context(self, view: StateView, actor: str, at_ms: int) -> Context:
-        ages: dict[str, float | None] = {}
-        for dep in self.added_dependencies:
-            first = view.package(dep).created_ms
-            ages[dep] = None if first is None else round((at_ms - first) / DAY_MS, 3)
-        who = sorted({w for w, _ in view.package(self.package).installs.get(self.version, ())})
-        installers = [{"id": w, "known": view.known(w)} for w in who]
-        return Context(
-            {"added_dependency_age_days": ages, "prior_installers": installers},
-            {"prior_installers": tuple(i["id"] for i in installers if i["known"])},
-        )
-
-    def observed(self, actor: str, at_ms: int) -> tuple[Effect, ...]:
-        return (PackageCreated(self.package, self.package_created_ms or at_ms),)
-
-    def decided(self, verdict: str, at_ms: int) -> tuple[Effect, ...]:
-        return (VersionDenied(self.package, self.version),) if verdict != "ALLOW" else ()
-
-    def evidence(self) -> dict[str, list[str]]:
-        prev = self.previous
-        p = self.publisher
-        return {
-            "package": [self.package],
-            "version": [self.version],
-            "publisher": [p.name],
-            "publisher_email": [p.email],
-            "mechanism": [p.mechanism],
-            "provenance": [str(p.provenance).lower()],
-            "previous_version": [prev.version] if prev else [],
-            "previous_email": [prev.publisher.email] if prev else [],
-            "previous_mechanism": [prev.publisher.mechanism] if prev else [],
-            "added_dependencies": list(self.added_dependencies),
-            "added_install_scripts": list(self.added_install_scripts),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Install(EventFacts):
-    """A package version fetched through the registry proxy."""
-
-    family: ClassVar[str] = "install"
-    package: str
-    version: str
-    client: str
-
-    def record(self) -> dict[str, Any]:
-        return {"package": self.package, "version": self.version, "client": self.client}
-
-    def target(self, resource_id: str) -> str:
-        return self.package
-
-    def deny_target(self, resource_id: str) -> tuple[str, str]:
-        return "package_version", resource_id
-
-    def reads(self) -> str | None:
-        return f"version:{self.package}@{self.version}"  # denied or not
-
-    def context(self, view: StateView, actor: str, at_ms: int) -> Context:
-        return Context({"version_denied": self.version in view.package(self.package).denied}, {})
-
-    def observed(self, actor: str, at_ms: int) -> tuple[Effect, ...]:
-        return (Installed(self.package, self.version, actor, at_ms),)
-
-    def evidence(self) -> dict[str, list[str]]:
-        return {"package": [self.package], "version": [self.version], "client": [self.client]}
-
-
-FAMILIES: tuple[type[EventFacts], ...] = (CmsChange, ReleaseRequest, Publish, Install)

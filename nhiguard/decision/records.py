@@ -92,6 +92,7 @@ class Finding:
     title: str = ""  # the policy's METADATA title
     attack: tuple[str, ...] = ()  # the policy's ATT&CK (or other) mapping
     evidence: Evidence = field(default_factory=dict, hash=False)
+    grade: str = ""  # hygiene | compromise | harm, as the finding says ("" when it does not)
 
 
 def is_engine_failure(f: Finding) -> bool:

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from nhiguard.decision.adapters import adapt
-from nhiguard.decision.facts import Install, Publisher
 from nhiguard.decision.records import AdapterError, RawRecord
+from nhiguard.decision.registry_facts import Install, Publisher
 
 
 def rec(topic, body, headers=()):
@@ -259,7 +259,8 @@ def test_verdaccio_tarball_get_is_an_install(url, pkg, version):
         "msg": "@{status}, user: @{user}",
     }
     ev = adapt(rec("audit.registry", line), "registry")
-    assert ev.action == "registry.package.install" and ev.facts == Install(pkg, version, "verdaccio")
+    assert ev.action == "registry.package.install"
+    assert ev.facts == Install(pkg, version, "verdaccio", client_address="10.0.3.7")
     assert ev.actor.id == "verdaccio:ci-deploy"
 
 

@@ -155,6 +155,15 @@ def test_a_record_the_v1_schema_wrote_decodes_with_the_current_schemas_and_defau
             assert all(json.dumps(back[k], default=str) == json.dumps(then[k]) for k in then)
 
 
+def _known_to(old, new):
+    """`new` cut down to the fields `old` has, recursively."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {k: _known_to(v, new.get(k)) for k, v in old.items()}
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [_known_to(o, n) for o, n in zip(old, new, strict=True)]
+    return new
+
+
 def test_an_old_reader_given_the_new_schema_reads_a_new_record():
     codec = AvroCodec(SCHEMAS)
     for name, rec in _outputs():
@@ -165,9 +174,5 @@ def test_an_old_reader_given_the_new_schema_reads_a_new_record():
         back = fastavro.schemaless_reader(io.BytesIO(data[10:]), codec.schemas[name], old)
         assert set(back) == set(rec) - set(ADDED[name])
         now = codec.decode(data)
-        if "findings" in now:
-            now["findings"] = [{k: v for k, v in f.items() if k != "evidence"} for f in now["findings"]]
-        release = (now.get("event") or {}).get("release")
-        if release:  # ReleaseFacts.origin came after v1 too
-            release.pop("origin", None)
-        assert back == {k: now[k] for k in back}
+        # What the old reader sees is what the new record says, less the fields added since (at any depth).
+        assert back == _known_to(back, now)

@@ -133,16 +133,22 @@ def test_identity_state_fits_the_budget_and_round_trips(records):
 
 def test_package_copies_from_several_partitions_merge_to_one_answer():
     one, two = LastRelease("1", 10, 40), LastRelease("2", 12, 48)
-    a = PackageFacts(last_release=one, last_release_ms=10, created_ms=5, denied={"1.0.1"})
+    a = PackageFacts(last_release=one, last_release_ms=10, created_ms=5, denied={"1.0.1": "harm"})
     a.installs = {"1.0.1": [("x", 1)]}
-    b = PackageFacts(last_release=two, last_release_ms=20, created_ms=3, denied={"1.0.2"})
+    a.proxy_publishes, a.top, a.new_tops, a.unvouched = 3, "1.4.2", 2, {"9.9.9"}
+    b = PackageFacts(last_release=two, last_release_ms=20, created_ms=3, denied={"1.0.2": "compromise"})
     b.installs = {"1.0.1": [("y", 2), ("x", 1)]}
+    b.denied["1.0.1"] = "hygiene"  # a copy that denied it on weaker evidence: the strongest grade stays
+    b.proxy_publishes, b.top, b.new_tops = 2, "1.4.10", 3
     for first, second in ((a, b), (b, a)):
         m = PackageFacts()
         m.merge(decode_package_state(encode_package_state(first)))
         m.merge(decode_package_state(encode_package_state(second)))
         assert m.last_release == two and m.created_ms == 3
-        assert m.denied == {"1.0.1", "1.0.2"} and m.installs == {"1.0.1": [("x", 1), ("y", 2)]}
+        assert m.denied == {"1.0.1": "harm", "1.0.2": "compromise"}
+        assert m.installs == {"1.0.1": [("x", 1), ("y", 2)]}
+        # Counters: each copy holds what it read from the others, so the larger one is the answer.
+        assert (m.proxy_publishes, m.top, m.new_tops, m.unvouched) == (3, "1.4.10", 3, {"9.9.9"})
 
 
 def test_a_record_below_the_applied_position_is_never_dropped_once_the_identity_moved_on(records):

@@ -1,0 +1,17 @@
+"""Every family of event facts; each is a policy input key and a field of the AuditEvent schema
+(schemas/nhiguard.AuditEvent.avsc)."""
+
+from __future__ import annotations
+
+from nhiguard.decision.facts import CmsChange, EventFacts, ReleaseRequest
+from nhiguard.decision.proxy_facts import ProxyPublish, ProxyRequest
+from nhiguard.decision.registry_facts import Install, Publish
+
+FAMILIES: tuple[type[EventFacts], ...] = (
+    CmsChange,
+    ReleaseRequest,
+    Publish,
+    Install,
+    ProxyPublish,
+    ProxyRequest,
+)
