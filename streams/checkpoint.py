@@ -12,9 +12,9 @@ rebalance, at shutdown) and which offsets its consumer has seen acknowledged. Ri
 4. **Guard the offsets.** No offset may pass an input record that was fetched and never processed: every
    offset below it, down to the last commit, was processed by an agent or holds no record in the log
    (transaction markers, records compacted away). Where one would, the commit stops at the first such record
-   and, after the commit, the partition is read again from there (at least once: the records after it are
-   decided again, with the same ids; the stateful stage recognises what it already applied). See
-   `OffsetLedger` and "the Faust behaviour" below.
+   and the worker then stops (exit 70) so that its restart reads the partition again from there (at least
+   once: the records after it are decided again, with the same ids; the stateful stage recognises what it
+   already applied). See `OffsetLedger` and "the Faust behaviour" below.
 5. **Commit offsets** (Faust's own commit).
 
 A failure in steps 1-3, or an offset check that cannot reach the broker, stops the worker without committing
@@ -35,7 +35,7 @@ test_faust_contract.py fails when an upgrade changes any of it):
   whole fetch batch, e.g. offsets 495..659, never reached an agent, and the next batch made Faust record the
   hole as a gap it commits over). The guard (step 4) therefore does not trust Faust's acknowledged-offset
   bookkeeping: it keeps its own ledger of the offsets the agents processed, asks the broker about any offset
-  it did not see, and reads real records again instead of committing past them.
+  it did not see, and has real records read again instead of committing past them.
 """
 
 from __future__ import annotations
@@ -166,7 +166,6 @@ class Checkpoint:
         committed: Mapping[TP, int | None],
         faust_producer: Any,
         commit_offsets: Callable[[Mapping[TP, int]], Awaitable[bool]],
-        seek: Callable[[TP, int], Awaitable[None]],
     ) -> bool:
         """`offsets` is Faust's own mapping: the guard lowers an entry in place, so Faust records as committed
         what was committed (test_checkpoint.py pins that Faust reads the same mapping back)."""
@@ -195,9 +194,11 @@ class Checkpoint:
             if done:
                 for tp, offset in offsets.items():
                     self.ledger.committed(tp, offset)
-            # Records fetched and never processed are read again from the first of them: at least once.
-            for tp, offset in rewind.items():
-                await seek(tp, offset)
+            # Records fetched and never processed: committed up to the first of them, and read again from
+            # there by the restarted worker (a seek from inside the commit path stalled the fetcher: tried).
+            if rewind:
+                where = ", ".join(f"{tp.topic}[{tp.partition}] from {o}" for tp, o in rewind.items())
+                stop_without_committing(f"records fetched and never processed are to be read again: {where}")
             return done
 
     async def _guard(self, offsets: dict[TP, int], committed: Mapping[TP, int | None]) -> dict[TP, int]:
@@ -245,7 +246,7 @@ class CheckpointConsumer(faust_aiokafka.Consumer):
         # _committed_offset: what this consumer last committed, or the committed offset it sought to after an
         # assignment (None for none, and for 0: Faust stores 0 as None, which reads as 0 here too).
         return await checkpoint.commit(
-            cast(dict, offsets), dict(self._committed_offset), self.app.producer, super()._commit, self.seek
+            cast(dict, offsets), dict(self._committed_offset), self.app.producer, super()._commit
         )
 
 

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -18,6 +19,7 @@ from confluent_kafka import Consumer, Producer
 from nhiguard.avro import AvroCodec
 from nhiguard.policy.bundle import load_bundle
 from nhiguard.settings import Topics, load_settings
+from nhiguard.streams.checkpoint import EXIT_NOT_COMMITTED
 from nhiguard.streams.identities import load_identities
 from nhiguard.streams.topics import ensure_topics
 from tools import REPO_ROOT
@@ -53,8 +55,9 @@ def pipeline(kafka_bootstrap, tmp_path, request):
     load_identities(settings, identities)
     workers: list[subprocess.Popen] = []
 
-    def start(**env_extra):
-        env = worker_env(settings) | {k: str(v) for k, v in env_extra.items()}
+    stopping = threading.Event()
+
+    def spawn(env):
         log = open(tmp_path / f"worker-{len(workers)}.log", "wb")
         p = subprocess.Popen(
             [sys.executable, "-m", "nhiguard.streams.cli", "worker"],
@@ -65,7 +68,20 @@ def pipeline(kafka_bootstrap, tmp_path, request):
         workers.append(p)
         return p
 
+    def supervise(p, env):
+        # As compose.yaml's `restart: unless-stopped` does: a worker that stopped without committing (exit 70)
+        # is started again, and reads again what it had not committed. A SIGKILL (the tests' own) is not.
+        while p.wait() == EXIT_NOT_COMMITTED and not stopping.is_set():
+            p = spawn(env)
+
+    def start(**env_extra):
+        env = worker_env(settings) | {k: str(v) for k, v in env_extra.items()}
+        p = spawn(env)
+        threading.Thread(target=supervise, args=(p, env), daemon=True).start()
+        return p
+
     yield settings, start, tmp_path
+    stopping.set()
     for p in workers:
         if p.poll() is None:
             p.terminate()

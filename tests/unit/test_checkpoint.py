@@ -72,12 +72,8 @@ def _run(fakes, ledger, offsets, committed, monkeypatch, found=(), seeks=None):
     monkeypatch.setattr(checkpoint, "records_in", lambda *_a, **_k: list(found))
     producer = type("P", (), {"flush": fakes.producer_flush, "buffer": fakes.buffer})()
     cp = Checkpoint(settings=None, sink=fakes, store=fakes, ledger=ledger)
-
-    async def seek(tp, offset):
-        fakes.calls.append(f"seek {tp.partition} {offset}")
-
     try:
-        asyncio.run(cp.commit(offsets, committed, producer, fakes.commit, seek))
+        asyncio.run(cp.commit(offsets, committed, producer, fakes.commit))
     except SystemExit:
         pass
     return exits
@@ -107,13 +103,13 @@ def test_undelivered_outputs_stop_the_worker_before_state_or_offsets_are_written
     assert fakes.calls == ["take state", "deliver outputs"]
 
 
-def test_a_commit_stops_at_a_record_nobody_processed_and_the_partition_is_read_again_from_it(monkeypatch):
+def test_a_commit_stops_at_a_record_nobody_processed_and_the_restart_reads_it_again(monkeypatch):
     fakes = _Fakes()
     ledger = OffsetLedger()
     ledger.mark(TP0, [*range(100, 110), *range(150, 160)])  # 110..149 fetched and dropped
     offsets = {TP0: 160}
-    assert _run(fakes, ledger, offsets, {TP0: 100}, monkeypatch, found=range(110, 150)) == []
-    assert fakes.calls[-2:] == [f"commit { ({TP0: 110}) }", "seek 0 110"]
+    assert _run(fakes, ledger, offsets, {TP0: 100}, monkeypatch, found=range(110, 150)) == [70]
+    assert fakes.calls[-1] == f"commit { ({TP0: 110}) }"
     assert offsets == {TP0: 110}, "Faust reads back what was committed from the same mapping"
 
 
@@ -122,9 +118,9 @@ def test_nothing_is_committed_for_a_partition_whose_first_record_was_dropped(mon
     ledger = OffsetLedger()
     ledger.mark(TP0, range(120, 130))
     offsets = {TP0: 130}
-    assert _run(fakes, ledger, offsets, {TP0: 100}, monkeypatch, found=range(100, 120)) == []
+    assert _run(fakes, ledger, offsets, {TP0: 100}, monkeypatch, found=range(100, 120)) == [70]
     assert not [c for c in fakes.calls if c.startswith("commit")]
-    assert fakes.calls[-1] == "seek 0 100" and offsets == {}
+    assert offsets == {}
 
 
 def test_an_offset_check_that_cannot_reach_the_broker_stops_the_worker(monkeypatch):
@@ -139,13 +135,9 @@ def test_an_offset_check_that_cannot_reach_the_broker_stops_the_worker(monkeypat
     monkeypatch.setattr(checkpoint.os, "_exit", lambda code: (_ for _ in ()).throw(SystemExit(code)))
     producer = type("P", (), {"flush": fakes.producer_flush, "buffer": fakes.buffer})()
     cp = Checkpoint(settings=None, sink=fakes, store=fakes, ledger=ledger)
-
-    async def seek(tp, offset):
-        fakes.calls.append("seek")
-
     with pytest.raises(SystemExit):
-        asyncio.run(cp.commit({TP0: 6}, {TP0: None}, producer, fakes.commit, seek))
-    assert not [c for c in fakes.calls if c.startswith(("commit", "seek"))]
+        asyncio.run(cp.commit({TP0: 6}, {TP0: None}, producer, fakes.commit))
+    assert not [c for c in fakes.calls if c.startswith("commit")]
 
 
 def test_offsets_that_hold_no_record_transaction_markers_are_not_loss(monkeypatch):
