@@ -25,6 +25,7 @@ restricted_public(ev) := {f |
 	f := {
 		"rule": "restricted_content_public",
 		"effect": "deny",
+		"evidence": "hygiene",
 		"reason": sprintf("content with %d non-public tag(s) would become publicly reachable", [count(tags)]),
 	}
 }
@@ -44,6 +45,7 @@ exposure_burst(ev) := {f |
 	f := {
 		"rule": "exposure_burst",
 		"effect": "revoke",
+		"evidence": "compromise",
 		"reason": sprintf("%d unpublished assets exposed by this identity within 10 minutes (threshold %d)", [ev.context.exposures_10m, params.burst_threshold]),
 	}
 }

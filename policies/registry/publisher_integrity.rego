@@ -28,7 +28,7 @@ changed(ev) := {f |
 		["publisher_email_changed", "publisher e-mail differs from the previous release's"],
 	]
 	applies(rule, prev, cur)
-	f := {"rule": rule, "effect": "deny", "reason": why}
+	f := {"rule": rule, "effect": "deny", "evidence": "hygiene", "reason": why}
 }
 
 applies("trusted_publishing_dropped", prev, cur) if {
@@ -80,6 +80,7 @@ prior_installers(ev) := {f |
 	f := {
 		"rule": "installed_denied_version",
 		"effect": "revoke",
+		"evidence": "harm",
 		"reason": sprintf("%d identities of ours installed this version before it was denied", [n]),
 		"targets": "prior_installers",
 	}
@@ -92,6 +93,7 @@ late_install(ev) := {f |
 	f := {
 		"rule": "installed_denied_version",
 		"effect": "revoke",
+		"evidence": "harm",
 		"reason": "installed a version that was already denied",
 	}
 }
