@@ -78,7 +78,7 @@ class Finding:
     """One policy rule that fired for one event."""
 
     rule: str  # "<domain>.<policy>.<rule>", e.g. "cms.public_exposure.nonpublic_asset_exposed"
-    effect: str  # deny | revoke
+    effect: str  # alert | deny | revoke: what it does, after decide's cap (decide.capped)
     reason: str
     policy: str  # "<domain>.<policy>"
     severity: str
@@ -87,6 +87,10 @@ class Finding:
     waiver: str | None = None  # the waiver that set this finding aside (mode "waived")
     title: str = ""  # the policy's METADATA title
     attack: tuple[str, ...] = ()  # the policy's ATT&CK (or other) mapping
+    # The finding's evidence grade: hygiene | compromise | harm ("" when the policy gave none). A REVOKE needs
+    # compromise or harm, from a policy that declares revoke.
+    grade: str = ""
+    capped_from: str = ""  # the effect the policy asked for, when the convention capped it ("" otherwise)
 
 
 def is_engine_failure(f: Finding) -> bool:

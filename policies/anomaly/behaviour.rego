@@ -8,6 +8,7 @@
 # custom:
 #   severity: high
 #   mode: enforce
+#   effects: [alert, revoke]
 #   attack: ["T1078 Valid Accounts"]
 package nhiguard.anomaly.behaviour
 
@@ -32,7 +33,7 @@ findings(ev) := {f |
 	ev.anomaly.warm == true
 	is_number(ev.anomaly.score)
 	anomalous_sensitive(ev)
-	f := {"rule": "sensitive_action_anomalous", "effect": "revoke", "reason": "sensitive action far outside this identity's baseline"}
+	f := {"rule": "sensitive_action_anomalous", "effect": "revoke", "evidence": "compromise", "reason": "sensitive action far outside this identity's baseline"}
 } | {f |
 	ev.anomaly.warm == true
 	is_number(ev.anomaly.score)

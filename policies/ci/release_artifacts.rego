@@ -7,6 +7,7 @@
 # custom:
 #   severity: high
 #   mode: enforce
+#   effects: [alert, deny]
 #   attack: ["T1213 Data from Information Repositories", "T1552.001 Credentials In Files"]
 package nhiguard.ci.release_artifacts
 

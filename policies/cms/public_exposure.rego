@@ -7,6 +7,7 @@
 # custom:
 #   severity: high
 #   mode: enforce
+#   effects: [alert, deny, revoke]
 #   attack: ["T1530 Data from Cloud Storage", "T1567 Exfiltration Over Web Service"]
 package nhiguard.cms.public_exposure
 

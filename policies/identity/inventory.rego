@@ -8,6 +8,7 @@
 # custom:
 #   severity: high
 #   mode: enforce
+#   effects: [alert, deny]
 #   attack: ["T1078.004 Valid Accounts: Cloud Accounts"]
 package nhiguard.identity.inventory
 

@@ -8,6 +8,7 @@
 # custom:
 #   severity: critical
 #   mode: enforce
+#   effects: [alert, deny, revoke]
 #   attack: ["T1195.001 Compromise Software Dependencies and Development Tools"]
 package nhiguard.registry.publisher_integrity
 

@@ -41,7 +41,9 @@ def test_decide_returns_effects_and_writes_nothing():
     revoke = Finding("registry.x.y", "revoke", "r", "registry.x", "high", "enforce")
     facts = IdentityFacts()
     out = decide(ev, [revoke], None, {}, facts, Enforcement("rev", 1000, 2000))
-    assert out.verdict == "REVOKE" and [c.kind for c in out.commands] == ["REVOKE"]
+    # A REVOKE of the actor also refuses its request (only the request, never the version for everyone).
+    assert out.verdict == "REVOKE" and [c.kind for c in out.commands] == ["DENY", "REVOKE"]
+    assert (out.commands[0].target_type, out.commands[0].target) == ("request", ev.event_id)
     assert facts == IdentityFacts()  # the actor's revocations are an effect, not a write
     (revoked, denied) = out.effects
     assert isinstance(revoked, Revoked) and revoked.keys == (f"{ev.actor.id}|registry.x.y",)
@@ -49,7 +51,8 @@ def test_decide_returns_effects_and_writes_nothing():
     # Applied, the revocation is in force: the same finding an hour later does not revoke again.
     facts.revoke(revoked.keys, revoked.at_ms, revoked.until_ms)
     again = decide(ev, [revoke], None, {}, facts, Enforcement("rev", 1000, 2000))
-    assert not again.commands and not any(isinstance(e, Revoked) for e in again.effects)
+    assert [c.kind for c in again.commands] == ["DENY"]  # the request, while the REVOKE is in force
+    assert not any(isinstance(e, Revoked) for e in again.effects)
 
 
 def test_the_baseline_refuses_to_learn_what_policy_denied_or_what_scored_anomalous():

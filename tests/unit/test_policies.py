@@ -94,3 +94,19 @@ def test_a_policy_that_reads_the_clock_randomness_or_the_network_is_refused(tmp_
     )
     with pytest.raises(BundleError, match="reads the clock, randomness or the network"):
         RegoEvaluator(load_bundle(tmp_path))
+
+
+def test_effects_must_be_drawn_from_alert_deny_revoke(tmp_path):
+    d = tmp_path / "ci"
+    d.mkdir()
+    head = "# METADATA\n# title: t\n# description: d\n# custom:\n#   effects: {}\npackage nhiguard.ci.one\n"
+    (d / "one.rego").write_text(head.format("[alert, quarantine]"))
+    with pytest.raises(BundleError, match=r"custom\.effects has quarantine"):
+        load_bundle(tmp_path)
+    (d / "one.rego").write_text(head.format("revoke"))
+    with pytest.raises(BundleError, match=r"custom\.effects must be a list"):
+        load_bundle(tmp_path)
+    (d / "one.rego").write_text(head.format("[revoke, alert]"))
+    assert load_bundle(tmp_path).by_id["ci.one"].effects == ("alert", "revoke")
+    (d / "one.rego").write_text("# METADATA\n# title: t\npackage nhiguard.ci.one\n")
+    assert load_bundle(tmp_path).by_id["ci.one"].effects == ("alert", "deny")  # absent: never revoke
