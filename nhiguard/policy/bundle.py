@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from nhiguard.models.kinds import kind_priors
+
 DOMAINS = ("cms", "ci", "registry", "runtime")
 # policies/identity/ apply to events of every domain (who may do what at all).
 CROSS_DOMAIN = "identity"
@@ -211,6 +213,10 @@ def load_bundle(root: Path) -> PolicyBundle:
             )
         )
     data = _yaml_part(root / "data.yaml", digest)
+    try:
+        kind_priors(data)  # the anomaly model's parameters live in the data too: refused here, not on use
+    except ValueError as exc:
+        raise BundleError(f"data.yaml: {exc}") from exc
     manifest = _yaml_part(root / "manifest.yaml", digest)
     waivers = _waivers(_yaml_part(root / "waivers.yaml", digest))
     # Gates fail closed unless the manifest says otherwise.
