@@ -35,7 +35,7 @@ from bench.labelled import (  # noqa: E402
     zscore_baseline,
 )
 from nhiguard.decision.records import CanonicalEvent  # noqa: E402
-from nhiguard.models.anomaly import ANOMALY_THRESHOLD, AnomalyModels  # noqa: E402
+from nhiguard.models.anomaly import ANOMALY_THRESHOLD, AnomalyModels, Score, group_surprise  # noqa: E402
 from nhiguard.settings import Settings  # noqa: E402
 
 _WARMUP = Settings().anomaly_warmup_events  # what the decision core gives AnomalyModels by default
@@ -302,17 +302,36 @@ def sensitive_prefixes() -> tuple[str, ...]:
     return tuple(_params()["sensitive_actions"])
 
 
-def _policy_rule_figures(events: list, scores: list[float], warm: list[bool], labels: list[bool]) -> dict:
-    prefixes, cut = sensitive_prefixes(), revoke_score()
+def _policy_rule_figures(events: list, scored: list[Score], labels: list[bool]) -> dict:
+    """What the shipped anomaly policy would revoke, every identity known and every event let through by the
+    rule policies: a warm event scored >= revoke_score with min_groups groups at group_surprise or more, and,
+    while such a REVOKE is in force (an hour), each further event scored >= episode_score."""
+    p = _params()["anomaly"]["behaviour"]
+    cut, level, groups, episode = p["revoke_score"], p["group_surprise"], p["min_groups"], p["episode_score"]
+    prefixes = sensitive_prefixes()
     sens = [ev.action.startswith(prefixes) for ev, _y in events]
-    fired = [s >= cut and w and x for s, w, x in zip(scores, warm, sens, strict=True)]
+    revoked_until: dict[str, int] = {}
+    fired = []
+    for (ev, _y), s in zip(events, scored, strict=True):
+        broken = sum(1 for v in group_surprise(s.features).values() if v >= level)
+        first = s.warm and s.value >= cut and broken >= groups
+        again = s.warm and s.value >= episode and revoked_until.get(ev.actor.id, -1) > ev.occurred_at_ms
+        if first and not again:
+            revoked_until[ev.actor.id] = ev.occurred_at_ms + 3_600_000
+        fired.append(first or again)
     hits = sum(f and y for f, y in zip(fired, labels, strict=True))
     positives = sum(y and x for y, x in zip(labels, sens, strict=True))
     return {
         "policy_revokes": sum(fired),
+        # Revokes of any action, per 1,000 sensitive actions (the figure the first rule, which revoked only
+        # sensitive actions, was measured by).
         "policy_revokes_per_1000_sensitive_events": round(1000 * sum(fired) / max(1, sum(sens)), 2),
         "policy_revoke_precision": round(hits / sum(fired), 4) if any(fired) else None,
-        "policy_revoke_recall_on_sensitive_anomalies": round(hits / positives, 4) if positives else None,
+        "policy_revoke_recall_on_sensitive_anomalies": (
+            round(sum(f and y and x for f, y, x in zip(fired, labels, sens, strict=True)) / positives, 4)
+            if positives
+            else None
+        ),
     }
 
 
@@ -322,8 +341,12 @@ def quality(
     """Detection quality of `AnomalyModels` on `labelled_scenario`, run the way the decision core runs it.
 
     Every event is treated as allowed by policy, so (as in `core._decide`) the model scores it and learns
-    from it unless it is warm and scored >= ANOMALY_THRESHOLD. `anomaly_auc` is over all events;
-    `anomaly_auc_warm` only over events scored while the identity was warm (all anomalies are).
+    from it as `Baseline.learn_one` lets it (not an event that broke several habits, nor one in the window
+    after it). Each labelled anomaly breaks exactly one habit, so it is ranked by the event's largest single
+    surprise (`Score.peak`): `anomaly_auc` (all events), `anomaly_auc_warm` (events scored while the identity
+    was warm: all anomalies are) and the precision/recall figures. The model's score (`Score.value`, two or
+    more habits broken) and the policy's revoke rule are what `flagged_*` and `policy_*` count: on one-habit
+    anomalies they should stay near zero.
     """
     t0 = time.perf_counter()
     sc = labelled_scenario(n_identities, events_per_identity, anomaly_rate, seed)
@@ -332,15 +355,15 @@ def quality(
     t1 = time.perf_counter()
     models = AnomalyModels(warmup_events=_WARMUP)
     scores: list[float] = []
+    scored: list[Score] = []
     warm: list[bool] = []
     learned = 0
     for ev, _label in sc.events:
-        score, is_warm, x = models.score(ev)
-        if not is_warm or score < ANOMALY_THRESHOLD:
-            models.learn(ev, x)
-            learned += 1
-        scores.append(score)
-        warm.append(is_warm)
+        s = models.score_event(ev)
+        learned += models.learn_one(ev, s)
+        scores.append(s.peak)
+        scored.append(s)
+        warm.append(s.warm)
     t_model = time.perf_counter() - t1
     baseline = zscore_baseline(sc.events)
 
@@ -361,7 +384,7 @@ def quality(
         k: [kk == k or (kk is None and k in a) for kk, a in zip(kinds, applies, strict=True)]
         for k in ANOMALY_KINDS
     }
-    flagged = sum(1 for s in scores if s >= ANOMALY_THRESHOLD)
+    flagged = sum(1 for s in scored if s.flagged)
     n_events = len(labels)
     return {
         "input": {
@@ -378,18 +401,19 @@ def quality(
             "class": "nhiguard.models.anomaly.AnomalyModels",
             "warmup_events": _WARMUP,
             "threshold": ANOMALY_THRESHOLD,
-            "learn_rule": "score, then learn unless warm and score >= threshold (every event allowed)",
+            "learn_rule": "score, then Baseline.learn_one (every event allowed)",
+            "ranked_by": "Score.peak (each labelled anomaly breaks one habit)",
         },
         "anomaly_auc": auc(scores, everything),
         "anomaly_auc_warm": auc(scores, warm),
         "precision_at_threshold": round(precision_at(scores, labels, ANOMALY_THRESHOLD), 4),
         "recall_at_threshold": round(recall_at(scores, labels, ANOMALY_THRESHOLD), 4),
-        # The shipped anomaly policy revokes only at revoke_score (and only for sensitive actions).
+        # The peak at the policy's revoke score (a single habit: the policy itself never revokes on one).
         "revoke_score": revoke_score(),
         "precision_at_revoke_score": round(precision_at(scores, labels, revoke_score()), 4),
         "recall_at_revoke_score": round(recall_at(scores, labels, revoke_score()), 4),
-        # What the shipped anomaly policy revokes: a warm, sensitive action scored >= revoke_score.
-        **_policy_rule_figures(sc.events, scores, warm, labels),
+        # What the shipped anomaly policy revokes (its rule, emulated).
+        **_policy_rule_figures(sc.events, scored, labels),
         "flagged_at_threshold": flagged,
         "flagged_fraction": round(flagged / n_events, 4) if n_events else 0.0,
         "learned_fraction": round(learned / n_events, 4) if n_events else 0.0,

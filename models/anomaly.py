@@ -1,21 +1,29 @@
-"""Per-identity behavioural baselines in a few hundred bytes each.
+"""Per-identity behavioural baselines in a few hundred bytes each, judged against their identity kind.
 
 Each identity keeps its habits, learned online: when in the week it acts (hour-of-week counts), what it acts
 on, from where, with which actions (Bloom filters), and how bursty it is (its recent event times). River
 `EWMean`s track how often the identity *normally* meets something new, so an integration that uploads a new
 asset every time is not flagged for novelty, while a publisher that always ships the same package is.
 
-An event's score is its largest surprise in [0, 1]: 1 for an hour the identity has never acted in, or a
-new target/place/action for an identity that never meets new ones; bursts score by how far the count in the
-last ten minutes exceeds the most the identity has shown. Scored before learning; no verdicts before the
-warm-up.
+Each feature's surprise is in [0, 1], one minus how expected the event is:
+- hour: 0 for an hour (with its neighbours, and the same hour on the other kind of day as far as the identity
+  acts on this kind) at least as busy as its average hour; less busy, in proportion; at most one minus the
+  chance of meeting a new hour (Good-Turing: the share of its hours met once; and its kind's prior);
+- target / source / action: 0 for a value met before; a new one, one minus the chance of novelty, which
+  combines the identity's own rate and its kind's prior (`KindPrior`: a CI bot meets new dependencies, a
+  publisher does not meet new packages);
+- burst: how far the events of the last ten minutes exceed the most the identity has shown.
+
+The event's score is evidence of *several* habits broken at once, never of one: the features form
+independent groups (when: hour; what: target, action; where: source; rate: burst), and the score is one
+minus the product of the groups' expectedness leaving out the most surprising group. One surprising
+feature, however surprising, scores 0; two groups score at least the lesser surprise. Scored before
+learning; no verdicts before the warm-up.
 
 River's shape: `Baseline.score_one` then `Baseline.learn_one`; and, as in river's
 `ThresholdFilter(..., protect_anomaly_detector=True)`, the rule that protects the baseline lives here, not in
-the caller: `learn_one` refuses an event that policy denied or that scored anomalous.
-
-(Replaces the first version, a river HalfSpaceTrees per identity: ~25 KB and ~160 KB resident per identity,
-and at chance on the labelled scenario. `make bench` measures both cost and quality.)
+the caller: `learn_one` refuses an event that policy denied or that broke several habits, and every event for
+ten minutes after the latter (whose times still count towards bursts). `make bench` measures cost and quality.
 """
 
 from __future__ import annotations
@@ -23,20 +31,36 @@ from __future__ import annotations
 import hashlib
 import struct
 from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from river.stats import EWMean
+
+from nhiguard.models.kinds import NO_PRIOR, KindPrior
 
 if TYPE_CHECKING:
     from nhiguard.decision.records import CanonicalEvent
 
-# Scores at or above this are "anomalous": not learned from, and a policy input.
+# Scores at or above this are "anomalous": the anomaly stage's policies judge the event.
 ANOMALY_THRESHOLD = 0.8
+# Scores at or above this are not learned from: two habits broken at once, even below the threshold, must
+# not become habits (a misused credential would otherwise teach its new habits on its way to the threshold).
+# One broken habit scores 0 and is learned: a new runner or a first weekend becomes habitual.
+LEARN_LIMIT = 0.5
 _HOUR_MS = 3_600_000
 BURST_WINDOW_MS = 10 * 60_000
 _RECENT = 32  # event times kept for the burst count (a burst beyond this saturates)
 _BLOOM_BITS = {"target": 2048, "source": 128, "action": 256}
+# Independent groups of features: the score needs at least two of them surprising.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "when": ("hour",),
+    "what": ("target", "action"),
+    "where": ("source",),
+    "rate": ("burst",),
+}
+# Facts fields that say where a credential was used from (an address, a runner), most specific first.
+_PLACE_FIELDS = ("client_address", "runner")
 
 
 def hour_of_week(ms: int) -> int:
@@ -54,6 +78,24 @@ def target_of(ev: CanonicalEvent) -> str:
     return ev.resource_id if ev.facts is None else ev.facts.target(ev.resource_id)
 
 
+def source_of(ev: CanonicalEvent) -> str:
+    """Where the credential was used from: the client address or runner the facts carry (an IPv4 address
+    as its /24, a runner without its instance number, so a pool is one place), else the principal the source
+    named."""
+    for name in _PLACE_FIELDS:
+        value = getattr(ev.facts, name, None)
+        if value:
+            return f"{name}:{_place(str(value))}"
+    return ev.actor.source_principal
+
+
+def _place(value: str) -> str:
+    parts = value.split(".")
+    if len(parts) == 4 and all(p.isdigit() for p in parts):
+        return ".".join(parts[:3]) + ".0/24"
+    return value.rstrip("0123456789").rstrip("-_ #") or value
+
+
 def _bits(value: str, nbits: int) -> tuple[int, int]:
     h = hashlib.blake2b(value.encode(), digest_size=8).digest()
     return int.from_bytes(h[:4], "little") % nbits, int.from_bytes(h[4:], "little") % nbits
@@ -63,7 +105,7 @@ def _bits(value: str, nbits: int) -> tuple[int, int]:
 class Score:
     """An event's score against its identity's baseline, before any learning from it."""
 
-    value: float  # the largest surprise, in [0, 1]
+    value: float  # evidence of several habits broken at once, in [0, 1] (`combined`)
     warm: bool  # the baseline had seen enough events to judge
     features: dict[str, float]  # surprise per habit
     bits: dict[str, tuple[int, int]]  # the event's Bloom positions, hashed once for scoring and learning
@@ -72,23 +114,53 @@ class Score:
     def flagged(self) -> bool:
         return self.warm and self.value >= ANOMALY_THRESHOLD
 
+    @property
+    def learnable(self) -> bool:
+        return not self.warm or self.value < LEARN_LIMIT
+
+    @property
+    def judged(self) -> bool:
+        """Whether the anomaly stage's policies judge the event: warm, and several habits broken."""
+        return not self.learnable
+
+    @property
+    def peak(self) -> float:
+        """The largest single surprise (one habit broken): ranks events, never decides alone."""
+        return max(self.features.values(), default=0.0)
+
+    def policy_input(self) -> dict[str, Any]:
+        """What the anomaly stage's policies read as `input.anomaly`: the score, the surprise of each group
+        and the three most surprising features."""
+        top = sorted(self.features.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        return {
+            "score": round(self.value, 6),
+            "peak": round(self.peak, 6),
+            "warm": self.warm,
+            "threshold": ANOMALY_THRESHOLD,
+            "groups": {g: round(v, 6) for g, v in group_surprise(self.features).items()},
+            "top": [{"feature": k, "value": round(v, 6)} for k, v in top],
+        }
+
+
+def group_surprise(x: Mapping[str, float]) -> dict[str, float]:
+    """Each independent group's surprise: its most surprising feature (GROUPS, spelt out: per event)."""
+    get = x.get
+    what = max(get("target", 0.0), get("action", 0.0))
+    return {"when": get("hour", 0.0), "what": what, "where": get("source", 0.0), "rate": get("burst", 0.0)}
+
+
+def combined(x: Mapping[str, float]) -> float:
+    """One minus the product of the groups' expectedness, leaving out the most surprising group: 0 when only
+    one group is surprising, at least the second-largest group surprise otherwise."""
+    _, a, b, c = sorted(1.0 - s for s in group_surprise(x).values())
+    return 1.0 - a * b * c
+
 
 class Baseline:
     """One identity's habits."""
 
-    __slots__ = (
-        "action",
-        "action_new",
-        "grown_at",
-        "hours",
-        "max_burst",
-        "n",
-        "recent",
-        "source",
-        "source_new",
-        "target",
-        "target_new",
-    )
+    __slots__ = ("action", "action_new", "grown_at", "hours", "max_burst", "n", "recent", "source")
+    __slots__ += ("source_new", "target", "target_new")
 
     def __init__(self) -> None:
         self.n = 0
@@ -104,15 +176,28 @@ class Baseline:
         self.max_burst = 1
         self.grown_at = -BURST_WINDOW_MS
 
-    def score_one(self, ev: CanonicalEvent, warmup_events: int) -> Score:
+    def score_one(self, ev: CanonicalEvent, warmup_events: int, prior: KindPrior = NO_PRIOR) -> Score:
         bits = event_bits(ev)
-        x = features(self, ev, bits)
-        return Score(max(x.values()), self.n >= warmup_events, x, bits)
+        x = features(self, ev, bits, prior)
+        return Score(combined(x), self.n >= warmup_events, x, bits)
 
     def learn_one(self, ev: CanonicalEvent, score: Score, allowed: bool) -> bool:
-        """Learn from the event unless policy denied it or it scored anomalous: that is how baselines get
-        poisoned. True when it learned."""
-        if not allowed or score.flagged:
+        """Learn from the event unless policy denied it or it broke several habits (LEARN_LIMIT): that is
+        how baselines get poisoned. True when it learned. An event that broke several habits, and any event
+        in the window after it, still counts towards later burst counts (it is activity). One that policy
+        denied for its own reasons does not: it never teaches the habit (the most events in a window)
+        either, so counting it would make an identity whose routine is denied look bursty for ever."""
+        t = ev.occurred_at_ms
+        if not score.learnable:
+            # Counted towards bursts, and it opens a window in which nothing is learned (the same hands may
+            # still hold the credential: their one-feature steps, such as metadata requests for new
+            # packages, must not teach the baseline that novelty is normal). Whatever the verdict was.
+            _recent(self, t, suspect=True)
+            return False
+        if not allowed:
+            return False
+        if _suspect(self, t):
+            _recent(self, t)
             return False
         _learn(self, ev, score.bits)
         return True
@@ -179,27 +264,49 @@ def _add(bloom: bytearray, bits: tuple[int, int]) -> None:
 
 def event_bits(ev: CanonicalEvent) -> dict[str, tuple[int, int]]:
     """The event's Bloom positions per feature: hashed once per event, used to score and then to learn."""
-    values = {"target": target_of(ev), "source": ev.actor.source_principal, "action": ev.action}
+    values = {"target": target_of(ev), "source": source_of(ev), "action": ev.action}
     return {name: _bits(value, _BLOOM_BITS[name]) for name, value in values.items()}
 
 
-def features(b: Baseline, ev: CanonicalEvent, bits: dict[str, tuple[int, int]]) -> dict[str, float]:
-    """Surprise per habit, each in [0, 1]."""
-    h = time_bucket(ev.occurred_at_ms)
+def hour_surprise(b: Baseline, ms: int, prior: float = 0.0) -> float:
+    """How unexpected this hour is for the identity, in [0, 1] (see the module docstring)."""
+    h = time_bucket(ms)
     day = h - h % 24
     near = b.hours[h] + 0.5 * (b.hours[day + (h - 1) % 24] + b.hours[day + (h + 1) % 24])
-    # Relative to how many events a usual bucket of this identity has seen: a quiet hour is surprising
-    # for a busy identity, not for one that has acted only a few times.
-    usual = max(b.n, 1) / 48
-    out = {"hour": 1.0 / (1.0 + near / max(usual, 0.5))}
+    # Relative to the identity's average hour: a quiet hour is surprising for a busy identity, not for one
+    # that has acted only a few times.
+    usual = max(b.n / 48, 0.5)
+    expected = min(1.0, near / usual)
+    if expected < 1.0:
+        # The same hour on the other kind of day (weekday, weekend) counts as much as the identity acts on
+        # this kind relative to the other: a first Saturday at a working hour is less surprising than a
+        # first 3 a.m., and more so for an identity that never works weekends.
+        this, other = sum(b.hours[day : day + 24]), sum(b.hours[24 - day : 48 - day])
+        weight = min(0.5, (this + 1) / (other + 1))
+        expected = min(1.0, (near + weight * b.hours[(h + 24) % 48]) / usual)
+    if expected < 1.0:
+        # At least as expected as meeting a new hour is. Good-Turing: the share of events that were the only
+        # one in their hour estimates that chance, so an identity that keeps turning up at new hours (on
+        # call) is not surprised by one more; and the kind's prior.
+        own = b.hours.count(1) / b.n if b.n else 1.0
+        expected = max(expected, 1.0 - (1.0 - own) * (1.0 - prior))
+    return 1.0 - expected
+
+
+def features(
+    b: Baseline, ev: CanonicalEvent, bits: dict[str, tuple[int, int]], prior: KindPrior = NO_PRIOR
+) -> dict[str, float]:
+    """Surprise per habit, each in [0, 1]."""
+    out = {"hour": hour_surprise(b, ev.occurred_at_ms, prior.hour)}
     for name, pos in bits.items():
         if _seen(getattr(b, name), pos):
             out[name] = 0.0
         else:
-            rate = getattr(b, name + "_new").get() if b.n else 1.0
-            out[name] = max(0.0, 1.0 - rate)  # new, for an identity that rarely meets new ones: surprising
+            # New: as surprising as novelty is rare, for this identity and for its kind.
+            own = getattr(b, name + "_new").get() if b.n else 1.0
+            out[name] = max(0.0, 1.0 - own) * (1.0 - getattr(prior, name))
     t = ev.occurred_at_ms
-    count = 1 + sum(1 for r in b.recent if t - BURST_WINDOW_MS < r <= t)
+    count = 1 + _in_window(b, t)
     out["burst"] = 0.0 if count <= b.max_burst else 1.0 - 0.5 ** (count - b.max_burst)
     return out
 
@@ -212,15 +319,31 @@ def _learn(b: Baseline, ev: CanonicalEvent, bits: dict[str, tuple[int, int]]) ->
         getattr(b, name + "_new").update(0.0 if _seen(bloom, pos) else 1.0)
         _add(bloom, pos)
     t = ev.occurred_at_ms
-    b.recent.append(t)
-    if len(b.recent) > _RECENT:
-        del b.recent[0]
+    _recent(b, t)
     # The habit grows by one at most once per window, so a burst cannot teach the model that it is normal.
-    count = sum(1 for r in b.recent if t - BURST_WINDOW_MS < r <= t)
+    count = _in_window(b, t)
     if count > b.max_burst and t - b.grown_at >= BURST_WINDOW_MS:
         b.max_burst += 1
         b.grown_at = t
     b.n += 1
+
+
+def _recent(b: Baseline, t: int, suspect: bool = False) -> None:
+    # A suspect event's time is kept negated: the same compact record (and format) marks its window.
+    b.recent.append(-t if suspect else t)
+    if len(b.recent) > _RECENT:
+        del b.recent[0]
+
+
+def _suspect(b: Baseline, t: int) -> bool:
+    """Whether an event that broke several habits happened in the window before t."""
+    return bool(b.recent) and min(b.recent) < 0 and any(t - BURST_WINDOW_MS < -r <= t for r in b.recent)
+
+
+def _in_window(b: Baseline, t: int) -> int:
+    lo, recent = t - BURST_WINDOW_MS, b.recent
+    n = sum(1 for r in recent if lo < r <= t)
+    return n + sum(1 for r in recent if lo < -r <= t) if recent and min(recent) < 0 else n
 
 
 class AnomalyModels:
@@ -240,6 +363,17 @@ class AnomalyModels:
         s = b.score_one(ev, self.warmup_events)
         self._last = (ev.event_id, s.bits)
         return s.value, s.warm, s.features
+
+    def score_event(self, ev: CanonicalEvent, prior: KindPrior = NO_PRIOR) -> Score:
+        """The event's full score (as the decision core gets it), before any learning from it."""
+        b = self._models.get(ev.actor.id)
+        if b is None:
+            b = self._models[ev.actor.id] = Baseline()
+        return b.score_one(ev, self.warmup_events, prior)
+
+    def learn_one(self, ev: CanonicalEvent, score: Score, allowed: bool = True) -> bool:
+        """Learn as the decision core does: the baseline refuses what it must not learn."""
+        return self._models[ev.actor.id].learn_one(ev, score, allowed)
 
     def learn(self, ev: CanonicalEvent, x: dict[str, float]) -> None:
         bits = self._last[1] if self._last[0] == ev.event_id else event_bits(ev)

@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING, Any
 from nhiguard.decision import breaker, evidence
 from nhiguard.decision.adapters import adapt
 from nhiguard.decision.context import Identities, Identity, Inventory
-from nhiguard.decision.decide import Enforcement, apply_waivers, decide, to_findings
+from nhiguard.decision.decide import (
+    Enforcement,
+    apply_waivers,
+    decide,
+    revoked_rules,
+    to_findings,
+    verdict_of,
+)
 from nhiguard.decision.enrich import Enriched, enrich
 from nhiguard.decision.records import (
     AdapterError,
@@ -45,7 +52,8 @@ from nhiguard.decision.records import (
     stable_id,
 )
 from nhiguard.decision.state import State, StateStore, StateView
-from nhiguard.models.anomaly import ANOMALY_THRESHOLD, Baseline, Score
+from nhiguard.models.anomaly import Baseline, Score
+from nhiguard.models.kinds import NO_PRIOR, kind_priors
 from nhiguard.policy.bundle import ANOMALY_STAGE, PolicyBundle
 from nhiguard.policy.engines import Evaluator, Failure
 from nhiguard.policy.engines.regopy import RegoEvaluator
@@ -99,6 +107,7 @@ class DecisionCore:
             previous = getattr(self, "evaluator", None)
             self.evaluator = evaluator or RegoEvaluator(bundle)
             self.bundle = bundle
+            self._priors = kind_priors(bundle.data)  # the anomaly model's per-kind priors
             self._enforcement = Enforcement(
                 bundle.revision, self.settings.deny_ttl_s * 1000, self.settings.revoke_ttl_s * 1000
             )
@@ -228,9 +237,10 @@ class DecisionCore:
         """Score, the anomaly stage if flagged, decide, apply: one event, after every earlier one."""
         ev = item.ev
         me = None if ev.actor.human else self.state.identity(ev.actor.id)
-        score = None if me is None else self._score(me.model, ev)
-        if score is not None and score.flagged and self.bundle.for_plan(ANOMALY_STAGE):
-            findings = findings + self._anomaly_stage(item, score)
+        score = None if me is None else self._score(me.model, ev, item.identity_kind)
+        if score is not None and me is not None and score.judged and self.bundle.for_plan(ANOMALY_STAGE):
+            revoked = revoked_rules(me.facts, ev.actor.id, ev.occurred_at_ms)
+            findings = findings + self._anomaly_stage(item, score, verdict_of(findings), revoked)
         ids = {ev.actor.id: item.identity}
         for f in findings:
             for who in f.identities:
@@ -266,20 +276,18 @@ class DecisionCore:
         )
         self.state.apply([*item.observed, *outcome.effects, *([counted] if counted else [])])
 
-    def _score(self, model: Baseline | None, ev: CanonicalEvent) -> Score:
+    def _score(self, model: Baseline | None, ev: CanonicalEvent, kind: str) -> Score:
         # An identity's first event is scored against an empty baseline (created when applied).
-        return (model or Baseline()).score_one(ev, self.settings.anomaly_warmup_events)
+        prior = self._priors.get(kind, NO_PRIOR)
+        return (model or Baseline()).score_one(ev, self.settings.anomaly_warmup_events, prior)
 
-    def _anomaly_stage(self, item: Enriched, score: Score) -> list[Finding]:
-        """The second stage: the anomaly policies judge a flagged event with its score. Flagged events are
-        never learned from, so what this stage decides cannot change any later score."""
-        top = sorted(score.features.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
-        anomaly = {
-            "score": round(score.value, 6),
-            "warm": score.warm,
-            "threshold": ANOMALY_THRESHOLD,
-            "top": [{"feature": k, "value": round(v, 6)} for k, v in top],
-        }
+    def _anomaly_stage(
+        self, item: Enriched, score: Score, rules_verdict: str, revoked: list[str]
+    ) -> list[Finding]:
+        """The second stage: the anomaly policies judge an event that broke several habits, with its score,
+        the first stage's verdict and the rules whose REVOKE of the actor is in force. Such events are never
+        learned from, so what this stage decides cannot change any later score."""
+        anomaly = score.policy_input() | {"rules_verdict": rules_verdict.lower(), "revoked": revoked}
         found, errs = self.evaluator.evaluate_isolating(
             ANOMALY_STAGE, [{**item.policy_input, "anomaly": anomaly}]
         )

@@ -3,6 +3,12 @@
 Pure and deterministic: it reads the actor's revocations in force and returns, as effects, what the state must
 remember (revocations issued, a denied version, an allowed release) and what the behavioural model may learn;
 `State.apply` writes them.
+
+Evidence-graded enforcement: a finding does at most what its policy declares (METADATA `custom.effects`,
+default alert and deny), and a REVOKE needs a finding graded `compromise` (the credential is in other hands)
+or `harm` (it is being used for harm). Anything else is capped: revoke -> deny, and deny -> alert where the
+policy does not declare deny. An alert makes no command. A REVOKE of the actor also denies the request in
+hand, so a gated step does not go ahead with the credential being revoked.
 """
 
 from __future__ import annotations
@@ -16,9 +22,29 @@ from nhiguard.decision.effects import Effect, Learned, Revoked
 from nhiguard.decision.identity_state import IdentityFacts
 from nhiguard.decision.records import CanonicalEvent, Command, Finding, is_engine_failure, stable_id
 from nhiguard.models.anomaly import Score
-from nhiguard.policy.bundle import PolicyBundle, Waiver
+from nhiguard.policy.bundle import DEFAULT_EFFECTS, PolicyBundle, Waiver
 
 REVOKE_DEDUP_MS = 3_600_000
+GRADES = ("hygiene", "compromise", "harm")
+REVOKE_GRADES = frozenset({"compromise", "harm"})
+
+
+def grade_of(raw: Mapping[str, Any]) -> str:
+    """A finding's evidence grade from engine output: `"evidence": <grade>` (or a structured `evidence`
+    object with a `grade` field); "" when it has none."""
+    evidence = raw.get("evidence")
+    grade = evidence.get("grade") if isinstance(evidence, Mapping) else evidence
+    return grade if isinstance(grade, str) and grade in GRADES else ""
+
+
+def capped(effect: str, grade: str, declared: tuple[str, ...]) -> str:
+    """The effect a finding may have: revoke only when its policy declares revoke and the evidence is
+    compromise or harm (else deny), deny only when the policy declares deny (else alert)."""
+    if effect == "revoke" and not ("revoke" in declared and grade in REVOKE_GRADES):
+        effect = "deny"
+    if effect == "deny" and "deny" not in declared:
+        effect = "alert"
+    return effect
 
 
 def to_findings(
@@ -28,17 +54,20 @@ def to_findings(
 
     A finding with `"targets": <name>` revokes the identities enrichment resolved under that name (e.g.
     `prior_installers`: the known identities that installed the version before it was denied; policies return
-    no input strings, so nhiguard resolves who they are).
+    no input strings, so nhiguard resolves who they are). Each finding's effect is capped to what its
+    policy declares and its evidence grade supports (`capped`); the effect asked for is kept in `capped_from`.
     """
     out = []
     for f in raw:
         who = (targets or {}).get(f["targets"], ()) if f.get("targets") else f.get("identities") or ()
         policy_id = str(f["policy"])
         mod = bundle.by_id.get(policy_id)
+        asked, grade = str(f["effect"]), grade_of(f)
+        effect = capped(asked, grade, mod.effects if mod else DEFAULT_EFFECTS)
         out.append(
             Finding(
                 rule=f"{policy_id}.{f['rule']}",
-                effect=str(f["effect"]),
+                effect=effect,
                 reason=str(f.get("reason", "")),
                 policy=policy_id,
                 severity=mod.severity if mod else "medium",
@@ -46,7 +75,8 @@ def to_findings(
                 identities=tuple(sorted(str(i) for i in who)),
                 title=mod.title if mod else "policy engine gave no answer",
                 attack=mod.attack if mod else (),
-                grade=str(f.get("evidence") or ""),
+                grade=grade,
+                capped_from=asked if effect != asked else "",
             )
         )
     return sorted(out, key=lambda x: (x.rule, x.reason))
@@ -114,12 +144,29 @@ def decide(
     return Outcome(verdict, shadow, commands, tuple(effects))
 
 
+def revoked_rules(actor: IdentityFacts | None, identity: str, at_ms: int) -> list[str]:
+    """The rules whose REVOKE of this identity's own credential is in force at `at_ms` (remembered for
+    REVOKE_DEDUP_MS after it was issued, with the identity whose event issued it)."""
+    if actor is None:
+        return []
+    prefix = identity + "|"
+    keys = [k[len(prefix) :] for k in actor.revoked if k.startswith(prefix) and actor.in_force(k, at_ms)]
+    return sorted({rule for k in keys for rule in k.split(",")})
+
+
 def _deny_target(ev: CanonicalEvent, findings: list[Finding]) -> tuple[str, str]:
     if all(is_engine_failure(f) for f in findings):
         # The engine could not judge this event: deny this request only, never the package version or
         # asset for everyone (a fail-closed timeout is not a finding about the package).
         return "request", ev.event_id
     return ("request", ev.event_id) if ev.facts is None else ev.facts.deny_target(ev.resource_id)
+
+
+def _request_of(ev: CanonicalEvent) -> tuple[str, str]:
+    """What a DENY of this event's request names: the gate's request where the facts have one, else the
+    event itself (as for a decision the engine could not make)."""
+    target = None if ev.facts is None else ev.facts.deny_target(ev.resource_id)
+    return target if target is not None and target[0] == "request" else ("request", ev.event_id)
 
 
 def _commands(
@@ -138,12 +185,20 @@ def _commands(
     enforce = [f for f in findings if f.mode == "enforce"]
     cmds: list[Command] = []
     denies = [f for f in enforce if f.effect == "deny"]
+    revokes = [f for f in enforce if f.effect == "revoke"]
     if denies:
         ttype, target = _deny_target(ev, denies)
         cmds.append(
             _command("DENY", ev, ev.actor.id, ttype, target, denies, enforcement.deny_ttl_ms, enforcement)
         )
-    revokes = [f for f in enforce if f.effect == "revoke"]
+    elif mine := [f for f in revokes if not f.identities or ev.actor.id in f.identities]:
+        # The actor's credential is being revoked: the request in hand must not go ahead with it either (a
+        # gate's step would otherwise proceed). Only the request: a finding about a credential says nothing
+        # about the package version or asset for everyone else. Also while an earlier REVOKE of the same
+        # reason is in force (no second REVOKE below): each request of the episode is refused.
+        cmds.append(
+            _command("DENY", ev, ev.actor.id, *_request_of(ev), mine, enforcement.deny_ttl_ms, enforcement)
+        )
     issued: list[str] = []
     for identity_id in sorted({i for f in revokes for i in (f.identities or (ev.actor.id,))}):
         why = [f for f in revokes if identity_id in (f.identities or (ev.actor.id,))]

@@ -82,7 +82,7 @@ class Finding:
     """One policy rule that fired for one event."""
 
     rule: str  # "<domain>.<policy>.<rule>", e.g. "cms.public_exposure.nonpublic_asset_exposed"
-    effect: str  # deny | revoke
+    effect: str  # alert | deny | revoke: what it does, after decide's cap (decide.capped)
     reason: str
     policy: str  # "<domain>.<policy>"
     severity: str
@@ -92,7 +92,10 @@ class Finding:
     title: str = ""  # the policy's METADATA title
     attack: tuple[str, ...] = ()  # the policy's ATT&CK (or other) mapping
     evidence: Evidence = field(default_factory=dict, hash=False)
-    grade: str = ""  # hygiene | compromise | harm, as the finding says ("" when it does not)
+    # The finding's evidence grade: hygiene | compromise | harm ("" when the policy gave none). A REVOKE needs
+    # compromise or harm, from a policy that declares revoke.
+    grade: str = ""
+    capped_from: str = ""  # the effect the policy asked for, when the convention capped it ("" otherwise)
 
 
 def is_engine_failure(f: Finding) -> bool:

@@ -2,9 +2,12 @@
 
 Conventions (see README "Adding a policy"):
 - `policies/<domain>/<name>.rego` declares `package nhiguard.<domain>.<name>` and a function `findings(ev)`
-  returning a set of `{"rule": <name>, "effect": "deny"|"revoke", "reason": <text>}` (optionally
-  `"identities": [...]` to revoke identities other than the actor).
-- A `# METADATA` block before the package gives title, description and `custom: {severity, mode, attack}`.
+  returning a set of `{"rule": <name>, "effect": "alert"|"deny"|"revoke", "reason": <text>}` (optionally
+  `"identities": [...]` to revoke identities other than the actor, and `"evidence"`: the finding's grade,
+  hygiene | compromise | harm).
+- A `# METADATA` block before the package gives title, description and `custom: {severity, mode, attack,
+  effects}`. `effects` lists what the policy's findings may do, from alert, deny, revoke (absent: alert and
+  deny, so no policy revokes unless it says so); decide caps a finding to what its policy declares.
 - `policies/data.yaml` holds parameters under `nhiguard.params.<domain>.<name>`.
 Only the modules that can apply to an event's domain are evaluated for it (one query per domain): the
 generated entry module below is what every engine queries.
@@ -22,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from nhiguard.models.kinds import kind_priors
+
 DOMAINS = ("cms", "ci", "registry", "runtime")
 # policies/identity/ apply to events of every domain (who may do what at all).
 CROSS_DOMAIN = "identity"
@@ -30,6 +35,8 @@ CROSS_DOMAIN = "identity"
 ANOMALY_STAGE = "anomaly"
 POLICY_DIRS = (*DOMAINS, CROSS_DOMAIN, ANOMALY_STAGE)
 _PACKAGE = re.compile(r"^package\s+([\w.]+)", re.M)
+EFFECTS = ("alert", "deny", "revoke")
+DEFAULT_EFFECTS = ("alert", "deny")  # a policy that does not declare revoke never revokes
 
 
 class BundleError(Exception):
@@ -47,6 +54,7 @@ class PolicyModule:
     severity: str
     mode: str  # enforce | shadow
     attack: tuple[str, ...]
+    effects: tuple[str, ...] = DEFAULT_EFFECTS  # what its findings may do (METADATA custom.effects)
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,15 @@ def _metadata(source: str, path: Path) -> dict[str, Any]:
     return meta
 
 
+def _effects(custom: dict[str, Any], rel: str) -> tuple[str, ...]:
+    declared = custom.get("effects", DEFAULT_EFFECTS)
+    if isinstance(declared, str) or not isinstance(declared, list | tuple) or not declared:
+        raise BundleError(f"{rel}: custom.effects must be a list drawn from {', '.join(EFFECTS)}")
+    if bad := sorted({str(e) for e in declared} - set(EFFECTS)):
+        raise BundleError(f"{rel}: custom.effects has {', '.join(bad)}; allowed: {', '.join(EFFECTS)}")
+    return tuple(e for e in EFFECTS if e in declared)
+
+
 def _yaml_part(path: Path, digest: Any) -> dict[str, Any]:
     """A YAML file of the bundle (empty if absent); its text goes into the bundle revision."""
     if not path.exists():
@@ -192,9 +209,14 @@ def load_bundle(root: Path) -> PolicyBundle:
                 severity=str(custom.get("severity", "medium")),
                 mode=mode,
                 attack=tuple(str(a) for a in custom.get("attack", ()) or ()),
+                effects=_effects(custom, rel),
             )
         )
     data = _yaml_part(root / "data.yaml", digest)
+    try:
+        kind_priors(data)  # the anomaly model's parameters live in the data too: refused here, not on use
+    except ValueError as exc:
+        raise BundleError(f"data.yaml: {exc}") from exc
     manifest = _yaml_part(root / "manifest.yaml", digest)
     waivers = _waivers(_yaml_part(root / "waivers.yaml", digest))
     # Gates fail closed unless the manifest says otherwise.

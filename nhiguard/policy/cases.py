@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from nhiguard.decision.decide import capped, grade_of
 from nhiguard.policy.bundle import ANOMALY_STAGE, PolicyBundle
 from nhiguard.policy.engines.regopy import RegoEvaluator
 
@@ -50,7 +51,13 @@ def run_cases(bundle: PolicyBundle, evaluator: CaseEngine | None = None) -> list
         for case in cases:
             inp = case["input"]
             found = evaluator.evaluate(stage or inp["domain"], [inp])[0]
-            mine = [f for f in found if f["policy"] == policy_id]
+            # Judged as decide enforces them: capped to the policy's declared effects and evidence grade.
+            declared = bundle.by_id[policy_id].effects
+            mine = [
+                f | {"effect": capped(str(f["effect"]), grade_of(f), declared)}
+                for f in found
+                if f["policy"] == policy_id
+            ]
             verdict, rules = expected_of(mine)
             want = (case["expect"]["verdict"], sorted(case["expect"].get("rules", [])))
             ok = (verdict, rules) == want

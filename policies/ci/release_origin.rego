@@ -100,7 +100,7 @@ denials(ev) := {f |
 		["destination_not_allowed", "release to a registry outside the identity's allowed destinations"],
 	]
 	deniable(rule, ev, o)
-	f := {"rule": rule, "effect": "deny", "reason": why}
+	f := {"rule": rule, "effect": "deny", "evidence": "hygiene", "reason": why}
 }
 
 deniable("pull_request_code", _, o) if from_pull_request(o)

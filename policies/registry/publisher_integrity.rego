@@ -15,8 +15,8 @@
 # custom:
 #   severity: critical
 #   mode: enforce
-#   attack: ["T1195.001 Compromise Software Dependencies and Development Tools"]
 #   effects: [alert, deny, revoke]
+#   attack: ["T1195.001 Compromise Software Dependencies and Development Tools"]
 package nhiguard.registry.publisher_integrity
 
 import rego.v1

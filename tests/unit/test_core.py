@@ -310,20 +310,84 @@ def npm_publish(i, when, package="left-pad", user="release-bot"):
     return RawRecord("audit.registry", 0, i, json.dumps(body).encode(), None, (), 0)
 
 
-def test_anomaly_score_reaches_the_second_stage_and_revokes_only_after_warm_up():
-    core = DecisionCore(load_settings(env={}), BUNDLE, Inventory())
-    # Weekday mornings, one package: the publisher's habit. Then the same publish at 03:00 on a Sunday.
-    habit = [npm_publish(i, f"2026-03-{2 + i % 5:02d}T10:{i:02d}:00Z") for i in range(40)]
+def proxy_install(i, when_ms, package, user="ci-web", ip="10.1.2.3"):
+    """A Verdaccio log line for one tarball fetch (the shape docs/sources.md describes)."""
+    body = {
+        "level": 30,
+        "time": when_ms,
+        "sub": "out",
+        "request": {"method": "GET", "url": f"/{package}/-/{package}-1.0.{i % 7}.tgz"},
+        "user": user,
+        "remoteIP": ip,
+        "status": 200,
+        "msg": "@{status}, user: @{user}(@{remoteIP}), req: '@{request.method} @{request.url}'",
+    }
+    return RawRecord("audit.registry", 0, i, json.dumps(body).encode(), None, (), when_ms)
+
+
+def _ci_bot_habit(user="ci-web"):
+    """Three weeks of weekday installs of four packages between 10:00 and 16:00 UTC, one at a time."""
+    monday = 1_772_409_600_000  # 2026-03-02 00:00 UTC, a Monday
+    hour, day = 3_600_000, 86_400_000
+    times = [
+        monday + w * 7 * day + d * day + (10 + k) * hour for w in range(3) for d in range(5) for k in range(6)
+    ]
+    pkgs = ["react", "lodash", "zod", "chalk"]
+    return [proxy_install(i, t, pkgs[i % 4], user) for i, t in enumerate(times)], monday + 21 * day
+
+
+CI_BOT = {"identities": [{"id": "verdaccio:ci-web", "kind": "ci_bot", "credential_ids": ["tok-ci-web"]}]}
+
+
+def test_one_surprising_habit_never_revokes_and_is_learned():
+    core = DecisionCore(load_settings(env={}), BUNDLE, Inventory.load_dict(CI_BOT))
+    habit, monday = _ci_bot_habit()
     early = core.process(habit[:5]).decisions
     assert all(not d.anomaly_warm and not d.commands for d in early)
     core.process(habit[5:])
-    odd = core.process([npm_publish(40, "2026-03-08T03:00:00Z")]).decisions[0]
-    assert odd.anomaly_warm and odd.anomaly_score >= 0.97
-    assert odd.verdict == "REVOKE" and "anomaly.behaviour.sensitive_action_anomalous" in [
-        f.rule for f in odd.findings
+    # Its first Saturday, at 03:00: a new hour (the on-call or weekend class), everything else habitual.
+    saturday = core.process([proxy_install(500, monday + 5 * 86_400_000 + 3 * 3_600_000, "react")]).decisions
+    (odd,) = saturday
+    assert odd.anomaly_warm and odd.anomaly_features["hour"] > 0.5
+    assert odd.anomaly_score == 0.0 and not odd.findings and not odd.commands  # one habit: nothing to judge
+    # Learned: the next Saturday at 03:00 is about half the surprise, and habitual after a few more.
+    again = core.process([proxy_install(501, monday + 12 * 86_400_000 + 3 * 3_600_000, "react")]).decisions
+    assert again[0].anomaly_features["hour"] < 0.6 * odd.anomaly_features["hour"]
+
+
+def test_a_credential_breaking_three_habits_is_revoked_and_its_requests_refused():
+    core = DecisionCore(load_settings(env={}), BUNDLE, Inventory.load_dict(CI_BOT))
+    habit, monday = _ci_bot_habit()
+    core.process(habit)
+    # A Wednesday at 02:00: packages it never fetches, a few seconds apart (a stolen token's session).
+    start = monday + 2 * 86_400_000 + 2 * 3_600_000
+    session = [proxy_install(600 + i, start + 4_000 * i, f"pkg-{i}") for i in range(12)]
+    ds = core.process(session).decisions
+    rule = "anomaly.behaviour.habits_broken"
+    first = next(i for i, d in enumerate(ds) if any(c.kind == "REVOKE" for c in d.commands))
+    # Before: two habits broken at most (hour, packages): alerted on, never a command.
+    assert first >= 2 and all(not d.commands for d in ds[:first])
+    assert all(d.anomaly_score >= 0.5 for d in ds[:first])
+    revoke = ds[first]
+    assert revoke.verdict == "REVOKE" and rule in [f.rule for f in revoke.findings]
+    assert next(f for f in revoke.findings if f.rule == rule).grade == "compromise"
+    assert sorted((c.kind, c.target_type, c.target) for c in revoke.commands) == [
+        ("DENY", "request", revoke.event.event_id),  # this request is refused too, not the package version
+        ("REVOKE", "credential", "tok-ci-web"),
     ]
-    assert odd.anomaly_features["hour"] == odd.anomaly_score
-    assert [c.kind for c in odd.commands] == ["REVOKE"]
+    # After: one REVOKE in force; each further request of the session is refused.
+    for d in ds[first + 1 :]:
+        assert [(c.kind, c.target_type) for c in d.commands] == [("DENY", "request")]
+
+
+def test_the_anomaly_stage_revokes_no_credential_the_inventory_does_not_hold():
+    core = DecisionCore(load_settings(env={}), BUNDLE, Inventory())
+    habit, monday = _ci_bot_habit()
+    core.process(habit)
+    start = monday + 2 * 86_400_000 + 2 * 3_600_000
+    ds = core.process([proxy_install(600 + i, start + 4_000 * i, f"pkg-{i}") for i in range(12)]).decisions
+    assert any("anomaly.behaviour.activity_anomalous" in [f.rule for f in d.findings] for d in ds)
+    assert not any(d.commands for d in ds)
 
 
 def test_unknown_identity_is_enriched_denied_for_sensitive_actions_and_alerted(default_run):
