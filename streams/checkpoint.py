@@ -22,7 +22,7 @@ A failure in steps 1-3, or an offset check that cannot reach the broker, stops t
 ids (at least once, never lost).
 
 The Faust behaviour worked around (faust-streaming 0.15.3, pinned in pyproject.toml; tests/unit/
-test_faust_contract.py fails when an upgrade changes any of it):
+test_checkpoint.py fails when an upgrade changes any of it):
 - `Recovery.on_recovery_completed` resumes the stream partitions, *then* awaits the seek to the committed
   offsets, *then* resumes flow control, which clears the agents' queues. When a restart has changelog records
   to recover (local state missing or behind), the fetcher already runs during recovery, so records fetched in
@@ -31,7 +31,7 @@ test_faust_contract.py fails when an upgrade changes any of it):
   (`Consumer._new_offset` folds gaps into the acknowledged offsets, and skips its contiguity check when the
   committed offset is 0 or None). `SafeRecovery` seeks and clears while the stream partitions are still
   paused, and resumes them only then.
-- Records still go missing in about 1 restart of 15 without local state even so (seen with the guard: a
+- Records still go missing in about 1 restart of 20-30 without local state even so (seen with the guard: a
   whole fetch batch, e.g. offsets 495..659, never reached an agent, and the next batch made Faust record the
   hole as a gap it commits over). The guard (step 4) therefore does not trust Faust's acknowledged-offset
   bookkeeping: it keeps its own ledger of the offsets the agents processed, asks the broker about any offset
@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -67,7 +68,7 @@ EXIT_NOT_COMMITTED = 70  # EX_SOFTWARE: restart me; nothing after the last commi
 def stop_without_committing(why: str) -> None:
     """The one way out when progress must stop: no further offset is committed, the supervisor restarts the
     worker, and everything after the last commit is decided again."""
-    log.critical("%s; exiting without committing", why, exc_info=True)
+    log.critical("%s; exiting without committing", why, exc_info=sys.exc_info()[0] is not None)
     logging.shutdown()
     os._exit(EXIT_NOT_COMMITTED)
 
