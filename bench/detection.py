@@ -24,17 +24,6 @@ def _core(inventory: Inventory) -> DecisionCore:
     return DecisionCore(settings, load_bundle(settings.policies_dir), inventory)
 
 
-def _merge(into: Evaluation, ev: Evaluation) -> None:
-    for mine, theirs in ((into.attack, ev.attack), (into.benign, ev.benign)):
-        for cls, f in theirs.items():
-            m = mine[cls]
-            m.records += f.records
-            m.commanded += f.commanded
-            m.denied += f.denied
-            m.revoked += f.revoked
-            m.deadlettered += f.deadlettered
-
-
 def detection_figures() -> dict[str, Any]:
     corpus = Evaluation()
     per_seed = {}
@@ -42,7 +31,7 @@ def detection_figures() -> dict[str, Any]:
         records, inventory = generate_corpus(seed)
         ev = evaluate(_core(Inventory.load_dict(inventory)), records)
         per_seed[seed] = ev.summary()
-        _merge(corpus, ev)
+        corpus.merge(ev)
     s = corpus.summary()
     frozen = evaluate(
         _core(Inventory.load(FROZEN / "identities.yaml")), read_replay(FROZEN / "stream.ndjson")

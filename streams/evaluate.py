@@ -77,6 +77,17 @@ class Evaluation:
     def add(self, o: Outcome) -> None:
         (self.attack if o.attack else self.benign)[o.cls].add(o)
 
+    def merge(self, other: Evaluation) -> None:
+        """Add another recording's counts (times to first command stay per recording: they are not added)."""
+        for mine, theirs in ((self.attack, other.attack), (self.benign, other.benign)):
+            for cls, f in theirs.items():
+                m = mine[cls]
+                m.records += f.records
+                m.commanded += f.commanded
+                m.denied += f.denied
+                m.revoked += f.revoked
+                m.deadlettered += f.deadlettered
+
     def summary(self) -> dict[str, Any]:
         a, b = self.attack.values(), self.benign.values()
         denied = sum(x.denied for x in a) + sum(x.denied for x in b)
