@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,8 +88,12 @@ class Agents:
     stage: StatefulStage  # the stateful stage: skips redeliveries, decides the rest through the core
 
     def processed(self, events: list[Any]) -> None:
+        # One ledger update per partition per batch, not one per event.
+        by_tp: dict[Any, list[int]] = defaultdict(list)
         for e in events:
-            self.ledger.mark(e.message.tp, (e.message.offset,))
+            by_tp[e.message.tp].append(e.message.offset)
+        for tp, offsets in by_tp.items():
+            self.ledger.mark(tp, offsets)
 
     async def route(self, stream: faust.StreamT) -> None:
         """Stage 1, stateless: adapt, dead-letter what cannot be read, forward the rest keyed by identity."""
