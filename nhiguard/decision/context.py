@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import functools
 import io
+import ipaddress
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -57,6 +59,9 @@ class Identity:
     allowed_destinations: tuple[str, ...] = ()
     created_ms: int | None = None
     expires_ms: int | None = None
+    # CIDRs the credential may be used from (an npm token's CIDR allow-list, a cloud key's source-IP
+    # condition); empty: anywhere. Normalised (`10.0.0.0/8`), IPv4 or IPv6.
+    networks: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Identity:
@@ -82,6 +87,7 @@ class Identity:
             allowed_destinations=_strings(d.get("allowed_destinations")),
             created_ms=_time_ms(d.get("created"), d.get("created_ms")),
             expires_ms=_time_ms(d.get("expires"), d.get("expires_ms")),
+            networks=_networks(str(d["id"]), d.get("networks")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,6 +104,7 @@ class Identity:
             "allowed_destinations": list(self.allowed_destinations),
             "created_ms": self.created_ms,
             "expires_ms": self.expires_ms,
+            "networks": list(self.networks),
         }
 
     def expectations(self) -> dict[str, Any]:
@@ -108,11 +115,27 @@ class Identity:
             out["expected_publisher"] = self.expected_publisher.record()
         if self.allowed_destinations:
             out["allowed_destinations"] = list(self.allowed_destinations)
+        if self.networks:
+            out["networks"] = list(self.networks)
         return out
 
     def allows(self, action: str) -> bool:
         """No allowed actions listed means no restriction; otherwise one of the globs must match."""
         return not self.allowed_actions or any(fnmatch.fnmatchcase(action, p) for p in self.allowed_actions)
+
+    def admits_address(self, address: str) -> bool | None:
+        """Whether a client address lies in one of the identity's networks (True when it declares none);
+        None when the address cannot be read as an IP address."""
+        if not self.networks:
+            return True
+        try:
+            ip = ipaddress.ip_address(address.strip())
+        except ValueError:
+            return None
+        # An IPv4 address a dual-stack proxy logged as ::ffff:a.b.c.d is that IPv4 address.
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in _parsed(self.networks))  # another IP version is never `in`
 
 
 IDENTITY_KINDS = (
@@ -130,6 +153,23 @@ def _strings(v: Any) -> tuple[str, ...]:
     if not v:
         return ()
     return tuple(x.strip() for x in v.split(";") if x.strip()) if isinstance(v, str) else tuple(map(str, v))
+
+
+def _networks(identity: str, v: Any) -> tuple[str, ...]:
+    """CIDRs, normalised; a value that is not one (or has host bits set: `10.0.3.7/8` is a typo for
+    something) refuses the record, so a wrong allow-list fails at load, not as revocations."""
+    out = []
+    for cidr in _strings(v):
+        try:
+            out.append(str(ipaddress.ip_network(cidr)))
+        except ValueError as e:
+            raise ValueError(f"identity {identity}: networks: {e}") from None
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(networks: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(n) for n in networks)
 
 
 def _time_ms(when: Any, ms: Any) -> int | None:

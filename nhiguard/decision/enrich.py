@@ -47,8 +47,20 @@ def identity_facts(identity: Identity | None, ev: CanonicalEvent) -> dict[str, A
         "team": identity.team,
         "expired": identity.expires_ms is not None and ev.occurred_at_ms >= identity.expires_ms,
         "action_allowed": identity.allows(ev.action),
-        **identity.expectations(),  # expected_publisher, allowed_destinations
+        **identity.expectations(),  # expected_publisher, allowed_destinations, networks
+        **network_facts(identity, ev),
     }
+
+
+def network_facts(identity: Identity, ev: CanonicalEvent) -> dict[str, Any]:
+    """Whether the event's client address lies in the identity's declared networks: `address_in_networks`,
+    or `address_unreadable` for an address that is not an IP; nothing when either is missing. Judged here, not
+    in Rego: regopy 1.5.2 knows `net.cidr_contains` by name only (it evaluates to undefined, README)."""
+    address = ev.facts.used_from() if ev.facts is not None else ""
+    if not identity.networks or not address:
+        return {}
+    inside = identity.admits_address(address)
+    return {"address_unreadable": True} if inside is None else {"address_in_networks": inside}
 
 
 def enrich(view: StateView, inventory: Identities, rec: RawRecord, ev: CanonicalEvent) -> Enriched:

@@ -11,7 +11,8 @@ Each family is a frozen dataclass that owns what it knows, so no other module re
 - `context()`: the facts enrichment adds from state, read-only; `observed()`: the state changes the event
   causes whatever the decision; `decided()`: those its decision causes (given the findings behind it);
 - `evidence()`: the fields an analyst acts on, by name (decision/evidence.py; a list keeps the order of the
-  policy input's list of the same name, so a finding can point at items by index).
+  policy input's list of the same name, so a finding can point at items by index);
+- `used_from()`: the client address the source logged (enrichment judges it against the inventory's networks).
 
 A new family: a class here (the registry's live in registry_facts.py), added to FAMILIES (families.py), with
 its field in the AuditEvent schema.
@@ -79,6 +80,10 @@ class EventFacts(ABC):
 
     def evidence(self) -> dict[str, list[str]]:
         return {}
+
+    def used_from(self) -> str:
+        """The client address the credential was used from, as the source logged it ("" when it says none)."""
+        return ""
 
 
 # Deny targets are typed by the entity: an entry is not an asset (the enforcement point unpublishes either).

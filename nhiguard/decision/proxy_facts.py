@@ -55,6 +55,9 @@ class ProxyPublish(EventFacts):
             return (ProxyPublished(self.package, at_ms),)
         return ()
 
+    def used_from(self) -> str:
+        return self.client_address
+
 
 @dataclass(frozen=True, slots=True)
 class ProxyRequest(EventFacts):
@@ -77,3 +80,6 @@ class ProxyRequest(EventFacts):
 
     def deny_target(self, resource_id: str) -> tuple[str, str]:
         return "request", resource_id
+
+    def used_from(self) -> str:
+        return self.client_address

@@ -372,3 +372,6 @@ class Install(NeedsDocuments, EventFacts):
             "client": [self.client],
             "client_address": [self.client_address] if self.client_address else [],
         }
+
+    def used_from(self) -> str:
+        return self.client_address
