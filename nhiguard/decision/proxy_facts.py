@@ -58,6 +58,14 @@ class ProxyPublish(EventFacts):
     def used_from(self) -> str:
         return self.client_address
 
+    def evidence(self) -> dict[str, list[str]]:
+        return {
+            "package": [self.package],
+            "operation": [self.operation],
+            "tag": [self.tag],
+            "client_address": [self.client_address],
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ProxyRequest(EventFacts):
@@ -83,3 +91,6 @@ class ProxyRequest(EventFacts):
 
     def used_from(self) -> str:
         return self.client_address
+
+    def evidence(self) -> dict[str, list[str]]:
+        return {"package": [self.package], "client_address": [self.client_address]}

@@ -77,6 +77,8 @@ def test_a_token_used_from_outside_its_networks_is_revoked_once_and_each_request
     assert by_kind["REVOKE"].evidence["client_address"] == ["185.220.4.8"]
     # The same reason within the hour: no second REVOKE, but the request is refused.
     assert second.verdict == "REVOKE" and kinds(second) == {"DENY"}
+    # A proxy request names the address it came from too (the analyst's first question).
+    assert second.commands[0].evidence["client_address"] == ["185.220.4.8"]
 
 
 def test_an_unreadable_address_alerts_and_a_missing_one_or_an_unscoped_identity_is_not_judged():
