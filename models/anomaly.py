@@ -316,7 +316,9 @@ def _learn(b: Baseline, ev: CanonicalEvent, bits: dict[str, tuple[int, int]]) ->
     b.hours[h] = min(b.hours[h] + 1, 65535)
     for name, pos in bits.items():
         bloom = getattr(b, name)
-        getattr(b, name + "_new").update(0.0 if _seen(bloom, pos) else 1.0)
+        # The first event meets everything for the first time: no sign of a habit of meeting new things (as
+        # its rate, it would leave every young baseline half-blind to novelty for a hundred events).
+        getattr(b, name + "_new").update(0.0 if b.n == 0 or _seen(bloom, pos) else 1.0)
         _add(bloom, pos)
     t = ev.occurred_at_ms
     _recent(b, t)
