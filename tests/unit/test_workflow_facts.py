@@ -1,24 +1,48 @@
-"""GitHub workflow deliveries: their typed facts and what the behavioural model reads of them."""
+"""GitHub workflow deliveries: their typed facts, what the behavioural model reads of them, and one identity
+per workflow (a job's `workflow:<name>` id resolved through the inventory's aliases, offline and in the
+worker's identities table)."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from nhiguard.avro import AvroCodec
 from nhiguard.decision.adapters import adapt
+from nhiguard.decision.context import Identity, Inventory
+from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.records import RawRecord
 from nhiguard.decision.workflow_facts import WorkflowJob, WorkflowRun, branch_family
 from nhiguard.models.anomaly import Baseline, group_surprise, source_of, target_of
+from nhiguard.policy.bundle import load_bundle
+from nhiguard.settings import load_settings
+from nhiguard.streams.identities import TableInventory, apply_identity, encode_identity
 from tools import REPO_ROOT
 
+SETTINGS = load_settings(env={})
+CODEC = AvroCodec(SETTINGS.schemas_dir)
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "sources" / "github.webhook"
 WORKFLOW = "github:acme/api/.github/workflows/deploy.yml"
+JOBS = "github:acme/api/workflow:Deploy"
 
 
 def _record(name: str, offset: int = 0) -> RawRecord:
     doc = json.loads((FIXTURES / f"{name}.json").read_text())
     headers = tuple((k, v.encode()) for k, v in doc["headers"].items())
     return RawRecord(doc["topic"], 0, offset, json.dumps(doc["body"]).encode(), None, headers, 0)
+
+
+def _deploy() -> Identity:
+    return Identity.from_dict(
+        {
+            "id": WORKFLOW,
+            "kind": "ci_bot",
+            "credential_ids": ["github-actions-token:acme/api"],
+            "aliases": [JOBS],
+        }
+    )
 
 
 def test_branch_families_group_a_workflows_everyday_branches():
@@ -49,6 +73,47 @@ def test_runs_and_jobs_carry_what_the_model_reads():
     assert queued.facts.runner == "" and source_of(queued) == "Deploy"
     assert job.facts.evidence()["runner"] == ["build-pool-07"]
     assert job.facts.deny_target(job.resource_id) == ("request", "workflow_run:acme/api/14088352761")
+
+
+def test_an_alias_resolves_to_one_identity_and_is_refused_twice():
+    inv = Inventory([_deploy()])
+    assert inv.get(JOBS) == inv.get(WORKFLOW) == _deploy()
+    other = Identity.from_dict(
+        {"id": "github:acme/api/.github/workflows/other.yml", "kind": "ci_bot", "aliases": [JOBS]}
+    )
+    with pytest.raises(ValueError, match="claimed by"):
+        Inventory([_deploy(), other])
+    inv.remove(WORKFLOW)
+    assert inv.get(JOBS) is None
+
+
+def test_the_core_keys_routes_and_decides_a_job_under_its_workflow():
+    core = DecisionCore(SETTINGS, load_bundle(SETTINGS.policies_dir), Inventory([_deploy()]))
+    records = [_record("workflow-run-dispatched", 0), _record("workflow-job-self-hosted", 1)]
+    routed, dead = core.route(records)
+    assert not dead and [k for k, _ in routed] == [WORKFLOW, WORKFLOW]
+    decisions = core.process(records).decisions
+    assert [(d.event.actor.id, d.identity_known) for d in decisions] == [(WORKFLOW, True), (WORKFLOW, True)]
+    # Not inventoried: a job keeps the id its delivery gives it.
+    bare = DecisionCore(SETTINGS, load_bundle(SETTINGS.policies_dir), Inventory())
+    assert bare.route(records[1:])[0][0][0] == JOBS
+
+
+def test_the_identities_table_resolves_aliases_and_forgets_them_with_their_identity():
+    table: dict[bytes, bytes] = {}
+    apply_identity(table, CODEC, WORKFLOW.encode(), encode_identity(CODEC, _deploy()))
+    view = TableInventory(table, CODEC)
+    assert view.get(JOBS).id == WORKFLOW
+    # An alias never shadows an identity's own record.
+    own = Identity.from_dict({"id": JOBS, "kind": "service_account"})
+    apply_identity(table, CODEC, JOBS.encode(), encode_identity(CODEC, own))
+    apply_identity(table, CODEC, WORKFLOW.encode(), encode_identity(CODEC, _deploy()))
+    assert view.get(JOBS).id == JOBS
+    apply_identity(table, CODEC, JOBS.encode(), None)
+    apply_identity(table, CODEC, WORKFLOW.encode(), encode_identity(CODEC, _deploy()))
+    assert view.get(JOBS).id == WORKFLOW
+    apply_identity(table, CODEC, WORKFLOW.encode(), None)  # a tombstone takes its aliases along
+    assert table == {}
 
 
 def _run(at: datetime, event: str, branch: str, who: str) -> WorkflowRun:
