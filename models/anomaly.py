@@ -59,8 +59,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "where": ("source",),
     "rate": ("burst",),
 }
-# Facts fields that say where a credential was used from (an address, a runner), most specific first.
-_PLACE_FIELDS = ("client_address", "runner")
+# Facts fields that say where a credential was used from (an address, a runner; for a workflow run started
+# by hand, whose hands started it), most specific first; the first two are pools of machines (`_place`).
+_PLACE_FIELDS = ("client_address", "runner", "dispatched_by")
+_POOLED = frozenset(("client_address", "runner"))
 
 
 def hour_of_week(ms: int) -> int:
@@ -80,12 +82,12 @@ def target_of(ev: CanonicalEvent) -> str:
 
 def source_of(ev: CanonicalEvent) -> str:
     """Where the credential was used from: the client address or runner the facts carry (an IPv4 address
-    as its /24, a runner without its instance number, so a pool is one place), else the principal the source
-    named."""
+    as its /24, a runner without its instance number, so a pool is one place), or who started a workflow run
+    by hand, else the principal the source named."""
     for name in _PLACE_FIELDS:
         value = getattr(ev.facts, name, None)
         if value:
-            return f"{name}:{_place(str(value))}"
+            return f"{name}:{_place(str(value)) if name in _POOLED else value}"
     return ev.actor.source_principal
 
 
@@ -316,7 +318,9 @@ def _learn(b: Baseline, ev: CanonicalEvent, bits: dict[str, tuple[int, int]]) ->
     b.hours[h] = min(b.hours[h] + 1, 65535)
     for name, pos in bits.items():
         bloom = getattr(b, name)
-        getattr(b, name + "_new").update(0.0 if _seen(bloom, pos) else 1.0)
+        # The first event meets everything for the first time: no sign of a habit of meeting new things (as
+        # its rate, it would leave every young baseline half-blind to novelty for a hundred events).
+        getattr(b, name + "_new").update(0.0 if b.n == 0 or _seen(bloom, pos) else 1.0)
         _add(bloom, pos)
     t = ev.occurred_at_ms
     _recent(b, t)

@@ -26,7 +26,7 @@ from nhiguard.decision.core import DecisionCore, dead_letter
 from nhiguard.decision.records import BatchResult, RawRecord
 from nhiguard.settings import Settings
 from nhiguard.streams.checkpoint import OffsetLedger, stop_without_committing
-from nhiguard.streams.identities import decode_identity
+from nhiguard.streams.identities import apply_identity, decode_identity
 from nhiguard.streams.sink import OutputSink
 from nhiguard.streams.state import StatefulStage, TableStore
 
@@ -135,11 +135,12 @@ class Agents:
         async for event in stream.events():
             msg = event.message
             if msg.key is not None and msg.value is None:
-                self.identities.pop(msg.key, None)  # tombstone: unknown from the next event on
+                # A tombstone: unknown from the next event on (its aliases too).
+                apply_identity(self.identities, self.codec, msg.key, None)
             elif msg.key is not None:
                 try:
                     decode_identity(self.codec, msg.value)
-                    self.identities[msg.key] = msg.value
+                    apply_identity(self.identities, self.codec, msg.key, msg.value)
                 except ValueError as exc:
                     rec = raw_record(event)
                     limit = self.settings.deadletter_prefix_bytes

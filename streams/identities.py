@@ -99,6 +99,35 @@ def load_identities(settings: Settings, path: Path, prune: bool = False) -> tupl
     return len(wanted), len(removed)
 
 
+def _decoded(codec: AvroCodec, raw: bytes | None) -> Identity | None:
+    try:
+        return None if raw is None else decode_identity(codec, raw)
+    except ValueError:
+        return None
+
+
+def apply_identity(table: Any, codec: AvroCodec, key: bytes, value: bytes | None) -> None:
+    """Apply one record of the identities topic to the table: the identity under its id and, so that every
+    worker resolves an alias with one lookup (the table's changelog carries them), the same value under each
+    of its aliases. An alias never replaces another identity's own record; a tombstone, or an update that
+    drops an alias, removes the alias entries still pointing at this identity. `value` is a valid Identity."""
+    me = key.decode()
+    before = _decoded(codec, table.get(key))
+    now = None if value is None else decode_identity(codec, value)
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value
+    for alias in before.aliases if before is not None and before.id == me else ():
+        held = _decoded(codec, table.get(alias.encode()))
+        if held is not None and held.id == me and (now is None or alias not in now.aliases):
+            table.pop(alias.encode(), None)
+    for alias in now.aliases if now is not None else ():
+        held = _decoded(codec, table.get(alias.encode()))
+        if held is None or held.id != alias:  # another's alias entry: the later record wins
+            table[alias.encode()] = value
+
+
 class TableInventory:
     """Identities for the decision core, read from the worker's global table (raw Avro values by id).
 

@@ -62,6 +62,9 @@ class Identity:
     # CIDRs the credential may be used from (an npm token's CIDR allow-list, a cloud key's source-IP
     # condition); empty: anywhere. Normalised (`10.0.0.0/8`), IPv4 or IPv6.
     networks: tuple[str, ...] = ()
+    # Other canonical ids its events arrive under: a workflow's jobs name it `github:<repo>/workflow:<name>`,
+    # its runs by file path. The inventory resolves an alias to this id before state, routing or policy.
+    aliases: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Identity:
@@ -88,6 +91,7 @@ class Identity:
             created_ms=_time_ms(d.get("created"), d.get("created_ms")),
             expires_ms=_time_ms(d.get("expires"), d.get("expires_ms")),
             networks=_networks(str(d["id"]), d.get("networks")),
+            aliases=tuple(a for a in _strings(d.get("aliases")) if a != str(d["id"])),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,6 +109,7 @@ class Identity:
             "created_ms": self.created_ms,
             "expires_ms": self.expires_ms,
             "networks": list(self.networks),
+            "aliases": list(self.aliases),
         }
 
     def expectations(self) -> dict[str, Any]:
@@ -195,10 +200,16 @@ def _time_ms(when: Any, ms: Any) -> int | None:
 
 
 class Inventory:
-    """Identity records by canonical id. Loaded from YAML, JSON or CSV (see README)."""
+    """Identity records by canonical id, or by an alias. Loaded from YAML, JSON or CSV (see README)."""
 
     def __init__(self, identities: list[Identity] | None = None) -> None:
         self._by_id = {i.id: i for i in identities or ()}
+        self._aliases: dict[str, str] = {}
+        for i in self._by_id.values():
+            for a in i.aliases:
+                # One alias, one identity: a job of a workflow must not be decided as another's.
+                if self._aliases.setdefault(a, i.id) != i.id:
+                    raise ValueError(f"alias {a} is claimed by {self._aliases[a]} and {i.id}")
 
     @classmethod
     def load(cls, path: Path) -> Inventory:
@@ -216,22 +227,30 @@ class Inventory:
         return cls([Identity.from_dict(r) for r in rows])
 
     def get(self, identity_id: str) -> Identity | None:
-        return self._by_id.get(identity_id)
+        """The identity with this id, else the one this is an alias of (an id always wins over an alias)."""
+        found = self._by_id.get(identity_id)
+        return found if found is not None else self._by_id.get(self._aliases.get(identity_id, ""))
 
     def all(self) -> list[Identity]:
         return list(self._by_id.values())
 
     def put(self, identity: Identity) -> None:
+        self.remove(identity.id)
         self._by_id[identity.id] = identity
+        self._aliases.update(dict.fromkeys(identity.aliases, identity.id))
 
     def remove(self, identity_id: str) -> None:
-        self._by_id.pop(identity_id, None)
+        gone = self._by_id.pop(identity_id, None)
+        for a in gone.aliases if gone is not None else ():
+            if self._aliases.get(a) == identity_id:
+                del self._aliases[a]
 
     def __len__(self) -> int:
         return len(self._by_id)
 
 
 class Identities(Protocol):
-    """Identity records by canonical id: an Inventory, or the worker's view of its identities table."""
+    """Identity records by canonical id (or an alias of one: the record names the id): an Inventory, or the
+    worker's view of its identities table."""
 
     def get(self, identity_id: str) -> Identity | None: ...

@@ -132,9 +132,21 @@ class DecisionCore:
             detail = f"{len(rec.value)} bytes > limit {self.settings.max_record_bytes}"
             return dead_letter(rec, "oversized", detail, limit)
         try:
-            return adapt(rec, self.settings.topics.domain_of(rec.topic))
+            ev = adapt(rec, self.settings.topics.domain_of(rec.topic))
         except AdapterError as exc:
             return dead_letter(rec, exc.reason, exc.detail, limit)
+        return self._resolved(ev)
+
+    def _resolved(self, ev: CanonicalEvent) -> CanonicalEvent:
+        """The event under the inventory's id for its actor, where the adapter's id is an alias (a workflow's
+        jobs, named by the workflow's name, belong to the workflow, inventoried by its file). Here, before
+        routing and state: the worker keys, keeps and decides an identity's events as one, as replay does."""
+        if ev.actor.human:
+            return ev
+        identity = self.inventory.get(ev.actor.id)
+        if identity is None or identity.id == ev.actor.id:
+            return ev
+        return replace(ev, actor=replace(ev.actor, id=identity.id))
 
     def route(self, records: list[RawRecord]) -> tuple[list[tuple[str, RawRecord]], list[DeadLetter]]:
         """The stateless first stage of the worker: each record that adapts, with the canonical identity its

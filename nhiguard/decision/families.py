@@ -6,6 +6,7 @@ from __future__ import annotations
 from nhiguard.decision.facts import CmsChange, EventFacts, ReleaseRequest
 from nhiguard.decision.proxy_facts import ProxyPublish, ProxyRequest
 from nhiguard.decision.registry_facts import Install, Publish
+from nhiguard.decision.workflow_facts import WorkflowJob, WorkflowRun
 
 FAMILIES: tuple[type[EventFacts], ...] = (
     CmsChange,
@@ -14,4 +15,6 @@ FAMILIES: tuple[type[EventFacts], ...] = (
     Install,
     ProxyPublish,
     ProxyRequest,
+    WorkflowRun,
+    WorkflowJob,
 )

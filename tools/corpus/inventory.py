@@ -1,7 +1,7 @@
 """The identity inventory of a corpus (README "Identity inventory"): every non-human identity of the orgs.
 
-External npm publishers are absent (they are not ours), and so are the `workflow:<name>` identities the
-adapter derives from `workflow_job` deliveries (one workflow is listed once, by its file path).
+External npm publishers are absent (they are not ours). One workflow is listed once, by its file path, with
+the `workflow:<name>` id the adapter derives from its `workflow_job` deliveries as an alias.
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ import yaml
 from tools.corpus.cast import Cast, Org
 from tools.scenarios._util import iso_s, stable_int
 
-WORKFLOW_ACTIONS = ("ci.github.workflow_run.requested", "ci.github.workflow_run.completed")
+WORKFLOW_ACTIONS = (
+    "ci.github.workflow_run.requested",
+    "ci.github.workflow_run.completed",
+    "ci.github.workflow_job.completed",
+)
 PUBLISH_ACTIONS = (*WORKFLOW_ACTIONS, "ci.release.publish_request")
 PROXY_ACTIONS = ("registry.package.install", "registry.proxy.request")
 BOT_ACTIONS = ("ci.github.push", "ci.github.pull_request.opened", "ci.github.workflow_job.completed")
@@ -119,6 +123,7 @@ def _org(cast: Cast, org: Org) -> list[dict[str, Any]]:
                     since(wf.identity),
                 )
             )
+        out[-1]["aliases"] = [f"github:{full}/workflow:{wf.name}"]  # its jobs name it so
     for user in [*org.proxy_users, org.sweeper]:
         ident = f"verdaccio:{user.name}"
         out.append(

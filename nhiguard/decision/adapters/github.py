@@ -6,8 +6,9 @@ from typing import Any
 
 from nhiguard.decision.adapters.common import body_hash, get, iso_ms, long_field, need
 from nhiguard.decision.adapters.registry import Recogniser, source
-from nhiguard.decision.facts import PackedFile, ReleaseOrigin, ReleaseRequest
+from nhiguard.decision.facts import EventFacts, PackedFile, ReleaseOrigin, ReleaseRequest
 from nhiguard.decision.records import Actor, AdapterError, CanonicalEvent, RawRecord
+from nhiguard.decision.workflow_facts import WorkflowJob, WorkflowRun
 
 WEBHOOK_SOURCE = "github.webhook"
 GATE_SOURCE = "npm.publish_gate"
@@ -25,6 +26,32 @@ def _sender_actor(sender: dict[str, Any]) -> Actor:
     return Actor(id=f"github:{kind}/{login}", display=login, human=human, source_principal=login)
 
 
+def _run_facts(run: dict[str, Any], body: dict[str, Any], path: str) -> WorkflowRun:
+    # Who started this run: `triggering_actor` (a re-run's is whoever re-ran it), else the run's `actor`.
+    who = _text(run, "triggering_actor", "login") or _text(run, "actor", "login")
+    return WorkflowRun(
+        run_id=long_field(run.get("id"), "workflow_run.id"),
+        workflow=path,
+        name=_text(run, "name") or _text(body, "workflow", "name"),
+        event=_text(run, "event"),
+        head_branch=_text(run, "head_branch"),
+        triggered_by=who,
+    )
+
+
+def _job_facts(job: dict[str, Any]) -> WorkflowJob:
+    labels = job.get("labels")
+    return WorkflowJob(
+        run_id=long_field(job.get("run_id"), "workflow_job.run_id"),
+        workflow_name=_text(job, "workflow_name"),
+        job=_text(job, "name"),
+        head_branch=_text(job, "head_branch"),
+        runner=_text(job, "runner_name"),  # null until a runner takes the job
+        runner_group=_text(job, "runner_group_name"),
+        labels=tuple(str(x) for x in labels if isinstance(x, str)) if isinstance(labels, list) else (),
+    )
+
+
 @source(WEBHOOK_SOURCE, domains=("ci",), recognise=Recogniser(headers=("X-GitHub-Event",)))
 def adapt_webhook(rec: RawRecord, body: Any) -> CanonicalEvent:
     event = rec.header("X-GitHub-Event")
@@ -33,15 +60,19 @@ def adapt_webhook(rec: RawRecord, body: Any) -> CanonicalEvent:
     repo = get(body, "repository", "full_name", default="-")
     run = body.get("workflow_run") if event == "workflow_run" else None
     job = body.get("workflow_job") if event == "workflow_job" else None
+    facts: EventFacts | None = None
     if isinstance(run, dict) and run.get("path"):
-        actor = _workflow_actor(repo, str(run["path"]).split("@")[0])
+        path = str(run["path"]).split("@")[0]
+        actor, facts = _workflow_actor(repo, path), _run_facts(run, body, path)
     elif isinstance(job, dict) and job.get("workflow_name"):
         # A job's payload names its workflow but not the workflow file: still the repository's workflow,
-        # not whoever triggered the run (that is `sender`, often a person or a generic bot).
+        # not whoever triggered the run (that is `sender`, often a person or a generic bot). The inventory
+        # maps this name to the workflow's own identity (an alias: README, Identity inventory).
         name = str(job["workflow_name"])
         actor = Actor(
             id=f"github:{repo}/workflow:{name}", display=f"{repo}:{name}", human=False, source_principal=name
         )
+        facts = _job_facts(job)
     elif isinstance(body.get("sender"), dict):
         actor = _sender_actor(body["sender"])
     else:
@@ -64,6 +95,7 @@ def adapt_webhook(rec: RawRecord, body: Any) -> CanonicalEvent:
         actor=actor,
         resource_type="github.repository",
         resource_id=repo,
+        facts=facts,
     )
 
 
