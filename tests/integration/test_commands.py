@@ -2,6 +2,7 @@
 a restart by a replacement worker without local state), the SOC is alerted, and `nhiguard commands release`
 sends the held command to enforcement.commands with the same id and records the release."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -95,7 +96,8 @@ def test_a_held_revoke_survives_a_restart_and_is_released_by_an_operator(pipelin
     produced |= produce_records(settings.bootstrap, records[cut:], settings.topics)
     start(**TIGHT)
     out = collect(settings, len(records), timeout=240)
-    assert len(out["seen"]) == len(records)
+    missing = sorted(set(produced) - out["seen"])
+    assert not missing, f"no decision or dead letter for {missing} (restart after record {cut})"
 
     codec = AvroCodec(settings.schemas_dir)
     held = read_held(settings, codec)
@@ -103,7 +105,14 @@ def test_a_held_revoke_survives_a_restart_and_is_released_by_an_operator(pipelin
         ("verdaccio:ci-web-build", "HELD", "REVOKE")
     ]
     (command_id,) = held
-    assert held[command_id]["held_reason"].startswith("circuit breaker: 2 REVOKEs of ci_bot identities")
+    # Two at least: the held one and the first worker's. The stateful stage decides the by-identity
+    # partitions' batches in whatever order they come, and an event earlier than revokes already counted
+    # counts those too (nhiguard/decision/breaker.py), so the count depends on the batch cuts.
+    reason = re.fullmatch(
+        r"circuit breaker: (\d+) REVOKEs of ci_bot identities within 60 min \(limit 1\)",
+        held[command_id]["held_reason"],
+    )
+    assert reason and int(reason.group(1)) >= 2, held[command_id]["held_reason"]
     assert held[command_id]["evidence"]["package"]
     deciding = [d for d in out["decisions"] if command_id in d["command_ids"]]
     assert deciding and all(d["held_command_ids"] == [command_id] for d in deciding)
