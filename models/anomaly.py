@@ -178,10 +178,13 @@ class Baseline:
         self.max_burst = 1
         self.grown_at = -BURST_WINDOW_MS
 
-    def score_one(self, ev: CanonicalEvent, warmup_events: int, prior: KindPrior = NO_PRIOR) -> Score:
+    def score_one(
+        self, ev: CanonicalEvent, warmup: int, prior: KindPrior = NO_PRIOR, vouched: bool = False
+    ) -> Score:
+        # `vouched`: an address in the credential's inventory networks: a new place there is a move (learned).
         bits = event_bits(ev)
-        x = features(self, ev, bits, prior)
-        return Score(combined(x), self.n >= warmup_events, x, bits)
+        x = features(self, ev, bits, prior) | ({"source": 0.0} if vouched else {})
+        return Score(combined(x), self.n >= warmup, x, bits)
 
     def learn_one(self, ev: CanonicalEvent, score: Score, allowed: bool) -> bool:
         """Learn from the event unless policy denied it or it broke several habits (LEARN_LIMIT): that is
@@ -361,10 +364,7 @@ class AnomalyModels:
 
     def score(self, ev: CanonicalEvent) -> tuple[float, bool, dict[str, float]]:
         """(score in [0, 1], warmed up, surprise per feature) for the event, before any learning from it."""
-        b = self._models.get(ev.actor.id)
-        if b is None:
-            b = self._models[ev.actor.id] = Baseline()
-        s = b.score_one(ev, self.warmup_events)
+        s = self.score_event(ev)
         self._last = (ev.event_id, s.bits)
         return s.value, s.warm, s.features
 

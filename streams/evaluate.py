@@ -1,8 +1,13 @@
 """`nhiguard eval FILE…`: detection quality on a labelled recording, per class and overall.
 
 A labelled recording is a replay file (streams/replayfile.py) whose lines carry a `label`: `attack` or
-`benign`, optionally followed by `:<class>`. Any other label, or none, counts as benign. The files are
-decided offline by the decision core, in argument order, as one stream.
+`benign`, optionally followed by `:<class>`, or `context:<class>`. Any other label, or none, counts as benign.
+The files are decided offline by the decision core, in argument order, as one stream.
+
+`context` is for records an attack causes that are not its harmful act, from an identity under attack (the
+push and workflow runs of a release an attacker started, the metadata GET before a bad install): a command on
+one is neither a catch nor a false command against a healthy identity, so context records count in no
+benign or attack figure nor in a precision; their commands are reported on their own.
 
 Counts are of records: an attack record is *commanded* when its decision carries at least one command; a
 dead-lettered record counts as uncommanded. DENY precision is the share of records with a DENY that are
@@ -30,17 +35,21 @@ from nhiguard.streams.replayfile import ReplayRecord, read_replay
 BATCH = 500
 
 
-def parse_label(label: str | None) -> tuple[bool, str]:
-    """(is_attack, class) from a record's label; unlabelled and unknown labels are benign."""
+ATTACK, BENIGN, CONTEXT = "attack", "benign", "context"
+
+
+def parse_label(label: str | None) -> tuple[str, str]:
+    """(kind, class) from a record's label: kind attack, benign or context; unlabelled and unknown labels
+    are benign."""
     kind, _, cls = (label or "").partition(":")
-    if kind == "attack":
-        return True, cls or "attack"
-    return False, cls if kind == "benign" and cls else "benign" if kind == "benign" else "unlabelled"
+    if kind in (ATTACK, CONTEXT):
+        return kind, cls or kind
+    return BENIGN, cls if kind == BENIGN and cls else BENIGN if kind == BENIGN else "unlabelled"
 
 
 @dataclass
 class Outcome:
-    attack: bool
+    kind: str  # attack | benign | context
     cls: str
     time_ms: int
     kinds: frozenset[str] = frozenset()  # command kinds on the record's decision (DENY, REVOKE)
@@ -73,13 +82,18 @@ class ClassFigures:
 class Evaluation:
     attack: dict[str, ClassFigures] = field(default_factory=lambda: defaultdict(ClassFigures))
     benign: dict[str, ClassFigures] = field(default_factory=lambda: defaultdict(ClassFigures))
+    context: dict[str, ClassFigures] = field(default_factory=lambda: defaultdict(ClassFigures))
+
+    def _of(self, kind: str) -> dict[str, ClassFigures]:
+        return {ATTACK: self.attack, CONTEXT: self.context}.get(kind, self.benign)
 
     def add(self, o: Outcome) -> None:
-        (self.attack if o.attack else self.benign)[o.cls].add(o)
+        self._of(o.kind)[o.cls].add(o)
 
     def merge(self, other: Evaluation) -> None:
         """Add another recording's counts (times to first command stay per recording: they are not added)."""
-        for mine, theirs in ((self.attack, other.attack), (self.benign, other.benign)):
+        for kind in (ATTACK, BENIGN, CONTEXT):
+            mine, theirs = self._of(kind), other._of(kind)
             for cls, f in theirs.items():
                 m = mine[cls]
                 m.records += f.records
@@ -89,7 +103,7 @@ class Evaluation:
                 m.deadlettered += f.deadlettered
 
     def summary(self) -> dict[str, Any]:
-        a, b = self.attack.values(), self.benign.values()
+        a, b, c = self.attack.values(), self.benign.values(), self.context.values()
         denied = sum(x.denied for x in a) + sum(x.denied for x in b)
         revoked = sum(x.revoked for x in a) + sum(x.revoked for x in b)
         benign_records = sum(x.records for x in b)
@@ -107,9 +121,13 @@ class Evaluation:
             else None,
             "deny_precision": _ratio(sum(x.denied for x in a), denied),
             "revoke_precision": _ratio(sum(x.revoked for x in a), revoked),
+            "context_records": sum(x.records for x in c),
+            "context_commands": sum(x.commanded for x in c),
+            "context_revokes": sum(x.revoked for x in c),
             "classes": {
                 **{f"attack:{k}": _class_json(v) for k, v in sorted(self.attack.items())},
                 **{f"benign:{k}": _class_json(v) for k, v in sorted(self.benign.items())},
+                **{f"context:{k}": _class_json(v) for k, v in sorted(self.context.items())},
             },
         }
 
@@ -134,7 +152,7 @@ def _class_json(x: ClassFigures) -> dict[str, Any]:
 def evaluate(core: DecisionCore, replayed: Iterable[ReplayRecord]) -> Evaluation:
     """Decide every record through the core, in order, and score each decision against its label."""
     offsets: Counter[str] = Counter()
-    labelled: dict[tuple[str, int], tuple[bool, str, int]] = {}
+    labelled: dict[tuple[str, int], tuple[str, str, int]] = {}
     records: list[RawRecord] = []
     for r in replayed:
         rec = RawRecord(r.topic, 0, offsets[r.topic], r.value, r.key, r.headers, r.timestamp_ms)
@@ -145,12 +163,12 @@ def evaluate(core: DecisionCore, replayed: Iterable[ReplayRecord]) -> Evaluation
     for i in range(0, len(records), BATCH):
         result = core.process(records[i : i + BATCH])
         for d in result.decisions:
-            attack, cls, _ = labelled[(d.topic, d.offset)]
+            kind, cls, _ = labelled[(d.topic, d.offset)]
             kinds = frozenset(c.kind for c in d.commands)
-            ev.add(Outcome(attack, cls, d.event.occurred_at_ms, kinds))
+            ev.add(Outcome(kind, cls, d.event.occurred_at_ms, kinds))
         for x in result.deadletters:
-            attack, cls, ts = labelled[(x.topic, x.offset)]
-            ev.add(Outcome(attack, cls, ts, deadletter=x.reason))
+            kind, cls, ts = labelled[(x.topic, x.offset)]
+            ev.add(Outcome(kind, cls, ts, deadletter=x.reason))
     return ev
 
 
@@ -173,6 +191,12 @@ def render(summary: dict[str, Any]) -> str:
         f"({s['benign_commands_per_1000']} per 1,000); with a REVOKE: {s['benign_revokes']}",
         f"DENY precision: {s['deny_precision']}; REVOKE precision: {s['revoke_precision']}",
     ]
+    if s["context_records"]:
+        lines.append(
+            f"context records (an attack's, not its harmful act; in no figure above): "
+            f"{s['context_records']}, "
+            f"{s['context_commands']} with a command, {s['context_revokes']} with a REVOKE"
+        )
     return "\n".join(lines)
 
 

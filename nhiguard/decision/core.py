@@ -249,7 +249,9 @@ class DecisionCore:
         """Score, the anomaly stage if flagged, decide, apply: one event, after every earlier one."""
         ev = item.ev
         me = None if ev.actor.human else self.state.identity(ev.actor.id)
-        score = None if me is None else self._score(me.model, ev, item.identity_kind)
+        # An address inside the networks the inventory declares for the credential is vouched for.
+        vouched = item.policy_input.get("identity", {}).get("address_in_networks") is True
+        score = None if me is None else self._score(me.model, ev, item.identity_kind, vouched)
         if score is not None and me is not None and score.judged and self.bundle.for_plan(ANOMALY_STAGE):
             revoked = revoked_rules(me.facts, ev.actor.id, ev.occurred_at_ms)
             findings = findings + self._anomaly_stage(item, score, verdict_of(findings), revoked)
@@ -288,10 +290,10 @@ class DecisionCore:
         )
         self.state.apply([*item.observed, *outcome.effects, *([counted] if counted else [])])
 
-    def _score(self, model: Baseline | None, ev: CanonicalEvent, kind: str) -> Score:
+    def _score(self, model: Baseline | None, ev: CanonicalEvent, kind: str, vouched: bool = False) -> Score:
         # An identity's first event is scored against an empty baseline (created when applied).
         prior = self._priors.get(kind, NO_PRIOR)
-        return (model or Baseline()).score_one(ev, self.settings.anomaly_warmup_events, prior)
+        return (model or Baseline()).score_one(ev, self.settings.anomaly_warmup_events, prior, vouched)
 
     def _anomaly_stage(
         self, item: Enriched, score: Score, rules_verdict: str, revoked: list[str]

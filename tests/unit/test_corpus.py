@@ -37,13 +37,6 @@ REQUIRED = {
         "malicious_new_dependency", "installs_of_bad_version", "proxy_publish", "anomalous_workflow_activity",
     },
 }  # fmt: skip
-# Formats the corpus carries that no adapter recognises for what they are yet (they are decided, as something
-# more generic): a Verdaccio PUT publish is a `registry.proxy.request`; a workflow_job is decided under
-# `github:<repo>/workflow:<name>`, not under its workflow's path identity (listed in the inventory).
-NOT_YET_RECOGNISED = {
-    "verdaccio_put_publish": "registry.proxy.request, not a publish",
-    "workflow_job_identity": "github:<repo>/workflow:<name>, not github:<repo>/<path>",
-}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +75,7 @@ def _of(records, name):
 def test_the_class_table_has_every_required_class_with_description_and_ranges():
     assert REQUIRED["benign"] <= set(BENIGN_CLASSES) and REQUIRED["attack"] == set(ATTACK_CLASSES)
     for c in CLASSES.values():
-        assert c.kind in ("benign", "attack") and len(c.description) > 30
+        assert c.kind in ("benign", "attack", "context") and len(c.description) > 30
         assert all(lo <= hi for lo, hi in c.ranges.values())
         assert f"`{c.name}`" in table_markdown()
 
@@ -140,7 +133,7 @@ def test_records_are_time_ordered_and_every_line_reads_back(corpus, tmp_path):
     stream, _, _ = write_corpus(SEED, tmp_path, DAYS, ORGS)
     back = read_replay(stream)
     assert [to_line(r) for r in back] == [to_line(r) for r in records]
-    assert all(re.fullmatch(r"(benign|attack):[a-z_]+", r.label or "") for r in back)
+    assert all(re.fullmatch(r"(benign|attack|context):[a-z_]+", r.label or "") for r in back)
     for r in records:  # the label lives outside the body
         assert r.label.encode() not in r.value
 
@@ -158,7 +151,7 @@ def test_every_record_is_decided_none_dead_lettered(decided, corpus):
         for r in records
         if r.topic == "audit.registry" and _body(r).get("request", {}).get("method") == "PUT"
     )
-    print(f"not yet recognised ({NOT_YET_RECOGNISED}): {puts} Verdaccio PUTs; actions {dict(actions)}")
+    print(f"{puts} Verdaccio PUTs; actions {dict(actions)}")
 
 
 def test_our_identities_are_in_the_inventory(decided):
@@ -168,8 +161,8 @@ def test_our_identities_are_in_the_inventory(decided):
     unknown = Counter()
     for d in decisions:
         rec = by_pos[(d.topic, d.offset)]
-        # Context records of an attack may come from the attacker's identities (an unexpected workflow).
-        ours = rec.label.startswith("benign:") and rec.label != "benign:attack_context"
+        # Context records (context:attack_context) may come from the attacker's identities: not benign.
+        ours = rec.label.startswith("benign:")
         if ours and not d.identity_known and not d.event.actor.human:
             if "/workflow:" not in d.event.actor.id and d.identity_kind != "external":
                 unknown[d.event.actor.id] += 1

@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 
 from nhiguard.streams.cli import main
-from nhiguard.streams.evaluate import parse_label
+from nhiguard.streams.evaluate import Evaluation, Outcome, parse_label
 from nhiguard.streams.replayfile import write_replay
 from tools.scenarios import default_params, generate, write_inventory
 
@@ -25,13 +25,31 @@ def _labelled(tmp_path):
     return path, ids, out
 
 
-def test_labels_parse_attack_with_class_and_everything_else_as_benign():
-    assert parse_label("attack:cms_burst") == (True, "cms_burst")
-    assert parse_label("attack") == (True, "attack")
-    assert parse_label("benign:multi_maintainer") == (False, "multi_maintainer")
-    assert parse_label("benign") == (False, "benign")
-    assert parse_label("incident:ci") == (False, "unlabelled")
-    assert parse_label(None) == (False, "unlabelled")
+def test_labels_parse_attack_and_context_with_class_and_everything_else_as_benign():
+    assert parse_label("attack:cms_burst") == ("attack", "cms_burst")
+    assert parse_label("attack") == ("attack", "attack")
+    assert parse_label("context:attack_context") == ("context", "attack_context")
+    assert parse_label("benign:multi_maintainer") == ("benign", "multi_maintainer")
+    assert parse_label("benign") == ("benign", "benign")
+    assert parse_label("incident:ci") == ("benign", "unlabelled")
+    assert parse_label(None) == ("benign", "unlabelled")
+
+
+def test_context_records_count_in_no_benign_or_attack_figure_nor_a_precision():
+    ev = Evaluation()
+    ev.add(Outcome("attack", "burst", 1_000, frozenset({"DENY"})))
+    ev.add(Outcome("benign", "ordinary", 2_000))
+    ev.add(Outcome("context", "attack_context", 3_000, frozenset({"DENY", "REVOKE"})))
+    s = ev.summary()
+    assert (s["attack_records"], s["benign_records"]) == (1, 1)
+    assert (s["benign_commands"], s["benign_revokes"]) == (0, 0)
+    assert (s["deny_precision"], s["revoke_precision"]) == (1.0, None)
+    assert (s["context_records"], s["context_commands"], s["context_revokes"]) == (1, 1, 1)
+    assert s["classes"]["context:attack_context"]["revoke"] == 1
+    other = Evaluation()
+    other.add(Outcome("context", "attack_context", 4_000))
+    ev.merge(other)
+    assert ev.summary()["context_records"] == 2
 
 
 def test_eval_counts_records_per_class_and_writes_the_summary(tmp_path, capsys):

@@ -59,7 +59,7 @@ def test_the_baseline_refuses_to_learn_what_policy_denied_or_what_scored_anomalo
     core = DecisionCore(load_settings(env={}), BUNDLE, Inventory())
     ev = core.read(npm_publish(1, "2026-03-02T10:00:00Z"))
     b = Baseline()
-    score = replace(b.score_one(ev, warmup_events=0), value=0.9)  # warm (no warm-up), several habits broken
+    score = replace(b.score_one(ev, warmup=0), value=0.9)  # warm (no warm-up), several habits broken
     assert score.flagged and not score.learnable
     assert not b.learn_one(ev, score, allowed=True) and b.n == 0
     calm = replace(score, value=0.1)

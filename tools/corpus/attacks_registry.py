@@ -4,19 +4,21 @@ outside its habits (a stolen registry token, or a workflow dispatched at night o
 
 from __future__ import annotations
 
+import json
 import random
+from collections import defaultdict
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from tools.corpus import clock, names
 from tools.corpus.cast import Cast, Org, gh_human
 from tools.corpus.ci import runner_edit
 from tools.corpus.classes import Draws, label
-from tools.corpus.out import CONTEXT, Out
+from tools.corpus.out import CI, CONTEXT, Out
 from tools.corpus.registry import Registry, dep_version
 from tools.scenarios._util import bump_patch, stable_hex
 from tools.scenarios.emit import emit_run, new_run
-from tools.scenarios.formats import NpmVersion
+from tools.scenarios.formats import GhWorkflow, NpmVersion
 
 BAD_INSTALL = label("installs_of_bad_version")
 BAD_DEP = label("malicious_new_dependency")
@@ -146,11 +148,29 @@ def emit_anomalous(cast: Cast, out: Out, rng: random.Random) -> None:
         day = clock.day_of(cast, org, clock.in_window(cast, 0.45, 0.92, rng))
         while clock.is_workday(cast, day):
             day += 1  # the next weekend day
-        at = clock.at_local(cast, org, day, d.uniform("night_local_hour"))
-        if d.chance("registry_token"):
-            _stolen_token(cast, out, rng, org, at, d.int("packages"), lab)
+        hour = d.uniform("night_local_hour")
+        token = d.chance("registry_token")
+        target = None if token else _dispatch_target(cast, out, rng, org, day, hour)
+        if target is None:  # the token variant, or no workflow with habits to be far outside of
+            _stolen_token(cast, out, rng, org, clock.at_local(cast, org, day, hour), d.int("packages"), lab)
         else:
-            _night_dispatch(out, rng, org, at, lab)
+            _night_dispatch(out, rng, org, *target, lab)
+
+
+def _runs_before(out: Out, at: datetime) -> dict[tuple[str, str], list[datetime]]:
+    """When each workflow (repository, path) was run before `at` (its `requested` deliveries)."""
+    cutoff = int(at.timestamp() * 1000)
+    runs: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for r in out.records:
+        event = dict(r.headers).get("X-GitHub-Event")
+        if r.topic == CI and r.timestamp_ms < cutoff and event == b"workflow_run":
+            body = json.loads(r.value)
+            if body.get("action") != "requested":
+                continue  # one run, several deliveries
+            path = str((body.get("workflow_run") or {}).get("path", "")).split("@")[0]
+            key = (str((body.get("repository") or {}).get("full_name")), path)
+            runs[key].append(datetime.fromtimestamp(r.timestamp_ms / 1000, UTC))
+    return runs
 
 
 def _stolen_token(cast: Cast, out: Out, rng: random.Random, org: Org, at: datetime, n: int, lab: str) -> None:
@@ -163,13 +183,36 @@ def _stolen_token(cast: Cast, out: Out, rng: random.Random, org: Org, at: dateti
     out.install(rng, org, user, rng.sample(targets, min(n, len(targets))), at, lab, ip=names.public_ip(rng))
 
 
-def _night_dispatch(out: Out, rng: random.Random, org: Org, at: datetime, lab: str) -> None:
-    """A deploy (or CI) workflow dispatched at night by someone who never runs it, on a new branch and a new
+# A workflow with habits: at least this many runs before (three or more deliveries each).
+HABIT_RUNS = 10
+
+
+def _dispatch_target(
+    cast: Cast, out: Out, rng: random.Random, org: Org, day: int, hour: float
+) -> tuple[GhWorkflow, datetime] | None:
+    """The deploy workflow and the night time of a night dispatch, or None when the org has none that fits
+    the class: a known identity far outside its habits needs habits (a deploy workflow run at least
+    HABIT_RUNS times before; one run a handful of times in two weeks has none) and an hour it never runs at
+    (within an hour either side). CI workflows do not fit: pushes by people and update bots run them at
+    every hour."""
+    runs = _runs_before(out, clock.at_local(cast, org, day, hour))
+    history = {w: runs.get((w.repo.full_name, w.path), []) for w in org.workflows}
+    deploys = [(w, t) for w, t in history.items() if w.path.endswith("deploy.yml") and len(t) >= HABIT_RUNS]
+    if not deploys:
+        return None
+    wf, times = max(deploys, key=lambda wt: (len(wt[1]), rng.random()))
+    used = {(t + timedelta(hours=org.offset_h)).hour for t in times}
+    free = [h for h in range(6) if not {(h - 1) % 24, h, h + 1} & used]
+    if not free:
+        return None
+    if int(hour) not in free:
+        hour = rng.choice(free) + rng.random()
+    return wf, clock.at_local(cast, org, day, hour)
+
+
+def _night_dispatch(out: Out, rng: random.Random, org: Org, wf: GhWorkflow, at: datetime, lab: str) -> None:
+    """A deploy workflow dispatched at night by someone who never runs it, on a new branch and a new
     self-hosted runner."""
-    wfs = [w for w in org.workflows if w.path.endswith("deploy.yml")] or [
-        w for w in org.workflows if w.path.endswith("ci.yml")
-    ]
-    wf = rng.choice(wfs)
     actor = gh_human(*names.person(rng))
     branch = f"tmp-{stable_hex(at, n=6)}"
     with out.captured(lab, runner_edit(f"runner-{stable_hex(org.slug, at, n=4)}")) as sink:

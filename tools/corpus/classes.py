@@ -10,13 +10,13 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-BENIGN, ATTACK = "benign", "attack"
+BENIGN, ATTACK, CONTEXT = "benign", "attack", "context"
 
 
 @dataclass(frozen=True)
 class CorpusClass:
     name: str
-    kind: str  # benign | attack
+    kind: str  # benign | attack | context (an attack's records that are not its harmful act: `nhiguard eval`)
     description: str
     ranges: Mapping[str, tuple[float, float]]
 
@@ -107,7 +107,7 @@ _TABLE: tuple[CorpusClass, ...] = (
     ),
     CorpusClass(
         "attack_context",
-        BENIGN,
+        CONTEXT,
         "Records emitted around an attack that are not the harmful act: the tag push and workflow webhooks "
         "of a bad release, the attacker's clean decoy publish, the metadata GET before a bad install.",
         {},
