@@ -172,3 +172,59 @@ def test_a_worker_with_bundle_keys_activates_only_a_signed_bundle(pipeline, monk
             break
     assert d["bundle_revision"] == load_bundle(bundle).revision and d["verdict"] == "DENY"
     c.close()
+
+
+def test_a_release_signs_what_it_sends_and_ignores_forged_held_records(pipeline, capsys):  # noqa: F811
+    """No worker: the held topic gets one command held by the worker (signed) and one forged (unsigned)."""
+    from dataclasses import replace
+
+    from nhiguard.signing import Jwks, verify_record
+    from nhiguard.streams.held import release
+    from nhiguard.streams.verify import read_topic
+
+    settings, _, tmp = pipeline
+    signer, _, jwks = _keys(tmp)
+    settings = replace(settings, signing_key=tmp / "worker.pem", signing_kid="w1", command_keys=jwks)
+    codec = AvroCodec(settings.schemas_dir)
+
+    def held(command_id):
+        return {
+            "command_id": command_id,
+            "kind": "REVOKE",
+            "identity": f"verdaccio:{command_id}",
+            "target_type": "credential",
+            "target": f"verdaccio:{command_id}",
+            "reasons": ["r"],
+            "policy_ids": ["p"],
+            "rule_ids": ["p.r"],
+            "bundle_revision": "b",
+            "event_id": "e",
+            "issued_at": 1,
+            "expires_at": 2,
+            "status": "HELD",
+            "held_reason": "breaker",
+            "released_at": None,
+            "released_by": "",
+            "evidence": {},
+        }
+
+    real, forged = (
+        codec.encode("EnforcementCommand", held("real")),
+        codec.encode("EnforcementCommand", held("fake")),
+    )
+    p = Producer({"bootstrap.servers": settings.bootstrap})
+    p.produce(settings.topics.held, key=b"real", value=real, headers=signer.headers(real))
+    p.produce(settings.topics.held, key=b"fake", value=forged)
+    assert p.flush(30) == 0
+    released, already = release(settings, codec, [], True, "alice")
+    assert [r["command_id"] for r in released] == ["real"] and not already
+    assert "ignored" in capsys.readouterr().err
+    with pytest.raises(KeyError, match="fake"):
+        release(settings, codec, ["fake"], False, "alice")
+    sent = list(read_topic(settings, settings.topics.commands, None))
+    assert len(sent) == 1 and codec.decode(sent[0].value)["status"] == "RELEASED"
+    assert verify_record(sent[0].value, sent[0].headers, Jwks.load(jwks)).kid == "w1"
+    # A topic that does not exist is an error (exit 2, one line), not an empty success.
+    missing = _verify(settings, jwks, f"{settings.topics.commands}.missing")
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+    assert "Traceback" not in missing.stderr
