@@ -132,6 +132,15 @@ class Settings:
     # The registry documents of installed versions and new dependencies (NHIGUARD_REGISTRY_URL,
     # NHIGUARD_REGISTRY_DEADLINE_S, NHIGUARD_REGISTRY_CACHE_TTL_S).
     registry_lookup: RegistryLookupSettings = field(default_factory=RegistryLookupSettings)
+    # Signatures (nhiguard/signing.py, README "Signed commands"): the Ed25519 private key (PEM or JWK) that
+    # signs commands and its key id (default: the JWK's kid, else its thumbprint); the JWKS trusted for
+    # commands (release, verify) and for policy bundles from the topic. require_signing: refuse to run
+    # without a signing key (and, following the bundles topic, without bundle keys).
+    signing_key: Path | None = None
+    signing_kid: str = ""
+    command_keys: Path | None = None
+    bundle_keys: Path | None = None
+    require_signing: bool = False
 
 
 _ENV_TOPIC_PREFIX = "NHIGUARD_TOPIC_"
@@ -159,6 +168,19 @@ def _limits_per_kind(text: str) -> tuple[tuple[str, int], ...]:
         if limit is not None:
             out.append((kind.strip(), limit))
     return tuple(out)
+
+
+def _optional_path(text: str) -> Path | None:
+    return Path(text) if text.strip() else None  # an empty variable means "not configured", not "."
+
+
+def _flag(text: str) -> bool:
+    text = text.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a flag (1 or 0): {text!r}")
 
 
 def _registry_lookup(env: Mapping[str, str]) -> RegistryLookupSettings:
@@ -206,6 +228,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "NHIGUARD_BREAKER_WINDOW_S": ("breaker_window_s", int),
         "NHIGUARD_BREAKER_MAX_REVOKES": ("breaker_max_revokes", _limit),
         "NHIGUARD_BREAKER_MAX_REVOKES_PER_KIND": ("breaker_max_revokes_per_kind", _limits_per_kind),
+        "NHIGUARD_SIGNING_KEY": ("signing_key", _optional_path),
+        "NHIGUARD_SIGNING_KID": ("signing_kid", str),
+        "NHIGUARD_COMMAND_KEYS": ("command_keys", _optional_path),
+        "NHIGUARD_BUNDLE_KEYS": ("bundle_keys", _optional_path),
+        "NHIGUARD_REQUIRE_SIGNING": ("require_signing", _flag),
     }
     for var, (name, conv) in simple.items():
         if var in env:

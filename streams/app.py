@@ -125,8 +125,14 @@ def create_app(settings: Settings) -> faust.App:
 
 def run_worker(settings: Settings) -> None:
     """Create the input/output topics if missing, then run the worker until stopped."""
+    from nhiguard.signing import command_signer, trusted_keys
     from nhiguard.streams.topics import ensure_topics
 
+    # Keys that are configured but unusable (or missing while NHIGUARD_REQUIRE_SIGNING is set) stop the worker
+    # before it touches Kafka; the sink and the bundle follower load them again for use.
+    command_signer(settings)
+    if settings.policy_source == "topic":
+        trusted_keys(settings.bundle_keys, "NHIGUARD_BUNDLE_KEYS", settings)
     ensure_topics(settings)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel="INFO", quiet=True)

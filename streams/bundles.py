@@ -4,6 +4,11 @@ worker follows that topic and activates the newest bundle (trial run, then an at
 A record is the bundle's text files as JSON (`{"files": {path: text}}`), keyed by bundle name, so
 compaction keeps the latest. Each worker reads the topic with a consumer of its own (not the worker group):
 every worker must see every bundle.
+
+Bundles are signed as OPA signs its bundles, with the signature carried beside the content: the publisher
+given a key signs the record value (nhiguard/signing.py; headers `nhiguard-sig`, `nhiguard-kid`), and a
+worker given NHIGUARD_BUNDLE_KEYS (a JWKS) activates only bundles validly signed by one of its keys; any other
+is refused (the active bundle stays, the SOC is alerted).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from confluent_kafka import Consumer, Producer
 
 from nhiguard.policy.bundle import BundleError, load_bundle
 from nhiguard.settings import Settings
+from nhiguard.signing import Signer, trusted_keys, verify_record
 from nhiguard.streams.reload import BundleReloader
 from nhiguard.streams.topics import ensure_compacted_topic
 
@@ -56,8 +62,8 @@ def ensure_bundle_topic(settings: Settings) -> None:
     ensure_compacted_topic(settings.bootstrap, settings.topics.bundles, 1)
 
 
-def publish_bundle(settings: Settings, root: Path) -> str:
-    """Produce the bundle at root to the bundles topic; returns its revision."""
+def publish_bundle(settings: Settings, root: Path, signer: Signer | None = None) -> str:
+    """Produce the bundle at root to the bundles topic (signed, given a signer); returns its revision."""
     value = pack_bundle(root)
     ensure_bundle_topic(settings)
     producer = Producer(
@@ -67,7 +73,8 @@ def publish_bundle(settings: Settings, root: Path) -> str:
             "message.max.bytes": max(len(value) + 4096, 1_000_000),
         }
     )
-    producer.produce(settings.topics.bundles, key=KEY, value=value)
+    headers = signer.headers(value) if signer else None
+    producer.produce(settings.topics.bundles, key=KEY, value=value, headers=headers)
     if producer.flush(30):
         raise RuntimeError("bundle not delivered")
     return load_bundle(root).revision
@@ -82,6 +89,21 @@ class BundleFollower(threading.Thread):
         self.reloader = reloader
         self.staging = settings.data_dir / "bundles"
         self._stop = threading.Event()
+        # Unusable keys, or none while signing is required, stop the worker before it starts.
+        self.keys = trusted_keys(settings.bundle_keys, "NHIGUARD_BUNDLE_KEYS", settings)
+        if self.keys is None:
+            log.warning(
+                "no NHIGUARD_BUNDLE_KEYS: bundles from %s are activated unverified", settings.topics.bundles
+            )
+
+    def _verified(self, value: bytes, headers: list[tuple[str, bytes]] | None, offset: int) -> bool:
+        if self.keys is None:
+            return True
+        verdict = verify_record(value, headers, self.keys)
+        if not verdict.ok:
+            digest = hashlib.sha256(value).hexdigest()[:16]
+            self.reloader.refuse(f"{digest}@{offset}", f"bundle record at offset {offset}: {verdict.reason}")
+        return verdict.ok
 
     def run(self) -> None:
         ensure_bundle_topic(self.settings)
@@ -100,6 +122,8 @@ class BundleFollower(threading.Thread):
             while not self._stop.is_set():
                 msg = consumer.poll(1.0)
                 if msg is None or msg.error() or msg.value() is None:
+                    continue
+                if not self._verified(msg.value(), msg.headers(), msg.offset()):
                     continue
                 try:
                     root = unpack_bundle(msg.value(), self.staging)

@@ -1,4 +1,4 @@
-"""`nhiguard` command line: worker, replay, eval, identities, policy, commands."""
+"""`nhiguard` command line: worker, replay, eval, identities, policy, commands, verify, keys."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from nhiguard.settings import load_settings
 
 def _worker(args: argparse.Namespace) -> int:
     from nhiguard.policy.bundle import BundleError
+    from nhiguard.signing import SigningError
     from nhiguard.streams.app import run_worker
 
     settings = load_settings()
@@ -27,6 +28,9 @@ def _worker(args: argparse.Namespace) -> int:
         run_worker(settings)
     except BundleError as exc:
         logging.getLogger("nhiguard.worker").error("policy bundle refused: %s", exc)
+        return 2
+    except SigningError as exc:
+        logging.getLogger("nhiguard.worker").error("not started: %s", exc)
         return 2
     return 0
 
@@ -105,13 +109,71 @@ def _policy_test(args: argparse.Namespace) -> int:
 
 
 def _policy_publish(args: argparse.Namespace) -> int:
+    from nhiguard.signing import SigningError, load_signer
     from nhiguard.streams.bundles import publish_bundle
 
     settings = load_settings()
     root = Path(args.dir) if args.dir else settings.policies_dir
-    revision = publish_bundle(settings, root)
-    print(f"published bundle {revision} from {root} to {settings.topics.bundles} on {settings.bootstrap}")
+    try:
+        signer = load_signer(Path(args.key), args.kid) if args.key else None
+    except SigningError as exc:
+        print(f"nhiguard policy publish: nothing published: {exc}", file=sys.stderr)
+        return 2
+    revision = publish_bundle(settings, root, signer)
+    signed = f"signed by key {signer.kid}" if signer else "UNSIGNED"
+    print(f"published bundle {revision} ({signed}) from {root} to {settings.topics.bundles}")
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from nhiguard.streams.verify import run_verify
+
+    if args.file and args.topic:
+        print("nhiguard verify: give a FILE or --topic, not both", file=sys.stderr)
+        return 2
+    if args.dump and not args.topic:
+        print("nhiguard verify: --dump goes with --topic", file=sys.stderr)
+        return 2
+    keys = Path(args.keys) if args.keys else None
+    return run_verify(load_settings(), keys, args.file, args.topic, args.dump)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from nhiguard.streams.verify import run_keys_jwks, run_keys_new
+
+    if args.keys_command == "new":
+        return run_keys_new(Path(args.file), args.kid)
+    return run_keys_jwks([Path(f) for f in args.files], args.kid)
+
+
+def _add_signing(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    v = sub.add_parser(
+        "verify",
+        help="check the Ed25519 signatures of command records (exit 0 all valid, 1 any bad, 2 error)",
+    )
+    v.add_argument(
+        "file", nargs="?", metavar="FILE", help="NDJSON records (as --dump writes them), - for stdin"
+    )
+    v.add_argument(
+        "--keys", metavar="JWKS_FILE", help="the trusted public keys (default NHIGUARD_COMMAND_KEYS)"
+    )
+    v.add_argument("--topic", metavar="T", help="read topic T from the start to its current end instead")
+    v.add_argument("--dump", metavar="OUT", help="with --topic: also write the records read to OUT (NDJSON)")
+    v.set_defaults(func=_verify)
+    k = sub.add_parser("keys", help="Ed25519 signing keys and the JWKS enforcement points trust")
+    k_sub = k.add_subparsers(dest="keys_command", required=True)
+    kn = k_sub.add_parser("new", help="write a new private key (PEM, 0600) and print its public JWK")
+    kn.add_argument("file")
+    kn.add_argument("--kid", help="key id (default: the key's RFC 7638 thumbprint)")
+    kn.set_defaults(func=_keys)
+    kj = k_sub.add_parser(
+        "jwks", help="print a JWKS of these private keys' public halves and these JWKS' keys"
+    )
+    kj.add_argument("files", nargs="+", metavar="FILE")
+    kj.add_argument(
+        "--kid", help="key id for a single private key given (default: its JWK kid or thumbprint)"
+    )
+    kj.set_defaults(func=_keys)
 
 
 def _identities_load(args: argparse.Namespace) -> int:
@@ -246,8 +308,13 @@ def main(argv: list[str] | None = None) -> int:
         "with NHIGUARD_POLICY_SOURCE=topic prove and activate it",
     )
     pp.add_argument("dir", nargs="?", help="bundle directory (default: the configured policies/)")
+    pp.add_argument(
+        "--key", metavar="FILE", help="sign the bundle with this Ed25519 private key (PEM or JWK)"
+    )
+    pp.add_argument("--kid", help="the key's id (default: its JWK kid, else its thumbprint)")
     pp.set_defaults(func=_policy_publish)
     _add_commands(sub)
+    _add_signing(sub)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

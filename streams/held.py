@@ -5,6 +5,10 @@ status HELD instead of sending it to `enforcement.commands`; a release writes th
 RELEASED (when, by whom) to `enforcement.commands` first, then to the held topic. The latest record of a
 command id is its state. A release that fails between the two writes is simply repeated: the command id is
 the same, so enforcement points apply it once.
+
+Both writes are signed with the operator's NHIGUARD_SIGNING_KEY (README "Signed commands"). With
+NHIGUARD_COMMAND_KEYS set, records on the held topic that are not validly signed by one of its keys are
+ignored (and named on stderr): a forged HELD record cannot be laundered into a signed release.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 
 from nhiguard.avro import AvroCodec
 from nhiguard.settings import Settings
+from nhiguard.signing import Jwks, Signer, SigningError, command_signer, trusted_keys, verify_record
 from nhiguard.streams import table
 
 
@@ -27,9 +32,12 @@ class ReleaseError(RuntimeError):
     """A release could not be written: nothing after the failed step was."""
 
 
-def read_held(settings: Settings, codec: AvroCodec, timeout_s: float = 30.0) -> dict[str, dict[str, Any]]:
+def read_held(
+    settings: Settings, codec: AvroCodec, timeout_s: float = 30.0, keys: Jwks | None = None
+) -> dict[str, dict[str, Any]]:
     """Every command on the held topic by id, as its latest record says (status HELD or RELEASED), in the
-    order they were first held. Reads each partition from the start to its end as of now."""
+    order they were first held. Reads each partition from the start to its end as of now. With keys, a
+    record not validly signed by one of them is left out (and reported on stderr)."""
     topic = settings.topics.held
     consumer = Consumer(
         {
@@ -49,13 +57,18 @@ def read_held(settings: Settings, codec: AvroCodec, timeout_s: float = 30.0) -> 
             if high > low:
                 ends[p] = high
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        return _fold(consumer, codec, topic, ends, time.monotonic() + timeout_s)
+        return _fold(consumer, codec, topic, ends, time.monotonic() + timeout_s, keys)
     finally:
         consumer.close()
 
 
 def _fold(
-    consumer: Consumer, codec: AvroCodec, topic: str, ends: dict[int, int], deadline: float
+    consumer: Consumer,
+    codec: AvroCodec,
+    topic: str,
+    ends: dict[int, int],
+    deadline: float,
+    keys: Jwks | None,
 ) -> dict[str, Any]:
     latest: dict[str, dict[str, Any]] = {}
     while ends:
@@ -65,6 +78,11 @@ def _fold(
         if msg is not None and msg.error() and msg.error().code() != KafkaError._PARTITION_EOF:
             raise ReleaseError(f"cannot read {topic}: {msg.error()}")
         if msg is not None and not msg.error():
+            verdict = verify_record(msg.value(), msg.headers(), keys) if keys else None
+            if verdict is not None and not verdict.ok:
+                where = f"{topic}[{msg.partition()}]@{msg.offset()}"
+                print(f"ignored {where}: {verdict.reason}", file=sys.stderr)
+                continue
             rec = codec.decode(msg.value())
             latest[rec["command_id"]] = rec
         # Done with a partition once its position reaches the end it had when we started.
@@ -74,8 +92,9 @@ def _fold(
     return latest
 
 
-def _deliver(settings: Settings, records: list[tuple[str, str, bytes]]) -> None:
-    """Produce (topic, key, value) records and wait until every one is acknowledged."""
+def _deliver(settings: Settings, records: list[tuple[str, str, bytes]], signer: Signer | None) -> None:
+    """Produce (topic, key, value) records, signed when there is a key, and wait until every one is
+    acknowledged."""
     errors: list[str] = []
     producer = Producer({"bootstrap.servers": settings.bootstrap, "enable.idempotence": True, "acks": "all"})
 
@@ -84,7 +103,8 @@ def _deliver(settings: Settings, records: list[tuple[str, str, bytes]]) -> None:
             errors.append(str(err))
 
     for topic, key, value in records:
-        producer.produce(topic, value=value, key=key, on_delivery=delivered)
+        headers = signer.headers(value) if signer else None
+        producer.produce(topic, value=value, key=key, headers=headers, on_delivery=delivered)
     if producer.flush(60) or errors:
         raise ReleaseError(f"not delivered: {errors[:3] or 'timed out'}")
 
@@ -94,8 +114,12 @@ def release(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Release held commands (the given ids, or every one still held): each goes to the commands topic with
     status RELEASED, then the release is recorded on the held topic. Returns (released, already released).
-    Raises KeyError naming ids that were never held, before anything is written."""
-    held = read_held(settings, codec)
+    Raises KeyError naming ids that were never held, before anything is written; SigningError for a key or
+    JWKS that is configured but unusable (or missing when signing is required)."""
+    signer = command_signer(settings)
+    held = read_held(
+        settings, codec, keys=trusted_keys(settings.command_keys, "NHIGUARD_COMMAND_KEYS", settings)
+    )
     unknown = [i for i in ids if i not in held]
     if unknown:
         raise KeyError(" ".join(unknown))
@@ -108,8 +132,8 @@ def release(
     encoded = [(r, codec.encode("EnforcementCommand", r)) for r in released]
     # The command first, then the record of its release: a failure in between leaves it HELD, and releasing
     # it again sends the same command id.
-    _deliver(settings, [(t.commands, r["identity"], data) for r, data in encoded])
-    _deliver(settings, [(t.held, r["command_id"], data) for r, data in encoded])
+    _deliver(settings, [(t.commands, r["identity"], data) for r, data in encoded], signer)
+    _deliver(settings, [(t.held, r["command_id"], data) for r, data in encoded], signer)
     return released, already
 
 
@@ -120,7 +144,12 @@ def operator() -> str:
 def run_held(settings: Settings) -> int:
     codec = AvroCodec(settings.schemas_dir)
     try:
-        held = read_held(settings, codec)
+        held = read_held(
+            settings, codec, keys=trusted_keys(settings.command_keys, "NHIGUARD_COMMAND_KEYS", settings)
+        )
+    except SigningError as exc:
+        print(f"nhiguard commands held: {exc}", file=sys.stderr)
+        return 2
     except ReleaseError as exc:
         print(f"nhiguard commands held: {exc}", file=sys.stderr)
         return 1
@@ -146,6 +175,9 @@ def run_release(settings: Settings, ids: list[str], every: bool, by: str | None)
         released, already = release(settings, codec, ids, every, by or operator())
     except KeyError as exc:
         print(f"nhiguard commands release: never held, nothing released: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except SigningError as exc:
+        print(f"nhiguard commands release: nothing released: {exc}", file=sys.stderr)
         return 2
     except ReleaseError as exc:
         print(f"nhiguard commands release: {exc}", file=sys.stderr)

@@ -39,7 +39,7 @@ class BundleReloader:
         try:
             revision = load_bundle(root).revision
         except Exception as exc:  # a typo while editing policies must never stop the worker
-            self._refuse(f"unreadable:{exc}", f"{type(exc).__name__}: {exc}")
+            self.refuse(f"unreadable:{exc}", f"{type(exc).__name__}: {exc}")
             return self.core.bundle.revision
         if revision == self.core.bundle.revision or revision in self._refused:
             return self.core.bundle.revision
@@ -47,7 +47,7 @@ class BundleReloader:
             bundle = trial_run(root)
             pool = make_evaluator(self.settings, bundle)
         except Exception as exc:
-            self._refuse(revision, f"{type(exc).__name__}: {exc}")
+            self.refuse(revision, f"{type(exc).__name__}: {exc}")
             return self.core.bundle.revision
         old_revision = self.core.bundle.revision
         previous = self.core.load_bundle(bundle, pool)
@@ -56,7 +56,8 @@ class BundleReloader:
         log.warning("policy bundle %s active (was %s)", bundle.revision, old_revision)
         return bundle.revision
 
-    def _refuse(self, revision: str, reason: str) -> None:
+    def refuse(self, revision: str, reason: str) -> None:
+        """Keep the active bundle, log why the other one is refused and alert the SOC (once per revision)."""
         if revision in self._refused:
             return
         self._refused[revision] = reason

@@ -8,6 +8,7 @@ A failure here is loud: it raises.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from confluent_kafka import KafkaError, Producer
@@ -21,6 +22,9 @@ from nhiguard.avro import (
 )
 from nhiguard.decision.records import BatchResult
 from nhiguard.settings import Settings
+from nhiguard.signing import command_signer
+
+log = logging.getLogger("nhiguard.sink")
 
 
 class OutputError(RuntimeError):
@@ -43,6 +47,13 @@ class OutputSink:
             }
         )
         self._errors: list[str] = []
+        # Commands are signed (README "Signed commands"); a key that is configured but unusable stops the
+        # worker here, before it emits anything.
+        self._signer = command_signer(settings)
+        if self._signer is None:
+            log.warning("no NHIGUARD_SIGNING_KEY: commands go out UNSIGNED (production must configure a key)")
+        else:
+            log.info("commands are signed with key id %s", self._signer.kid)
 
     def _on_delivery(self, err: KafkaError | None, _msg: object) -> None:
         if err is not None:
@@ -86,10 +97,12 @@ class OutputSink:
                 for c in d.commands:
                     # A REVOKE the circuit breaker held waits on its own topic, keyed by command id, until an
                     # operator releases it (nhiguard commands release).
+                    value = self.codec.encode("EnforcementCommand", command_record(c))
                     self._produce(
                         self.topics.held if c.held else self.topics.commands,
                         c.command_id if c.held else c.identity,
-                        self.codec.encode("EnforcementCommand", command_record(c)),
+                        value,
+                        self._signer.headers(value) if self._signer else None,
                     )
             for a in result.alerts:
                 self._produce(self.topics.alerts, a.identity, self.codec.encode("Alert", alert_record(a)))
