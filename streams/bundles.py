@@ -17,6 +17,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 
+from nhiguard.kafka_clients import confluent_config
 from nhiguard.policy.bundle import BundleError, load_bundle
 from nhiguard.settings import Settings
 from nhiguard.streams.reload import BundleReloader
@@ -53,7 +54,7 @@ def unpack_bundle(value: bytes, staging: Path) -> Path:
 
 
 def ensure_bundle_topic(settings: Settings) -> None:
-    ensure_compacted_topic(settings.bootstrap, settings.topics.bundles, 1)
+    ensure_compacted_topic(settings, settings.topics.bundles, 1)
 
 
 def publish_bundle(settings: Settings, root: Path) -> str:
@@ -61,11 +62,9 @@ def publish_bundle(settings: Settings, root: Path) -> str:
     value = pack_bundle(root)
     ensure_bundle_topic(settings)
     producer = Producer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "enable.idempotence": True,
-            "message.max.bytes": max(len(value) + 4096, 1_000_000),
-        }
+        confluent_config(
+            settings, **{"enable.idempotence": True, "message.max.bytes": max(len(value) + 4096, 1_000_000)}
+        )
     )
     producer.produce(settings.topics.bundles, key=KEY, value=value)
     if producer.flush(30):
@@ -86,14 +85,16 @@ class BundleFollower(threading.Thread):
     def run(self) -> None:
         ensure_bundle_topic(self.settings)
         consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.bootstrap,
-                # A group of its own: every worker must read every bundle.
-                "group.id": f"{self.settings.app_id}-bundles-{uuid.uuid4().hex[:8]}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "log_level": 3,
-            }
+            confluent_config(
+                self.settings,
+                **{
+                    # A group of its own: every worker must read every bundle.
+                    "group.id": f"{self.settings.app_id}-bundles-{uuid.uuid4().hex[:8]}",
+                    "auto.offset.reset": "earliest",
+                    "enable.auto.commit": False,
+                    "log_level": 3,
+                },
+            )
         )
         consumer.subscribe([self.settings.topics.bundles])
         try:

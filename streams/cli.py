@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nhiguard.settings import load_settings
+from nhiguard.settings import SettingsError, load_settings
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -249,7 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     pp.set_defaults(func=_policy_publish)
     _add_commands(sub)
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:  # a configuration nhiguard cannot use: one line, not a traceback
+        print(f"nhiguard: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

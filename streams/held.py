@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from nhiguard.avro import AvroCodec
+from nhiguard.kafka_clients import confluent_config
 from nhiguard.settings import Settings
 from nhiguard.streams import table
 
@@ -32,12 +33,14 @@ def read_held(settings: Settings, codec: AvroCodec, timeout_s: float = 30.0) -> 
     order they were first held. Reads each partition from the start to its end as of now."""
     topic = settings.topics.held
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"{settings.app_id}-commands-{uuid.uuid4().hex}",  # assigned, never committed
-            "enable.auto.commit": False,
-            "log_level": 3,
-        }
+        confluent_config(
+            settings,
+            **{
+                "group.id": f"{settings.app_id}-commands-{uuid.uuid4().hex}",  # assigned, never committed
+                "enable.auto.commit": False,
+                "log_level": 3,
+            },
+        )
     )
     try:
         meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
@@ -77,7 +80,7 @@ def _fold(
 def _deliver(settings: Settings, records: list[tuple[str, str, bytes]]) -> None:
     """Produce (topic, key, value) records and wait until every one is acknowledged."""
     errors: list[str] = []
-    producer = Producer({"bootstrap.servers": settings.bootstrap, "enable.idempotence": True, "acks": "all"})
+    producer = Producer(confluent_config(settings, **{"enable.idempotence": True, "acks": "all"}))
 
     def delivered(err: KafkaError | None, _msg: object) -> None:
         if err is not None:
