@@ -147,6 +147,15 @@ def _commands_held(args: argparse.Namespace) -> int:
     return run_held(load_settings())
 
 
+def _topics_create(_args: argparse.Namespace) -> int:
+    from nhiguard.streams.topics import ensure_topics
+
+    settings = load_settings()
+    ensure_topics(settings)
+    print(f"topics present on {settings.bootstrap} (replication factor {settings.replication_factor})")
+    return 0
+
+
 def _commands_release(args: argparse.Namespace) -> int:
     from nhiguard.streams.held import run_release
 
@@ -248,6 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     pp.add_argument("dir", nargs="?", help="bundle directory (default: the configured policies/)")
     pp.set_defaults(func=_policy_publish)
     _add_commands(sub)
+    tp = sub.add_parser("topics", help="topic administration")
+    tp_sub = tp.add_subparsers(dest="topics_command", required=True)
+    tc = tp_sub.add_parser(
+        "create",
+        help="create the topics the worker needs (as it does at start), e.g. with an admin's credentials",
+    )
+    tc.set_defaults(func=_topics_create)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -41,6 +41,9 @@ def kafka_env(settings: Settings) -> dict[str, str]:
     """The variables that point an nhiguard command at this broker and these topic names, with these
     credentials."""
     env = {"KAFKA_BOOTSTRAP": settings.bootstrap, **security_env(settings.kafka)}
+    env["NHIGUARD_REPLICATION_FACTOR"] = str(settings.replication_factor)
+    if settings.min_insync_replicas is not None:
+        env["NHIGUARD_MIN_INSYNC_REPLICAS"] = str(settings.min_insync_replicas)
     env.update({f"NHIGUARD_TOPIC_{k.upper()}": v for k, v in vars(settings.topics).items()})
     return env
 
@@ -65,7 +68,8 @@ def security_env(sec: KafkaSecurity) -> dict[str, str]:
 
 def worker_env(settings: Settings) -> dict[str, str]:
     """The environment that points a `nhiguard worker` process at these settings."""
-    ours = ("NHIGUARD_IDENTITIES_FILE", "NHIGUARD_KAFKA_")  # the settings' own credentials, not the caller's
+    # The settings' own credentials and topic settings, not the caller's.
+    ours = ("NHIGUARD_IDENTITIES_FILE", "NHIGUARD_KAFKA_", "NHIGUARD_MIN_INSYNC_REPLICAS")
     env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     return {
         **env,
