@@ -21,7 +21,8 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from nhiguard.avro import AvroCodec
-from nhiguard.settings import Settings, Topics
+from nhiguard.kafka_clients import confluent_config
+from nhiguard.settings import Settings, Topics, load_settings
 from nhiguard.streams.identities import load_identities
 from nhiguard.streams.topics import internal_topics
 from tools.demo import worker_env
@@ -30,12 +31,17 @@ _OUTPUTS = ("decisions", "commands", "alerts", "deadletter")
 _OWN = ("identities", "by_identity")  # per run too; the worker creates them
 
 
+def _conf(bootstrap: str, **extra: Any) -> dict[str, Any]:
+    """A client configuration for this broker with the environment's NHIGUARD_KAFKA_* credentials."""
+    return confluent_config(replace(load_settings(), bootstrap=bootstrap), **extra)
+
+
 def input_topics(prefix: str) -> Topics:
     return Topics(**{k: f"{prefix}.{v}" for k, v in vars(Topics()).items()})
 
 
 def create_topics(bootstrap: str, names: list[str], partitions: int, log_append: bool = False) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    admin = AdminClient(_conf(bootstrap, log_level=3))
     config = (
         {"message.timestamp.type": "LogAppendTime", "max.message.bytes": str(4 * 2**20)} if log_append else {}
     )
@@ -50,7 +56,7 @@ def produce(
     """Produce scenario records (paced at `rate`/s if given); returns input position -> CreateTime (ms)."""
     rename = {t: getattr(topics, f) for f, t in vars(Topics()).items()}
     created: dict[tuple[str, int, int], int] = {}
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 3, "enable.idempotence": True})
+    p = Producer(_conf(bootstrap, **{"linger.ms": 5, "log_level": 3, "enable.idempotence": True}))
 
     def done(err: Any, msg: Any) -> None:
         if err is None:
@@ -126,7 +132,7 @@ class Pipeline:
             )
         self._consumer = Consumer(
             {
-                "bootstrap.servers": base.bootstrap,
+                **confluent_config(base),
                 "group.id": f"{self.settings.app_id}-reader",
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
@@ -159,7 +165,7 @@ class Pipeline:
             p.kill()
             p.wait(10)
         self._consumer.close()
-        admin = AdminClient({"bootstrap.servers": self.settings.bootstrap, "log_level": 3})
+        admin = AdminClient(confluent_config(self.settings, log_level=3))
         admin.delete_topics(
             [getattr(self.settings.topics, k) for k in (*_OUTPUTS, *_OWN)]
             + internal_topics(self.settings.app_id)

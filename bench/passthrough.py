@@ -10,8 +10,12 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 
 import faust
+
+from nhiguard.kafka_clients import faust_settings
+from nhiguard.settings import load_settings
 
 
 def main(argv: list[str]) -> None:
@@ -19,7 +23,7 @@ def main(argv: list[str]) -> None:
     want = int(n)
     app = faust.App(
         app_id,
-        broker=f"kafka://{bootstrap}",
+        **faust_settings(replace(load_settings(), bootstrap=bootstrap)),  # NHIGUARD_KAFKA_* credentials
         value_serializer="raw",
         key_serializer="raw",
         store="memory://",

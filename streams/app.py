@@ -13,6 +13,7 @@ import faust
 
 from nhiguard.avro import AvroCodec
 from nhiguard.decision.core import DecisionCore
+from nhiguard.kafka_clients import faust_settings, topic_config
 from nhiguard.lookup import registry_lookup
 from nhiguard.policy.engines import make_evaluator
 from nhiguard.policy.engines.pool import trial_run
@@ -44,7 +45,7 @@ class WorkerApp(faust.App):
 def _faust_app(settings: Settings) -> WorkerApp:
     return WorkerApp(
         settings.app_id,
-        broker=f"kafka://{settings.bootstrap}",
+        **faust_settings(settings),  # broker, credentials, replication of the topics Faust creates
         value_serializer="raw",
         key_serializer="raw",
         store="rocksdb://",
@@ -84,12 +85,19 @@ def create_app(settings: Settings) -> faust.App:
     app = _faust_app(settings)
     codec = AvroCodec(settings.schemas_dir)
     # Every worker holds every identity (a global table), fed from the compacted identities topic.
-    identities = app.GlobalTable("identities", key_type=bytes, value_type=bytes, options=ROCKS)
+    # Changelogs are created by Faust with the configured replication and min.insync.replicas.
+    table_kw = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "options": ROCKS,
+        "extra_topic_configs": topic_config(settings),
+    }
+    identities = app.GlobalTable("identities", **table_kw)
     # Per-identity state lives with the identity's partition of the by-identity topic; package facts are read
     # by everyone (see streams/state.py).
     store = TableStore(
-        app.Table("identity-state", key_type=bytes, value_type=bytes, options=ROCKS),
-        app.GlobalTable("packages", key_type=bytes, value_type=bytes, options=ROCKS),
+        app.Table("identity-state", **table_kw),
+        app.GlobalTable("packages", **table_kw),
         settings.input_partitions,
     )
     # Prove the bundle in a throwaway process, then serve it from child processes: a native crash in

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 
+from nhiguard.kafka_clients import confluent_config
 from nhiguard.policy.bundle import BundleError, load_bundle
 from nhiguard.settings import Settings
 from nhiguard.signing import Signer, trusted_keys, verify_record
@@ -59,7 +60,7 @@ def unpack_bundle(value: bytes, staging: Path) -> Path:
 
 
 def ensure_bundle_topic(settings: Settings) -> None:
-    ensure_compacted_topic(settings.bootstrap, settings.topics.bundles, 1)
+    ensure_compacted_topic(settings, settings.topics.bundles, 1)
 
 
 def publish_bundle(settings: Settings, root: Path, signer: Signer | None = None) -> str:
@@ -67,11 +68,9 @@ def publish_bundle(settings: Settings, root: Path, signer: Signer | None = None)
     value = pack_bundle(root)
     ensure_bundle_topic(settings)
     producer = Producer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "enable.idempotence": True,
-            "message.max.bytes": max(len(value) + 4096, 1_000_000),
-        }
+        confluent_config(
+            settings, **{"enable.idempotence": True, "message.max.bytes": max(len(value) + 4096, 1_000_000)}
+        )
     )
     headers = signer.headers(value) if signer else None
     producer.produce(settings.topics.bundles, key=KEY, value=value, headers=headers)
@@ -108,14 +107,16 @@ class BundleFollower(threading.Thread):
     def run(self) -> None:
         ensure_bundle_topic(self.settings)
         consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.bootstrap,
-                # A group of its own: every worker must read every bundle.
-                "group.id": f"{self.settings.app_id}-bundles-{uuid.uuid4().hex[:8]}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "log_level": 3,
-            }
+            confluent_config(
+                self.settings,
+                **{
+                    # A group of its own: every worker must read every bundle.
+                    "group.id": f"{self.settings.app_id}-bundles-{uuid.uuid4().hex[:8]}",
+                    "auto.offset.reset": "earliest",
+                    "enable.auto.commit": False,
+                    "log_level": 3,
+                },
+            )
         )
         consumer.subscribe([self.settings.topics.bundles])
         try:

@@ -62,6 +62,7 @@ from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from nhiguard.kafka_clients import confluent_config
 from nhiguard.settings import Settings
 from nhiguard.streams.sink import OutputSink
 from nhiguard.streams.state import TableStore
@@ -117,13 +118,15 @@ def records_in(
     """The offsets in the given ranges that hold a record a consumer would be given (read_uncommitted, as the
     worker's consumer reads): transaction markers and records compacted or deleted away are not among them."""
     consumer = KafkaConsumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"{settings.app_id}-checkpoint-guard",  # never subscribes or commits
-            "enable.auto.commit": False,
-            "isolation.level": "read_uncommitted",
-            "log_level": 3,
-        }
+        confluent_config(
+            settings,
+            **{
+                "group.id": f"{settings.app_id}-checkpoint-guard",  # never subscribes or commits
+                "enable.auto.commit": False,
+                "isolation.level": "read_uncommitted",
+                "log_level": 3,
+            },
+        )
     )
     found: list[int] = []
     try:

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nhiguard.settings import load_settings
+from nhiguard.settings import SettingsError, load_settings
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -209,6 +209,15 @@ def _commands_held(args: argparse.Namespace) -> int:
     return run_held(load_settings())
 
 
+def _topics_create(_args: argparse.Namespace) -> int:
+    from nhiguard.streams.topics import ensure_topics
+
+    settings = load_settings()
+    ensure_topics(settings)
+    print(f"topics present on {settings.bootstrap} (replication factor {settings.replication_factor})")
+    return 0
+
+
 def _commands_release(args: argparse.Namespace) -> int:
     from nhiguard.streams.held import run_release
 
@@ -315,8 +324,19 @@ def main(argv: list[str] | None = None) -> int:
     pp.set_defaults(func=_policy_publish)
     _add_commands(sub)
     _add_signing(sub)
+    tp = sub.add_parser("topics", help="topic administration")
+    tp_sub = tp.add_subparsers(dest="topics_command", required=True)
+    tc = tp_sub.add_parser(
+        "create",
+        help="create the topics the worker needs (as it does at start), e.g. with an admin's credentials",
+    )
+    tc.set_defaults(func=_topics_create)
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:  # a configuration nhiguard cannot use: one line, not a traceback
+        print(f"nhiguard: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from nhiguard.avro import AvroCodec
+from nhiguard.kafka_clients import confluent_config
 from nhiguard.settings import Settings
 from nhiguard.signing import Jwks, Signer, SigningError, command_signer, trusted_keys, verify_record
 from nhiguard.streams import table
@@ -40,12 +41,14 @@ def read_held(
     record not validly signed by one of them is left out (and reported on stderr)."""
     topic = settings.topics.held
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"{settings.app_id}-commands-{uuid.uuid4().hex}",  # assigned, never committed
-            "enable.auto.commit": False,
-            "log_level": 3,
-        }
+        confluent_config(
+            settings,
+            **{
+                "group.id": f"{settings.app_id}-commands-{uuid.uuid4().hex}",  # assigned, never committed
+                "enable.auto.commit": False,
+                "log_level": 3,
+            },
+        )
     )
     try:
         meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
@@ -96,7 +99,7 @@ def _deliver(settings: Settings, records: list[tuple[str, str, bytes]], signer: 
     """Produce (topic, key, value) records, signed when there is a key, and wait until every one is
     acknowledged."""
     errors: list[str] = []
-    producer = Producer({"bootstrap.servers": settings.bootstrap, "enable.idempotence": True, "acks": "all"})
+    producer = Producer(confluent_config(settings, **{"enable.idempotence": True, "acks": "all"}))
 
     def delivered(err: KafkaError | None, _msg: object) -> None:
         if err is not None:

@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from nhiguard.avro import AvroCodec
 from nhiguard.decision.context import Identity, Inventory
+from nhiguard.kafka_clients import confluent_config
 from nhiguard.settings import Settings
 
 log = logging.getLogger("nhiguard.identities")
@@ -37,12 +38,14 @@ def decode_identity(codec: AvroCodec, data: bytes) -> Identity:
 def current_ids(settings: Settings, timeout_s: float = 30.0) -> set[str]:
     """The ids the identities topic holds now (latest value per key not a tombstone)."""
     c = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"nhiguard-identities-reader-{time.time_ns()}",
-            "enable.auto.commit": False,
-            "log_level": 3,
-        }
+        confluent_config(
+            settings,
+            **{
+                "group.id": f"{settings.app_id}-identities-reader-{time.time_ns()}",  # assigned only
+                "enable.auto.commit": False,
+                "log_level": 3,
+            },
+        )
     )
     try:
         meta = c.list_topics(settings.topics.identities, timeout=timeout_s).topics[settings.topics.identities]
@@ -72,7 +75,7 @@ def current_ids(settings: Settings, timeout_s: float = 30.0) -> set[str]:
 def publish(settings: Settings, upserts: list[Identity], deletes: list[str], timeout_s: float = 30.0) -> None:
     codec = AvroCodec(settings.schemas_dir)
     values = [(i.id, encode_identity(codec, i)) for i in upserts]  # encode all before producing any
-    producer = Producer({"bootstrap.servers": settings.bootstrap, "enable.idempotence": True, "log_level": 3})
+    producer = Producer(confluent_config(settings, **{"enable.idempotence": True, "log_level": 3}))
     errors: list[str] = []
 
     def on_delivery(err: KafkaError | None, _msg: Any) -> None:

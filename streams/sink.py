@@ -21,6 +21,7 @@ from nhiguard.avro import (
     decision_record,
 )
 from nhiguard.decision.records import BatchResult
+from nhiguard.kafka_clients import confluent_config
 from nhiguard.settings import Settings
 from nhiguard.signing import command_signer
 
@@ -36,15 +37,17 @@ class OutputSink:
         self.topics = settings.topics
         self.codec = codec
         self._producer = Producer(
-            {
-                "bootstrap.servers": settings.bootstrap,
-                "enable.idempotence": True,  # retries never duplicate or reorder within a partition
-                "acks": "all",
-                "linger.ms": 5,
-                "compression.type": "lz4",
-                "message.max.bytes": settings.max_output_bytes,
-                "client.id": f"{settings.app_id}-sink",
-            }
+            confluent_config(
+                settings,
+                **{
+                    "enable.idempotence": True,  # retries never duplicate or reorder within a partition
+                    "acks": "all",
+                    "linger.ms": 5,
+                    "compression.type": "lz4",
+                    "message.max.bytes": settings.max_output_bytes,
+                    "client.id": f"{settings.app_id}-sink",
+                },
+            )
         )
         self._errors: list[str] = []
         # Commands are signed (README "Signed commands"); a key that is configured but unusable stops the

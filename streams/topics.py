@@ -5,33 +5,30 @@ from __future__ import annotations
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from nhiguard.kafka_clients import confluent_config, topic_config
 from nhiguard.settings import Settings
 
 
+def _admin(settings: Settings) -> AdminClient:
+    return AdminClient(confluent_config(settings, log_level=3))
+
+
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
-    """Create the input and output topics that do not exist yet (existing ones are left as they are)."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap, "log_level": 3})
+    """Create the input and output topics that do not exist yet (existing ones are left as they are), with the
+    configured replication factor and min.insync.replicas."""
+    admin = _admin(settings)
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     big = [*settings.topics.outputs, settings.topics.by_identity]
     _check_output_limits(admin, settings, [t for t in big if t in existing], timeout_s)
     _check_identities_partitions(admin, settings, existing, timeout_s)
-    out_config = {"max.message.bytes": str(settings.max_output_bytes)}
-    compacted = {"cleanup.policy": "compact"}
-    wanted = [
-        NewTopic(t, num_partitions=settings.input_partitions, replication_factor=1)
-        for t in settings.topics.inputs
-        if t not in existing
-    ] + [
-        NewTopic(t, num_partitions=settings.input_partitions, replication_factor=1, config=out_config)
-        for t in big
-        if t not in existing
-    ]
+    base = topic_config(settings)
+    out_config = {**base, "max.message.bytes": str(settings.max_output_bytes)}
+    compacted = {**base, "cleanup.policy": "compact"}
+    rf, n = settings.replication_factor, settings.input_partitions
+    wanted = [NewTopic(t, n, rf, config=base) for t in settings.topics.inputs if t not in existing]
+    wanted += [NewTopic(t, n, rf, config=out_config) for t in big if t not in existing]
     if settings.topics.identities not in existing:
-        wanted.append(
-            NewTopic(
-                settings.topics.identities, settings.input_partitions, replication_factor=1, config=compacted
-            )
-        )
+        wanted.append(NewTopic(settings.topics.identities, n, rf, config=compacted))
     if not wanted:
         return
     for topic, fut in admin.create_topics(wanted, operation_timeout=timeout_s).items():
@@ -56,12 +53,13 @@ def _check_output_limits(admin: AdminClient, settings: Settings, topics: list[st
             )
 
 
-def ensure_compacted_topic(bootstrap: str, name: str, partitions: int, timeout_s: float = 30.0) -> None:
+def ensure_compacted_topic(settings: Settings, name: str, partitions: int, timeout_s: float = 30.0) -> None:
     """Create a compacted topic if it does not exist (the inventory, the policy bundles)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    admin = _admin(settings)
     if name in admin.list_topics(timeout=timeout_s).topics:
         return
-    topic = NewTopic(name, partitions, 1, config={"cleanup.policy": "compact"})
+    config = {**topic_config(settings), "cleanup.policy": "compact"}
+    topic = NewTopic(name, partitions, settings.replication_factor, config=config)
     try:
         admin.create_topics([topic])[name].result(timeout_s)
     except KafkaException as exc:
@@ -71,7 +69,7 @@ def ensure_compacted_topic(bootstrap: str, name: str, partitions: int, timeout_s
 
 def ensure_identities_topic(settings: Settings) -> None:
     """The identities topic, for loading before any worker ran: as many partitions as the worker's tables."""
-    ensure_compacted_topic(settings.bootstrap, settings.topics.identities, settings.input_partitions)
+    ensure_compacted_topic(settings, settings.topics.identities, settings.input_partitions)
 
 
 def _check_identities_partitions(
@@ -95,8 +93,8 @@ def internal_topics(app_id: str) -> list[str]:
     return [f"{app_id}-__assignor-__leader", *(f"{app_id}-{t}-changelog" for t in tables)]
 
 
-def delete_topics(bootstrap: str, topics: list[str], timeout_s: float = 30.0) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+def delete_topics(settings: Settings, topics: list[str], timeout_s: float = 30.0) -> None:
+    admin = _admin(settings)
     for fut in admin.delete_topics(topics, operation_timeout=timeout_s).values():
         try:
             fut.result(timeout_s)
@@ -104,8 +102,8 @@ def delete_topics(bootstrap: str, topics: list[str], timeout_s: float = 30.0) ->
             pass  # already gone
 
 
-def delete_groups(bootstrap: str, groups: list[str], timeout_s: float = 30.0) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+def delete_groups(settings: Settings, groups: list[str], timeout_s: float = 30.0) -> None:
+    admin = _admin(settings)
     for fut in admin.delete_consumer_groups(groups, request_timeout=timeout_s).values():
         try:
             fut.result(timeout_s)

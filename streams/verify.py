@@ -116,13 +116,17 @@ def read_topic(
     """Every record of the topic, from the start of each partition to its end as of now."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+    from nhiguard.kafka_clients import confluent_config
+
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"{settings.app_id}-verify-{uuid.uuid4().hex}",  # assigned, never committed
-            "enable.auto.commit": False,
-            "log_level": 3,
-        }
+        confluent_config(
+            settings,
+            **{
+                "group.id": f"{settings.app_id}-verify-{uuid.uuid4().hex}",  # assigned, never committed
+                "enable.auto.commit": False,
+                "log_level": 3,
+            },
+        )
     )
     try:
         ends = _end_offsets(consumer, settings, topic, timeout_s)

@@ -5,6 +5,10 @@ The broker is the Apache Kafka jar run as a plain `java` subprocess: Maven resol
 
 python -m tools.broker [--port N] [--data-dir DIR]   # `make broker`: run one in the foreground
 python -m tools.broker --resolve-only                # `make kafka`: only resolve the jars into the cache
+
+LocalBroker(..., secured=BrokerSecurity(pki, users)) starts it with one SASL_SSL listener instead (SCRAM
+users made at format time, the controller listener on mutual TLS, an authorizer that refuses what no ACL
+allows), as tests/integration/test_secured.py does.
 """
 
 from __future__ import annotations
@@ -24,12 +28,17 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, TYPE_CHECKING, Self
 
-from nhiguard.settings import load_settings
+from nhiguard.kafka_clients import security_config
+from nhiguard.settings import KafkaSecurity, load_settings
+
+if TYPE_CHECKING:  # tools.certs needs cryptography (a dev dependency): only secured brokers import it
+    from tools.certs import Pki
 
 KAFKA_VERSION = "4.3.1"
 
@@ -80,12 +89,71 @@ def ensure_kafka(cache_dir: Path) -> Path:
     return libs
 
 
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """A secured broker: TLS from `pki`, SCRAM-SHA-512 `users` (name -> password; `admin` among them is the
+    super user, as is the broker itself), and StandardAuthorizer with allow.everyone.if.no.acl.found=false."""
+
+    pki: Pki
+    users: Mapping[str, str] = field(repr=False)
+    admin: str = "admin"
+
+    def client(self, user: str, password: str | None = None) -> KafkaSecurity:
+        """What a client of this broker configures (NHIGUARD_KAFKA_*) to connect as `user`."""
+        pw = self.users[user] if password is None else password
+        return KafkaSecurity(protocol="SASL_SSL", ca_file=self.pki.ca_file, username=user, password=pw)
+
+    def properties(self, port: int, controller_port: int) -> dict[str, str]:
+        admin = f'username="{self.admin}" password="{self.users[self.admin]}"'
+        broker_cn = _certificate_cn(self.pki)
+        return {
+            "listeners": f"SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"SASL_SSL://127.0.0.1:{port}",
+            "inter.broker.listener.name": "SASL_SSL",
+            # The controller cannot use SCRAM (its credentials live in the metadata it serves): mutual TLS.
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+            "listener.name.controller.ssl.client.auth": "required",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.scram.ScramLoginModule required {admin};"
+            ),
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(self.pki.keystore),
+            "ssl.keystore.password": self.pki.keystore_password,
+            "ssl.key.password": self.pki.keystore_password,
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.pki.ca_file),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{self.admin};User:CN={broker_cn}",
+        }
+
+    def format_args(self) -> tuple[str, ...]:
+        """`kafka-storage format` arguments that create the SCRAM users with the metadata."""
+        out: list[str] = []
+        for name, password in self.users.items():
+            if not (name.replace("-", "").replace("_", "").isalnum() and password.isalnum()):
+                raise BrokerError(
+                    f"user {name!r}: names [A-Za-z0-9_-], passwords alphanumeric (format syntax)"
+                )
+            out += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
+        return tuple(out)
+
+
 class LocalBroker:
     """One KRaft broker+controller process on 127.0.0.1, started and stopped from Python."""
 
-    def __init__(self, cache_dir: Path, data_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        data_dir: Path | None = None,
+        port: int | None = None,
+        secured: BrokerSecurity | None = None,
+    ) -> None:
         self.cache_dir = Path(cache_dir)
         self.port = port
+        self.secured = secured
         self._given_data_dir = Path(data_dir).resolve() if data_dir is not None else None
         self._data_dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -218,6 +286,8 @@ class LocalBroker:
             "log.segment.bytes": str(16 * 1024 * 1024),
             "log.retention.hours": "24",
         }
+        if self.secured is not None:
+            props |= self.secured.properties(port, controller_port)
         path = self._data_dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         return path
@@ -230,6 +300,8 @@ class LocalBroker:
 
     def _format(self, classpath: str, props: Path) -> None:
         args = ("format", "--standalone", "-t", _cluster_id(), "-c", str(props))
+        if self.secured is not None:
+            args += self.secured.format_args()
         cmd = self._java(classpath, "kafka.tools.StorageTool", *args)
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -260,7 +332,7 @@ class LocalBroker:
                     f" {self.log_path}:\n{_tail_file(self.log_path)}"
                 )
             # Probe the socket first: librdkafka would log every refused connection to stderr.
-            if _accepts(self._port) and _answers_metadata(self.bootstrap):
+            if _accepts(self._port) and _answers_metadata(self.bootstrap, self._admin_config()):
                 return
             if time.monotonic() > deadline:
                 raise BrokerError(
@@ -268,6 +340,11 @@ class LocalBroker:
                     f" {self.log_path}:\n{_tail_file(self.log_path)}"
                 )
             time.sleep(0.2)
+
+    def _admin_config(self) -> dict[str, str]:
+        if self.secured is None:
+            return {}
+        return security_config(self.secured.client(self.secured.admin))
 
 
 def docker_available() -> bool:
@@ -371,15 +448,26 @@ def _accepts(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _answers_metadata(bootstrap: str) -> bool:
+def _answers_metadata(bootstrap: str, security: Mapping[str, str]) -> bool:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 2000})
+    conf = {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 2000, "log_level": 3}
+    admin = AdminClient({**conf, **security})
     try:
         return bool(admin.list_topics(timeout=2).brokers)
     except KafkaException:
         return False
+
+
+def _certificate_cn(pki: Pki) -> str:
+    """The broker certificate's CN: its principal on the mutual-TLS controller listener."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    _, cert, _ = pkcs12.load_key_and_certificates(pki.keystore.read_bytes(), pki.keystore_password.encode())
+    assert cert is not None
+    return str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
 
 
 def _cluster_id() -> str:

@@ -24,7 +24,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer
 
 from nhiguard.avro import AvroCodec
-from nhiguard.settings import Settings, Topics, load_settings
+from nhiguard.kafka_clients import confluent_config
+from nhiguard.settings import KafkaSecurity, Settings, Topics, load_settings
 from nhiguard.streams import table
 from nhiguard.streams.identities import load_identities
 from nhiguard.streams.topics import delete_groups, delete_topics, ensure_topics, internal_topics
@@ -37,15 +38,39 @@ def _prefixed(topics: Topics, prefix: str) -> Topics:
 
 
 def kafka_env(settings: Settings) -> dict[str, str]:
-    """The variables that point an nhiguard command at this broker and these topic names."""
-    env = {"KAFKA_BOOTSTRAP": settings.bootstrap}
+    """The variables that point an nhiguard command at this broker and these topic names, with these
+    credentials."""
+    env = {"KAFKA_BOOTSTRAP": settings.bootstrap, **security_env(settings.kafka)}
+    env["NHIGUARD_REPLICATION_FACTOR"] = str(settings.replication_factor)
+    if settings.min_insync_replicas is not None:
+        env["NHIGUARD_MIN_INSYNC_REPLICAS"] = str(settings.min_insync_replicas)
     env.update({f"NHIGUARD_TOPIC_{k.upper()}": v for k, v in vars(settings.topics).items()})
     return env
 
 
+def security_env(sec: KafkaSecurity) -> dict[str, str]:
+    """KafkaSecurity as the NHIGUARD_KAFKA_* variables load_settings reads back."""
+    env = {
+        "NHIGUARD_KAFKA_SECURITY_PROTOCOL": sec.protocol,
+        "NHIGUARD_KAFKA_SSL_CHECK_HOSTNAME": str(sec.check_hostname).lower(),
+        "NHIGUARD_KAFKA_SASL_MECHANISM": sec.sasl_mechanism,
+    }
+    optional = {
+        "NHIGUARD_KAFKA_SSL_CA_FILE": sec.ca_file,
+        "NHIGUARD_KAFKA_SSL_CERT_FILE": sec.cert_file,
+        "NHIGUARD_KAFKA_SSL_KEY_FILE": sec.key_file,
+        "NHIGUARD_KAFKA_SSL_KEY_PASSWORD": sec.key_password,
+        "NHIGUARD_KAFKA_SASL_USERNAME": sec.username,
+        "NHIGUARD_KAFKA_SASL_PASSWORD": sec.password,
+    }
+    return env | {k: str(v) for k, v in optional.items() if v is not None}
+
+
 def worker_env(settings: Settings) -> dict[str, str]:
     """The environment that points a `nhiguard worker` process at these settings."""
-    env = {k: v for k, v in os.environ.items() if k != "NHIGUARD_IDENTITIES_FILE"}
+    # The settings' own credentials and topic settings, not the caller's.
+    ours = ("NHIGUARD_IDENTITIES_FILE", "NHIGUARD_KAFKA_", "NHIGUARD_MIN_INSYNC_REPLICAS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     return {
         **env,
         **kafka_env(settings),
@@ -55,7 +80,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def produce_records(bootstrap: str, records: list, topics: Topics) -> dict[tuple[str, int, int], str]:
+def produce_records(
+    bootstrap: str, records: list, topics: Topics, security: KafkaSecurity | None = None
+) -> dict[tuple[str, int, int], str]:
     """Produce scenario records in order; returns (topic, partition, offset) -> label.
 
     Records get the current time as their Kafka timestamp, not their event time: a replay of March events
@@ -66,8 +93,9 @@ def produce_records(bootstrap: str, records: list, topics: Topics) -> dict[tuple
     labels: dict[tuple[str, int, int], str] = {}
     errors: list[str] = []
     # log_level 3: a new broker answers "coordinator load in progress" once; librdkafka retries quietly.
+    target = Settings(bootstrap=bootstrap, kafka=security or KafkaSecurity())
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20, "log_level": 3}
+        confluent_config(target, **{"enable.idempotence": True, "linger.ms": 20, "log_level": 3})
     )
 
     def on_delivery(err: object, msg: object, label: str) -> None:
@@ -119,7 +147,7 @@ def run_demo(settings: Settings, ordinary: int = 1000, timeout_s: float = 300.0)
             write_inventory(params, identities)
             loaded, _ = load_identities(settings, identities)
             print(f"loaded {loaded} identities to {settings.topics.identities} (nhiguard identities load)")
-            labels = produce_records(settings.bootstrap, records, settings.topics)
+            labels = produce_records(settings.bootstrap, records, settings.topics, settings.kafka)
             print(f"produced {len(records)} records: {dict(Counter(r.label for r in records))}")
 
             log_path = settings.cache_dir / "demo-worker.log"
@@ -150,8 +178,8 @@ def run_demo(settings: Settings, ordinary: int = 1000, timeout_s: float = 300.0)
                     settings.topics.by_identity,
                     *internal_topics(settings.app_id),
                 ]
-                delete_topics(settings.bootstrap, ours)
-                delete_groups(settings.bootstrap, [settings.app_id, f"{settings.app_id}-watch"])
+                delete_topics(settings, ours)
+                delete_groups(settings, [settings.app_id, f"{settings.app_id}-watch"])
             if broker is not None:
                 broker.stop()
 
@@ -165,12 +193,14 @@ def _watch(
     codec = AvroCodec(settings.schemas_dir)
     t = settings.topics
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"{settings.app_id}-watch",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
+        confluent_config(
+            settings,
+            **{
+                "group.id": f"{settings.app_id}-watch",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            },
+        )
     )
     # Held REVOKEs (the circuit breaker's) are commands too: they wait on their own topic for an operator.
     consumer.subscribe([t.commands, t.held, t.decisions, t.deadletter])
