@@ -125,7 +125,7 @@ class KafkaSecurity:
         return self.protocol.startswith("SASL_")
 
 
-def _flag(var: str, text: str) -> bool:
+def _named_flag(var: str, text: str) -> bool:
     text = text.strip().lower()
     if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
         raise SettingsError(f"{var}: expected true or false, got {text!r}")
@@ -158,7 +158,7 @@ def _kafka_security(env: Mapping[str, str]) -> KafkaSecurity:
     return KafkaSecurity(
         protocol=env.get("NHIGUARD_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").strip().upper(),
         key_password=env.get("NHIGUARD_KAFKA_SSL_KEY_PASSWORD") or None,
-        check_hostname=True if check is None else _flag("NHIGUARD_KAFKA_SSL_CHECK_HOSTNAME", check),
+        check_hostname=True if check is None else _named_flag("NHIGUARD_KAFKA_SSL_CHECK_HOSTNAME", check),
         sasl_mechanism=env.get("NHIGUARD_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").strip().upper(),
         username=env.get("NHIGUARD_KAFKA_SASL_USERNAME") or None,
         password=password or None,
