@@ -120,7 +120,7 @@ def parse_json(value: bytes) -> Any:
     except (ValueError, RecursionError) as exc:
         # ValueError: syntax (JSONDecodeError), encoding (UnicodeDecodeError), and an integer literal over
         # Python's 4,300-digit conversion limit; RecursionError: nesting deeper than the parser's stack.
-        raise AdapterError("malformed_json", f"{type(exc).__name__}: {exc}"[:200]) from exc
+        raise AdapterError("malformed_json", str(exc)[:200]) from exc
     if _SURROGATE_ESCAPE.search(value):
         # Lone surrogates parse, but neither the policy engine nor Avro carries them: a poison pill if let in.
         try:
