@@ -45,9 +45,9 @@ def test_forged_internal_headers_neither_steer_nor_stop_the_worker(pipeline):  #
         offset = 1 + per_topic[topic] + later[topic]  # after the junk record and this topic's forgeries
         later[topic] += 1
         forged.append((topic, value, [*headers, ("nhiguard-origin", f"{topic}|0|{offset}|0".encode())]))
-    first = {t: v for t, v, _ in reversed(real)}
+    first = {t: (v, h) for t, v, h in reversed(real)}
     bad = [("NHIGUARD-ORIGIN", b"\xff junk"), ("nhiguard-origin-key", b"x")]
-    junk = [(t, first[t], bad) for t in per_topic]
+    junk = [(t, first[t][0], [*first[t][1], *bad]) for t in per_topic]
     coords = _produce(settings, junk + sorted(forged, key=lambda x: x[0]) + real)
     # And a record written straight to the by-identity topic without route's origin: dead-lettered there.
     coords += _produce(settings, [(settings.topics.by_identity, b"{}", [("nhiguard-origin", b"nope")])])
