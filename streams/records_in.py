@@ -44,11 +44,22 @@ class _Batch:
     def __init__(self, data: memoryview) -> None:
         self._data = data
         self._fast = DefaultRecordBatch(data)
+        self._records: Iterator[Any] | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._fast, name)
 
-    def __iter__(self) -> Iterator[Any]:
+    # An iterator, as aiokafka's batch is: the fetcher both loops over a batch and takes its first record with
+    # next() (a transaction's control batch).
+    def __iter__(self) -> _Batch:
+        return self
+
+    def __next__(self) -> Any:
+        if self._records is None:
+            self._records = self._read()
+        return next(self._records)
+
+    def _read(self) -> Iterator[Any]:
         last = -1
         try:
             for record in self._fast:
