@@ -21,6 +21,7 @@ from fastavro.schema import expand_schema, fingerprint, load_schema, to_parsing_
 
 from nhiguard.decision.families import FAMILIES
 from nhiguard.decision.records import Alert, Command, DeadLetter, Decision
+from nhiguard.decision.redact import redact, redact_tree
 
 MAGIC = b"\xc3\x01"
 NAMES = ("AuditEvent", "Decision", "EnforcementCommand", "Alert", "DeadLetter", "Identity")
@@ -91,8 +92,8 @@ def event_record(d: Decision) -> dict[str, Any]:
             "source_principal": ev.actor.source_principal,
         },
         "resource_type": ev.resource_type,
-        "resource_id": ev.resource_id,
-        **facts,
+        "resource_id": redact(ev.resource_id),  # a request's URL may carry a token in its query
+        **redact_tree(facts),
     }
 
 
@@ -110,14 +111,14 @@ def decision_record(d: Decision, decided_at_ms: int) -> dict[str, Any]:
                 "rule": f.rule,
                 "policy": f.policy,
                 "effect": f.effect,
-                "reason": f.reason,
+                "reason": redact(f.reason),
                 "severity": f.severity,
                 "mode": f.mode,
                 "identities": list(f.identities),
                 "waiver": f.waiver,
                 "title": f.title,
                 "attack": list(f.attack),
-                "evidence": f.evidence,
+                "evidence": redact_tree(f.evidence),
             }
             for f in d.findings
         ],
@@ -136,7 +137,7 @@ def command_record(c: Command) -> dict[str, Any]:
         "identity": c.identity,
         "target_type": c.target_type,
         "target": c.target,
-        "reasons": list(c.reasons),
+        "reasons": [redact(r) for r in c.reasons],
         "policy_ids": list(c.policy_ids),
         "rule_ids": list(c.rule_ids),
         "bundle_revision": c.bundle_revision,
@@ -147,7 +148,7 @@ def command_record(c: Command) -> dict[str, Any]:
         "held_reason": c.hold,
         "released_at": None,
         "released_by": "",
-        "evidence": c.evidence,
+        "evidence": redact_tree(c.evidence),
     }
 
 
@@ -164,11 +165,11 @@ def alert_record(a: Alert) -> dict[str, Any]:
         "last_event_id": a.last_event_id,
         "first_seen": a.first_seen_ms,
         "last_seen": a.last_seen_ms,
-        "summary": a.summary,
+        "summary": redact(a.summary),
         "bundle_revision": a.bundle_revision,
         "title": a.title,
         "attack": list(a.attack),
-        "evidence": a.evidence,
+        "evidence": redact_tree(a.evidence),
         "command_ids": list(a.command_ids),
     }
 

@@ -23,7 +23,8 @@ import faust
 
 from nhiguard.avro import AvroCodec
 from nhiguard.decision.core import DecisionCore, dead_letter
-from nhiguard.decision.records import BatchResult, RawRecord
+from nhiguard.decision.headers import is_internal, kept
+from nhiguard.decision.records import BatchResult, DeadLetter, RawRecord
 from nhiguard.settings import Settings
 from nhiguard.streams.checkpoint import OffsetLedger, stop_without_committing
 from nhiguard.streams.identities import apply_identity, decode_identity
@@ -46,19 +47,39 @@ def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
 
 
 def forward_headers(rec: RawRecord) -> list[tuple[str, bytes]]:
+    """The headers route writes with a record it forwards: the input's allow-listed headers (never one in
+    nhiguard's namespace: on an input record that is a forgery), then its own, last."""
     origin = f"{rec.topic}|{rec.partition}|{rec.offset}|{rec.timestamp_ms}".encode()
     extra = [(ORIGIN_KEY, rec.key)] if rec.key is not None else []
-    return [*rec.headers, (ORIGIN, origin), *extra]
+    return [*kept(rec.headers), (ORIGIN, origin), *extra]
+
+
+class ForwardedError(ValueError):
+    """A by-identity record without a readable origin: not written by route (dead-lettered, never trusted)."""
+
+
+def _last(headers: tuple[tuple[str, bytes], ...], name: str) -> bytes | None:
+    return next((v for k, v in reversed(headers) if k.lower() == name), None)
 
 
 def from_forwarded(value: bytes, headers: tuple[tuple[str, bytes], ...], position: int) -> RawRecord:
     """The record as it was read from its source topic (decision ids and dead letters name the source),
-    plus its position on the by-identity topic (what per-identity state records as applied)."""
-    origin = next(v for k, v in headers if k == ORIGIN).decode()
-    topic, partition, offset, ts = origin.rsplit("|", 3)
-    key = next((v for k, v in headers if k == ORIGIN_KEY), None)
-    own = tuple((k, v) for k, v in headers if k not in (ORIGIN, ORIGIN_KEY))
-    return RawRecord(topic, int(partition), int(offset), value, key, own, int(ts), position=position)
+    plus its position on the by-identity topic (what per-identity state records as applied). Route writes
+    its headers last, so the last of each is route's; ForwardedError when the origin cannot be read."""
+    origin = _last(headers, ORIGIN)
+    try:
+        topic, partition, offset, ts = (origin or b"").decode().rsplit("|", 3)
+        coordinates = int(partition), int(offset), int(ts)
+    except ValueError as exc:  # UnicodeDecodeError included
+        shown = "missing" if origin is None else repr(origin[:80])
+        raise ForwardedError(f"{ORIGIN} header {shown}: not written by route") from exc
+    if not topic or min(coordinates[:2]) < 0:
+        raise ForwardedError(f"{ORIGIN} header {(origin or b'')[:80]!r}: not written by route")
+    own = tuple((k, v) for k, v in headers if not is_internal(k))
+    key = _last(headers, ORIGIN_KEY)
+    return RawRecord(
+        topic, coordinates[0], coordinates[1], value, key, own, coordinates[2], position=position
+    )
 
 
 def raw_record(event: Any) -> RawRecord:
@@ -113,15 +134,15 @@ class Agents:
         s = self.settings
         async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
             try:
-                records = [
-                    from_forwarded(e.message.value or b"", _headers(e.message.headers), e.message.offset)
-                    for e in events
-                ]
-                by_identity = {e.message.key.decode(): e for e in events if e.message.key is not None}
+                records, unreadable = self._forwarded(events)
+                by_identity = {
+                    e.message.key.decode("utf-8", "replace"): e for e in events if e.message.key is not None
+                }
                 t0 = time.perf_counter()
                 # In a thread: while the engine process evaluates, the event loop keeps consuming.
                 result = await asyncio.get_running_loop().run_in_executor(None, self.stage.process, records)
                 t1 = time.perf_counter()
+                result.deadletters.extend(unreadable)
                 self.sink.enqueue(result)
                 self.store.stage(result, by_identity, events[-1])
             except BaseException:
@@ -130,6 +151,20 @@ class Agents:
                 stop_without_committing(f"batch at {events[0:1]} failed")
             self.processed(events)
             _log_batch(len(records), result, t1 - t0)
+
+    def _forwarded(self, events: list[Any]) -> tuple[list[RawRecord], list[DeadLetter]]:
+        """The by-identity records as read from their source, and a dead letter for each whose origin is not
+        route's (written to the topic by someone else): never a crash loop, never trusted."""
+        records, unreadable = [], []
+        for e in events:
+            m = e.message
+            try:
+                records.append(from_forwarded(m.value or b"", _headers(m.headers), m.offset))
+            except ForwardedError as exc:
+                rec = RawRecord(m.topic, m.partition, m.offset, m.value or b"", m.key, _headers(m.headers))
+                limit = self.settings.deadletter_prefix_bytes
+                unreadable.append(dead_letter(rec, "malformed_origin", str(exc), limit))
+        return records, unreadable
 
     async def follow_identities(self, stream: faust.StreamT) -> None:
         async for event in stream.events():

@@ -18,6 +18,7 @@ from nhiguard.lookup import registry_lookup
 from nhiguard.policy.engines import make_evaluator
 from nhiguard.policy.engines.pool import trial_run
 from nhiguard.settings import Settings
+from nhiguard.streams import records_in
 from nhiguard.streams.agents import Agents
 from nhiguard.streams.checkpoint import (
     Checkpoint,
@@ -54,6 +55,9 @@ def _faust_app(settings: Settings) -> WorkerApp:
         topic_partitions=settings.input_partitions,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=settings.batch_max,
+        # Per partition, what one fetch may return: the record limit and room for its headers (Kafka returns
+        # a first batch over it anyway, so a larger record is still fetched, and dead-lettered as oversized).
+        consumer_max_fetch_size=settings.max_record_bytes + 64 * 1024,
         broker_commit_interval=1.0,
         producer_acks=-1,
         broker_session_timeout=settings.session_timeout_s,
@@ -82,6 +86,7 @@ def _policy_follower(app: faust.App, settings: Settings, reloader: BundleReloade
 
 
 def create_app(settings: Settings) -> faust.App:
+    records_in.install()  # a header key that is not UTF-8 must not stop the consumer
     app = _faust_app(settings)
     codec = AvroCodec(settings.schemas_dir)
     # Every worker holds every identity (a global table), fed from the compacted identities topic.

@@ -39,6 +39,7 @@ from nhiguard.decision.decide import (
     verdict_of,
 )
 from nhiguard.decision.enrich import Enriched, enrich
+from nhiguard.decision.headers import kept
 from nhiguard.decision.records import (
     AdapterError,
     Alert,
@@ -51,6 +52,7 @@ from nhiguard.decision.records import (
     RawRecord,
     stable_id,
 )
+from nhiguard.decision.redact import redact, redact_headers
 from nhiguard.decision.state import State, StateStore, StateView
 from nhiguard.models.anomaly import Baseline, Score
 from nhiguard.models.kinds import NO_PRIOR, kind_priors
@@ -66,19 +68,21 @@ Read = tuple[RawRecord, CanonicalEvent | DeadLetter]
 
 
 def dead_letter(rec: RawRecord, reason: str, detail: str, limit: int) -> DeadLetter:
+    """The record's original bytes intact (a prefix, its length and hash, when over the limit); the detail
+    and the headers it keeps (the allow-list's: decision/headers.py) with known secret shapes redacted."""
     truncated = len(rec.value) > limit
     return DeadLetter(
         topic=rec.topic,
         partition=rec.partition,
         offset=rec.offset,
         reason=reason,
-        detail=detail,
+        detail=redact(detail),
         original=rec.value[:limit] if truncated else rec.value,
         original_length=len(rec.value),
         original_sha256=hashlib.sha256(rec.value).hexdigest(),
         truncated=truncated,
         timestamp_ms=rec.timestamp_ms,
-        headers=rec.headers,
+        headers=redact_headers(kept(rec.headers)),
     )
 
 

@@ -346,3 +346,65 @@ def test_sources_register_their_name_domains_and_whether_principals_are_external
         again.register(names["npm.hook"])
     with pytest.raises(ValueError, match="recognises every record"):
         again.register(Source("any", ("ci",), Recogniser(), names["npm.hook"].adapt))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"gate": "npm-publish", "n": ' + b"9" * 5000 + b"}",  # over Python's int conversion limit
+        b'{"level": 30, "msg": "m", "request": {}, "t": -' + b"1" * 4301 + b"}",
+        b'{"a": ' * 5000 + b"1" + b"}" * 5000,  # deep nesting of objects
+        b'{"gate": "npm-publish"} trailing',
+        b"\x00\x00\x00{",  # bytes json.loads takes for UTF-32
+        b"",
+    ],
+)
+def test_json_that_python_refuses_is_malformed_json_with_its_reason(body):
+    for topic, domain in (("audit.ci", "ci"), ("audit.registry", "registry")):
+        with pytest.raises(AdapterError) as e:
+            adapt(rec(topic, body), domain)
+        assert e.value.reason == "malformed_json" and e.value.detail
+
+
+def test_a_size_beyond_an_avro_long_in_a_proxy_log_is_refused():
+    line = {"level": 30, "msg": "m", "user": "ci", "sub": "out", "status": 201, "time": 1774500000000}
+    line |= {"request": {"method": "PUT", "url": "/left-pad"}, "bytes": {"in": 10**30, "out": 0}}
+    with pytest.raises(AdapterError) as e:
+        adapt(rec("audit.registry", line), "registry")
+    assert e.value.reason == "unknown_shape"
+
+
+# Runs of scope separators: the old package-name pattern backtracked quadratically over them (about 1 s for
+# 24 KB; at the 1 MiB record limit, far longer). Only the answers are asserted here, never the time.
+_SEPARATORS = 20_000
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/@" + "%2f" * _SEPARATORS,
+        "/@" + "a%2f" * _SEPARATORS + "@",
+        "/-/package/@" + "%2F" * _SEPARATORS + "/dist-tags/x/y",
+        "/@s/" + "%2f" * _SEPARATORS + "/-/x.tgz/",
+    ],
+)
+def test_a_url_built_to_make_the_path_pattern_backtrack_is_read_as_a_plain_request(url):
+    line = {"level": 30, "msg": "m", "user": "ci", "sub": "out", "status": 200, "time": 1774500000000}
+    for method in ("GET", "PUT"):
+        ev = adapt(rec("audit.registry", line | {"request": {"method": method, "url": url}}), "registry")
+        assert ev.action == "registry.proxy.request"
+
+
+@pytest.mark.parametrize(
+    ("url", "package", "version"),
+    [
+        ("/left-pad/-/left-pad-1.3.0.tgz", "left-pad", "1.3.0"),
+        ("/@acme%2fhelpers/-/helpers-2.0.0.tgz", "@acme/helpers", "2.0.0"),
+        ("/@acme%2Fhelpers/-/helpers-2.0.0.tgz?token=x", "@acme/helpers", "2.0.0"),
+        ("/@acme/helpers/-/helpers-2.0.0.tgz", "@acme/helpers", "2.0.0"),
+    ],
+)
+def test_tarball_urls_still_name_their_package_and_version(url, package, version):
+    line = {"level": 30, "msg": "m", "user": "ci", "sub": "out", "status": 200, "time": 1774500000000}
+    ev = adapt(rec("audit.registry", line | {"request": {"method": "GET", "url": url}}), "registry")
+    assert (ev.facts.package, ev.facts.version) == (package, version)

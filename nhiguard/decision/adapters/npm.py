@@ -10,7 +10,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from nhiguard.decision.adapters.common import body_hash, get, iso_ms, need
+from nhiguard.decision.adapters.common import body_hash, get, iso_ms, long_field, need
 from nhiguard.decision.adapters.registry import Recogniser, source
 from nhiguard.decision.facts import EventFacts
 from nhiguard.decision.proxy_facts import ProxyPublish, ProxyRequest
@@ -30,7 +30,10 @@ from nhiguard.decision.semver import max_satisfying, version_key
 HOOK_SOURCE = "npm.hook"
 PROXY_SOURCE = "verdaccio.log"
 INSTALL_SCRIPTS = ("preinstall", "install", "postinstall")
-_NAME = r"(?:@[^/]+(?:/|%2[fF]))?[^/@]+"
+# A package name, `@scope/name` or `@scope%2fname` or `name`. The scope ends at its first separator (no
+# character of it can start one), so a match never backtracks over the path: linear in the URL's length (a
+# greedy `@[^/]+` scope backtracked quadratically on a long run of `%2f`).
+_NAME = r"(?:@(?:[^/%]|%(?!2[fF]))+(?:/|%2[fF]))?[^/@]+"
 _TARBALL = re.compile(rf"^/(?P<pkg>{_NAME})/-/(?P<file>[^/]+)\.tgz$")
 _PACKAGE = re.compile(rf"^/(?P<pkg>{_NAME})(?:/-rev/(?P<rev>[^/]+))?/?$")
 _DIST_TAG = re.compile(rf"^/-/package/(?P<pkg>{_NAME})/dist-tags/(?P<tag>[^/]+)$")
@@ -191,7 +194,7 @@ def _proxy_facts(body: dict[str, Any], method: str, url: str) -> tuple[str, str,
         tag=unquote(m.group("tag")) if tag else "",
         status=status,
         accepted=200 <= status < 300,
-        bytes_in=int(get(body, "bytes", "in", default=0) or 0),
+        bytes_in=long_field(int(get(body, "bytes", "in", default=0) or 0), "bytes.in"),
         client_address=address,
     )
     return "registry.package.publish", name, facts

@@ -117,7 +117,9 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 def parse_json(value: bytes) -> Any:
     try:
         body = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError: syntax (JSONDecodeError), encoding (UnicodeDecodeError), and an integer literal over
+        # Python's 4,300-digit conversion limit; RecursionError: nesting deeper than the parser's stack.
         raise AdapterError("malformed_json", str(exc)[:200]) from exc
     if _SURROGATE_ESCAPE.search(value):
         # Lone surrogates parse, but neither the policy engine nor Avro carries them: a poison pill if let in.

@@ -1,0 +1,39 @@
+"""Which input headers nhiguard keeps, and the namespace that is its own.
+
+Webhook bridges copy HTTP headers into Kafka headers, tokens and signatures among them. nhiguard keeps only
+the headers the adapters read (the vendors' event, delivery and topic headers), the content type and trace
+context; everything else is dropped before a record is forwarded to the by-identity topic or copied into a
+dead letter. Headers named `nhiguard-*` (any case) are the worker's own: on an input record they are a forgery
+and never kept, so what the stateful stage trusts on the by-identity topic is only what `route` wrote.
+"""
+
+from __future__ import annotations
+
+INTERNAL_PREFIX = "nhiguard-"
+
+# Lower case. The adapters' headers (a test checks every header a source recognises is here), then context.
+ALLOWED = frozenset(
+    {
+        "x-github-event",
+        "x-github-delivery",
+        "x-github-hook-id",
+        "x-github-hook-installation-target-type",
+        "x-github-hook-installation-target-id",
+        "x-contentful-topic",
+        "x-contentful-webhook-name",
+        "content-type",
+        "traceparent",
+        "tracestate",
+    }
+)
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+def is_internal(name: str) -> bool:
+    return name.lower().startswith(INTERNAL_PREFIX)
+
+
+def kept(headers: Headers) -> Headers:
+    """The input headers nhiguard forwards and stores: the allow-list's, in their order."""
+    return tuple((k, v) for k, v in headers if k.lower() in ALLOWED)
