@@ -158,6 +158,13 @@ def test_faust_streaming_is_the_verified_version():
     )
 
 
+def test_aiokafka_is_the_verified_version():
+    assert version("aiokafka") == "0.14.0", (
+        "streams/checkpoint.py (ActivePartitions) and streams/records_in.py rely on aiokafka 0.14.0's "
+        "fetcher internals: re-verify them (and the tests that pin them) before changing its pin"
+    )
+
+
 def test_faust_recovery_still_resumes_stream_partitions_before_seeking():
     # SafeRecovery exists because of this order; if Faust fixes it, SafeRecovery may be dropped.
     src = inspect.getsource(Recovery.on_recovery_completed)
