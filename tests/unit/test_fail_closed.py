@@ -171,3 +171,56 @@ def test_a_gate_fails_closed_even_in_an_open_domain(tmp_path):
     records = raw_records([GATES[0], marked(GATES[1], "error")])
     res = core_with(bundle, RegoEvaluator(bundle)).process(records)
     check(res, records, "ci", ERROR, True, failing={1})
+
+
+# Fails at runtime for every event the anomaly stage evaluates (an actor id is not a number).
+ANOMALY_PROBE = """# METADATA
+# title: anomaly stage error probe
+# description: to_number of a non-number, for every flagged event
+package nhiguard.anomaly.fault_probe
+
+import rego.v1
+
+findings(ev) := {f |
+	to_number(ev.actor) > 0
+	f := {"rule": "never", "effect": "alert", "reason": "unreachable"}
+}
+"""
+
+
+@pytest.mark.parametrize("mode", ["closed", "open"])
+def test_an_anomaly_stage_failure_never_loosens_the_rules_and_never_revokes(tmp_path, mode):
+    """A stolen CI token's session (tests/unit/test_core.py): the working anomaly stage revokes it, a failing
+    one adds its failure finding to the first stage's, which decide with it; it revokes nothing."""
+    from nhiguard.decision.decide import verdict_of
+    from nhiguard.policy.engines.regopy import RegoEvaluator
+    from tests.unit.test_core import CI_BOT, _ci_bot_habit, proxy_install
+
+    shutil.copytree(POLICIES, tmp_path / "p")
+    (tmp_path / "p" / "anomaly" / "fault_probe.rego").write_text(ANOMALY_PROBE)
+    (tmp_path / "p" / "manifest.yaml").write_text(
+        "failure_mode: {" + ", ".join(f"{d}: {mode}" for d in ("cms", "ci", "registry", "runtime")) + "}\n"
+    )
+    runs = []
+    for root in (POLICIES, tmp_path / "p"):
+        b = load_bundle(root)
+        core = DecisionCore(load_settings(env={}), b, Inventory.load_dict(CI_BOT), evaluator=RegoEvaluator(b))
+        habit, monday = _ci_bot_habit()
+        core.process(habit)
+        start = monday + 2 * 86_400_000 + 2 * 3_600_000
+        runs.append(core.process([proxy_install(600 + i, start + 4_000 * i, f"pkg-{i}") for i in range(12)]))
+    healthy, broken = runs
+    assert any(c.kind == "REVOKE" for d in healthy.decisions for c in d.commands)  # what the stage would do
+    failed = [d for d in broken.decisions if any(".engine.no_answer" in f.rule for f in d.findings)]
+    assert failed and not broken.deadletters
+    for d in broken.decisions:
+        engine = [f for f in d.findings if f.rule.endswith(".engine.no_answer")]
+        rules = [f for f in d.findings if f not in engine]
+        first = verdict_of(rules)  # the first stage's findings are kept, not replaced
+        assert not any(c.kind == "REVOKE" for c in d.commands if set(c.rule_ids) - {f.rule for f in rules})
+        if engine:
+            assert "in the anomaly stage (policy_evaluation_error" in engine[0].reason
+            assert engine[0].effect == ("deny" if mode == "closed" else "alert")
+            assert d.verdict == (first if mode == "open" or first == "REVOKE" else "DENY")
+        else:
+            assert d.verdict == first
