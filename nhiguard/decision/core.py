@@ -57,7 +57,7 @@ from nhiguard.decision.state import State, StateStore, StateView
 from nhiguard.models.anomaly import Baseline, Score
 from nhiguard.models.kinds import NO_PRIOR, kind_priors
 from nhiguard.policy.bundle import ANOMALY_STAGE, PolicyBundle
-from nhiguard.policy.engines import Evaluator, Failure
+from nhiguard.policy.engines import ERROR, WHAT_FAILED, Evaluator, Failure
 from nhiguard.policy.engines.regopy import RegoEvaluator
 from nhiguard.settings import Settings
 
@@ -232,22 +232,13 @@ class DecisionCore:
                 raw[i] = found[j]
                 if j in errs:
                     errors[i] = errs[j]
-        limit = self.settings.deadletter_prefix_bytes
         for i, item in enumerate(wave):
-            failure = errors.get(i) or (
-                Failure("policy_evaluation_error", "no result") if raw.get(i) is None else None
-            )
-            if failure is not None and failure.reason == "policy_engine_timeout":
-                # The engine may answer this event given time, but not within the deadline: the domain's
-                # failure mode decides (a gate fails closed), and the SOC is told either way.
-                findings = self._findings(item, [self._failure_finding(item.ev.domain)])
-            elif failure is not None:
-                result.deadletters.append(dead_letter(item.rec, failure.reason, failure.detail, limit))
-                self.state.apply(item.observed)  # not decided, but what it observed stays true
-                continue
-            else:
-                findings = self._findings(item, raw[i] or [])
-            self._decide(item, findings, result)
+            failure = errors.get(i) or (Failure(ERROR, "no result") if raw.get(i) is None else None)
+            # Whatever the engine failure (error, crash, timeout, no engine), the domain's failure mode
+            # decides the event (a gate fails closed) and the alert tells the SOC. No dead letter besides: the
+            # event was read and decided, so each input still has exactly one outcome.
+            found = (raw[i] or []) if failure is None else [self._failure_finding(item.ev, failure)]
+            self._decide(item, self._findings(item, found), result)
 
     def _decide(self, item: Enriched, findings: list[Finding], result: BatchResult) -> None:
         """Score, the anomaly stage if flagged, decide, apply: one event, after every earlier one."""
@@ -310,16 +301,22 @@ class DecisionCore:
             ANOMALY_STAGE, [{**item.policy_input, "anomaly": anomaly}]
         )
         if 0 in errs or found[0] is None:
-            return self._findings(item, [self._failure_finding(item.ev.domain)], score)
+            # Added to the first stage's findings, never replacing them: a rules DENY stays a DENY, and the
+            # failure itself denies (closed) or alerts (open), never revokes.
+            failure = errs.get(0) or Failure(ERROR, "no result")
+            return self._findings(item, [self._failure_finding(item.ev, failure, ANOMALY_STAGE)], score)
         return self._findings(item, found[0], score)
 
-    def _failure_finding(self, domain: str) -> dict[str, Any]:
-        closed = self.bundle.failure_mode.get(domain, "closed") == "closed"
+    def _failure_finding(self, ev: CanonicalEvent, failure: Failure, stage: str = "") -> dict[str, Any]:
+        """The finding an event is decided by when the engine had no answer for it, naming what failed."""
+        closed = self.bundle.fails_closed(ev.domain, ev.action)
+        what = WHAT_FAILED.get(failure.reason, "failed")
         return {
-            "policy": f"{domain}.engine",
+            "policy": f"{ev.domain}.engine",
             "rule": "no_answer",  # -> "<domain>.engine.no_answer", see records.is_engine_failure
             "effect": "deny" if closed else "alert",
-            "reason": f"policy engine gave no answer in time; failing {'closed' if closed else 'open'}",
+            "reason": f"policy engine {what}{' in the ' + stage + ' stage' if stage else ''} "
+            f"({failure.reason}: {failure.detail[:300]}); failing {'closed' if closed else 'open'}",
         }
 
     def _findings(

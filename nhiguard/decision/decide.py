@@ -135,10 +135,12 @@ def decide(
     effects: list[Effect] = []
     if revoked:
         effects.append(Revoked(ev.actor.id, revoked, at, at + REVOKE_DEDUP_MS))
-    if ev.facts is not None and not any(is_engine_failure(f) for f in findings):
+    judged = [f for f in findings if not is_engine_failure(f)]
+    if ev.facts is not None and (len(judged) == len(findings) or (judged and verdict_of(judged) == verdict)):
         # A decision no policy made (the engine gave no answer) must not become history: no denied version,
-        # no release to compare the next one with.
-        effects += ev.facts.decided(verdict, at, findings)
+        # no release to compare the next one with. But the first stage's judgement stands when only the
+        # anomaly stage failed and failing did not change the verdict: what the rules denied stays denied.
+        effects += ev.facts.decided(verdict, at, judged)
     if score is not None:
         effects.append(Learned(ev.actor.id, ev, score, allowed=verdict == "ALLOW"))
     return Outcome(verdict, shadow, commands, tuple(effects))
@@ -157,8 +159,9 @@ def revoked_rules(actor: IdentityFacts | None, identity: str, at_ms: int) -> lis
 def _deny_target(ev: CanonicalEvent, findings: list[Finding]) -> tuple[str, str]:
     if all(is_engine_failure(f) for f in findings):
         # The engine could not judge this event: deny this request only, never the package version or
-        # asset for everyone (a fail-closed timeout is not a finding about the package).
-        return "request", ev.event_id
+        # asset for everyone (a fail-closed engine failure is not a finding about the package). A gate's
+        # request under the id the gate waits for (`request:<request_id>`), or the gate would not see it.
+        return _request_of(ev)
     return ("request", ev.event_id) if ev.facts is None else ev.facts.deny_target(ev.resource_id)
 
 

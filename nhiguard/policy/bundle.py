@@ -34,6 +34,9 @@ CROSS_DOMAIN = "identity"
 # behavioural model flags (warm and scored at or above the threshold), after the first stage decided them.
 ANOMALY_STAGE = "anomaly"
 POLICY_DIRS = (*DOMAINS, CROSS_DOMAIN, ANOMALY_STAGE)
+# Gates: a step waits for nhiguard's answer to go ahead. They fail closed on any engine failure, whatever the
+# manifest says for their domain (an `open` ci domain still alerts, not allows, for other ci events).
+GATE_ACTIONS = frozenset({"ci.release.publish_request"})
 _PACKAGE = re.compile(r"^package\s+([\w.]+)", re.M)
 EFFECTS = ("alert", "deny", "revoke")
 DEFAULT_EFFECTS = ("alert", "deny")  # a policy that does not declare revoke never revokes
@@ -124,6 +127,10 @@ class PolicyBundle:
         if plan == ANOMALY_STAGE:
             return self.for_domain(ANOMALY_STAGE)
         return self.for_domain(plan) + self.for_domain(CROSS_DOMAIN) if plan in DOMAINS else []
+
+    def fails_closed(self, domain: str, action: str) -> bool:
+        """Whether an event the engine had no answer for is denied (closed) or allowed with an alert."""
+        return action in GATE_ACTIONS or self.failure_mode.get(domain, "closed") == "closed"
 
     def plans(self) -> list[str]:
         """The queries this bundle has: each domain a module applies to, and the anomaly stage."""

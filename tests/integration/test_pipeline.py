@@ -188,7 +188,7 @@ def _bad_records(topics):
         (topics.ci, b'{"unknown": "shape"}', "unknown_shape"),
         (topics.ci, json.dumps(no_identity).encode(), "missing_identity"),
         (topics.ci, json.dumps(dict(gate, padding="x" * 5000)).encode(), "oversized"),
-        (topics.ci, json.dumps(dict(gate, request_id="boom")).encode(), "policy_evaluation_error"),
+        (topics.ci, json.dumps(dict(gate, request_id="boom")).encode(), None),  # decided: fails closed
         (topics.ci, json.dumps(dict(gate, request_id="r3")).encode(), None),
         (
             topics.registry,
@@ -239,9 +239,15 @@ def test_bad_input_goes_to_the_dead_letter_topic_and_the_worker_keeps_going(pipe
             assert x["original_sha256"] == hashlib.sha256(value).hexdigest()
         else:
             assert x["original"] == value and not x["truncated"]
-    # The record the engine could not answer cost only itself: the gate request beside it was decided.
-    assert sorted(d["event"]["event_id"] for d in out["decisions"])[0] == "gate:r3"
-    assert len(out["decisions"]) == 2
+    # The gate request the engine could not evaluate is denied (ci fails closed), under the id the gate
+    # waits for; the gate request beside it was decided by the policies.
+    by_id = {d["event"]["event_id"]: d for d in out["decisions"]}
+    assert len(out["decisions"]) == 3 and {"gate:boom", "gate:r3"} <= set(by_id)
+    boom = by_id["gate:boom"]
+    assert boom["verdict"] == "DENY" and [f["rule"] for f in boom["findings"]] == ["ci.engine.no_answer"]
+    cmds = [c for c in out["commands"] if c["event_id"] == "gate:boom"]
+    assert [(c["kind"], c["target_type"], c["target"]) for c in cmds] == [("DENY", "request", "boom")]
+    assert not any(f["rule"] == "ci.engine.no_answer" for f in by_id["gate:r3"]["findings"])
 
 
 def _sigkill_and_restart(pipeline, drop_local_state):

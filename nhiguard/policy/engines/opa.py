@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from nhiguard.policy.bundle import PolicyBundle, entry_module
-from nhiguard.policy.engines import EvaluationError, Failure, isolate_failures
+from nhiguard.policy.engines import EngineUnavailable, EvaluationError, Failure, isolate_failures
 
 
 class OpaError(RuntimeError):
     """OPA could not be found or run."""
+
+
+class OpaUnreachable(OpaError):
+    """The OPA server did not answer at all (refused, reset, timed out): not an answer about the input."""
 
 
 def find_opa(explicit: Path | None = None, configured: Path | None = None) -> Path:
@@ -128,7 +132,7 @@ class OpaServerEvaluator:
         except urllib.error.HTTPError as exc:
             raise OpaError(f"OPA server {method} {path}: {exc.code} {exc.read()[:500]!r}") from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise OpaError(f"OPA server {method} {path}: {exc}") from exc
+            raise OpaUnreachable(f"OPA server {method} {path}: {exc}") from exc
         return json.loads(payload) if payload else None
 
     def evaluate(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -141,7 +145,9 @@ class OpaServerEvaluator:
                 json.dumps({"input": {"events": inputs}}).encode(),
                 "application/json",
             )
-        except OpaError as exc:
+        except OpaUnreachable as exc:  # every input fails at once, the core applies the failure mode
+            raise EngineUnavailable(str(exc)) from exc
+        except OpaError as exc:  # the server answered with an error for this batch
             raise EvaluationError(str(exc)) from exc
         result = (out or {}).get("result")
         if not isinstance(result, list) or len(result) != len(inputs):

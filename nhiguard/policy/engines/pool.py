@@ -8,8 +8,11 @@ engine"). So evaluation runs in child processes, one compiled bundle each:
 - a child that dies while evaluating is replaced, the batch retried once, then bisected to find the events
   that kill the engine: those are reported as `policy_engine_crash`, the rest are decided normally;
 - a request that exceeds the deadline kills its child; the batch is split the same way and an event that
-  alone exceeds the deadline is reported as `policy_engine_timeout` (the core applies the domain's failure
-  mode to it).
+  alone exceeds the deadline is reported as `policy_engine_timeout`;
+- a child that cannot be replaced (its start is refused, it dies loading the bundle, or it does not start in
+  time) fails the whole query as `policy_engine_unavailable`; the next query tries to start one again.
+
+The core decides each event reported so by its domain's failure mode (a gate fails closed).
 
 Children are started with the `spawn` method: a fresh interpreter, no inherited native state. The child has
 no test-only code path: a test that needs a child to crash or hang passes `child_wrap` (see `EnginePool`).
@@ -26,7 +29,16 @@ from typing import Any
 
 from nhiguard.policy.bundle import BundleError, PolicyBundle, load_bundle
 from nhiguard.policy.cases import run_cases
-from nhiguard.policy.engines import CRASH, ERROR, TIMEOUT, Evaluate, EvaluationError, Failure
+from nhiguard.policy.engines import (
+    CRASH,
+    ERROR,
+    TIMEOUT,
+    EngineUnavailable,
+    Evaluate,
+    EvaluationError,
+    Failure,
+    unavailable,
+)
 from nhiguard.policy.engines.regopy import RegoEvaluator
 
 _ctx = mp.get_context("spawn")
@@ -164,7 +176,7 @@ class EnginePool:
                 try:
                     ev = _Evaluator(*self._start)
                 except BundleError as exc:
-                    raise EngineCrash(f"policy engine could not be restarted: {exc}") from exc
+                    raise EngineUnavailable(f"policy engine could not be restarted: {exc}") from exc
             return ev.ask(domain, inputs, self.timeout_s)
         except (EngineCrash, EngineTimeout):
             if ev is not None:
@@ -189,6 +201,8 @@ class EnginePool:
         """Findings per input (None where it failed) and why each failed one failed."""
         try:
             return list(self.evaluate(domain, inputs)), {}
+        except EngineUnavailable as exc:
+            return unavailable(inputs, str(exc))
         except EvaluationError as exc:
             failure = Failure(ERROR, str(exc))
         except EngineCrash as exc:
