@@ -195,14 +195,15 @@ class Soak:
     def _inject(self, producer: Producer, collector: Collector) -> None:
         """Every fault kind once per round, while the input lasts (and at least `rounds` rounds)."""
         rounds = 0
-        while producer.is_alive() or rounds < self.args.rounds:
+        while (producer.is_alive() or rounds < self.args.rounds) and rounds < self.args.max_rounds:
             for kind in FAULTS:
                 self._settle(producer, collector)
+                t = time.monotonic()
                 getattr(self, f"_fault_{kind}")()
                 self.faults[kind] += 1
+                if time.monotonic() - t > 30:
+                    self.note(f"{kind} took {time.monotonic() - t:.0f}s")
             rounds += 1
-            if not producer.is_alive() and rounds >= self.args.rounds:
-                break
 
     def _settle(self, producer: Producer, collector: Collector) -> None:
         """Wait `interval` s, and until the pipeline has accounted for more records, as many as there are
@@ -262,6 +263,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--records", type=int, default=50_000)
     ap.add_argument("--rate", type=float, default=120.0, help="records per second")
     ap.add_argument("--rounds", type=int, default=3, help="at least this many rounds of every fault kind")
+    ap.add_argument("--max-rounds", type=int, default=1000, help="and at most this many")
     ap.add_argument("--interval", type=float, default=8.0, help="seconds between faults, at least")
     ap.add_argument("--progress", type=int, default=200, help="records accounted for between faults")
     ap.add_argument("--stuck", type=float, default=120.0, help="give up waiting for that progress after")
