@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := venv
-.PHONY: venv kafka opa demo test bench lint broker clean distclean sigkill-repeat
+.PHONY: venv kafka opa demo test bench lint broker clean distclean sigkill-repeat soak
 
 venv: $(STAMP)
 
@@ -44,6 +44,12 @@ bench: venv kafka opa
 N ?= 30
 sigkill-repeat: venv kafka
 	$(BIN)/python -m tools.repeat -n $(N) -k test_sigkill_ tests/integration
+
+# Exact accounting under faults (minutes; not part of `make test`, which runs a short version): 50,000
+# records while workers are killed, stopped, stalled, wiped, added and removed and the broker is restarted;
+# prints a table and exits 1 if a record was lost or decided two ways. e.g. make soak SOAK_ARGS='--rate 200'
+soak: venv kafka
+	$(BIN)/python -m tools.soak $(SOAK_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

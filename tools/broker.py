@@ -159,6 +159,7 @@ class LocalBroker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
         self._dir_lock: IO[str] | None = None
+        self._ports: tuple[int, int] | None = None  # client and controller port: kept across restart()
 
     @property
     def bootstrap(self) -> str:
@@ -188,7 +189,7 @@ class LocalBroker:
         deadline = time.monotonic() + timeout
         self._data_dir = self._make_data_dir()
         try:
-            port, controller_port = self._pick_ports()
+            port, controller_port = self._ports = self._pick_ports()
             props = self._write_properties(port, controller_port)
             if not (self._data_dir / "data" / "meta.properties").is_file():
                 self._format(classpath, props)
@@ -202,6 +203,36 @@ class LocalBroker:
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM (controlled shutdown), SIGKILL after `timeout` s; delete the data dir if temporary."""
+        self._halt(timeout)
+        atexit.unregister(self.stop)
+        self._port = None
+        if self._dir_lock is not None:
+            self._dir_lock.close()  # releases the flock
+            self._dir_lock = None
+        if self._given_data_dir is None and self._data_dir is not None:
+            shutil.rmtree(self._data_dir, ignore_errors=True)
+            self._data_dir = None
+
+    def restart(self, down_s: float = 0.0, timeout: float = 120, stop_timeout: float = 30) -> str:
+        """Stop the broker process and start it again on the same ports and data (its topics, offsets and
+        consumer groups kept), as a broker restart in a cluster would; `down_s` seconds in between."""
+        if self._proc is None or self._data_dir is None or self._ports is None:
+            raise BrokerError("the broker is not started")
+        self._halt(stop_timeout)
+        time.sleep(down_s)
+        deadline = time.monotonic() + timeout
+        classpath = str(ensure_kafka(self.cache_dir) / "*")
+        try:
+            self._launch(classpath, self._data_dir / "server.properties")
+            self._port = self._ports[0]
+            self._wait_ready(deadline, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.bootstrap
+
+    def _halt(self, timeout: float) -> None:
+        """Stop the JVM only: the data dir and the ports stay this broker's (restart() uses them again)."""
         proc = self._proc
         if proc is not None:
             if proc.poll() is None:
@@ -215,14 +246,6 @@ class LocalBroker:
                     _signal_group(proc, signal.SIGKILL)
                     proc.wait()
             self._proc = None
-        atexit.unregister(self.stop)
-        self._port = None
-        if self._dir_lock is not None:
-            self._dir_lock.close()  # releases the flock
-            self._dir_lock = None
-        if self._given_data_dir is None and self._data_dir is not None:
-            shutil.rmtree(self._data_dir, ignore_errors=True)
-            self._data_dir = None
 
     def __enter__(self) -> Self:
         if self._proc is None:
