@@ -54,6 +54,7 @@ from typing import Any
 
 import yaml
 
+from nhiguard.kafka_clients import confluent_config
 from nhiguard.settings import Settings, Topics, load_settings
 from nhiguard.streams.identities import load_identities
 from nhiguard.streams.topics import ensure_topics
@@ -89,7 +90,7 @@ class Producer(threading.Thread):
         self.records, self.rate = records, rate
         self.rename = {t: getattr(settings.topics, f) for f, t in vars(Topics()).items()}
         conf = {"enable.idempotence": True, "linger.ms": 5, "message.timeout.ms": 900_000, "log_level": 0}
-        self.producer = KafkaProducer({"bootstrap.servers": settings.bootstrap, **conf})
+        self.producer = KafkaProducer(confluent_config(settings, **conf))
         self.sent = 0
         self.errors: list[str] = []
 

@@ -16,6 +16,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from nhiguard.avro import AvroCodec
+from nhiguard.kafka_clients import confluent_config
 from nhiguard.settings import Settings
 
 Key = tuple[str, int, int]  # an input record: topic, partition, offset
@@ -25,13 +26,12 @@ NOT_CONTENT = ("released_at", "released_by")  # set by an operator's release, no
 
 def _consumer(settings: Settings, **extra: Any) -> Consumer:
     conf = {
-        "bootstrap.servers": settings.bootstrap,
         "group.id": f"soak-reader-{uuid.uuid4().hex}",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         "log_level": 0,
     }
-    return Consumer(conf | extra)
+    return Consumer(confluent_config(settings, **(conf | extra)))
 
 
 def command_content(rec: dict[str, Any]) -> str:
