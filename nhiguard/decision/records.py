@@ -174,7 +174,7 @@ class DeadLetter:
     topic: str
     partition: int
     offset: int
-    reason: str  # malformed_json | unknown_shape | missing_identity | oversized | policy_evaluation_error | …
+    reason: str  # malformed_json | unknown_shape | missing_identity | oversized | malformed_origin | …
     detail: str
     original: bytes  # the whole record, or a prefix when it was over the limit
     original_length: int
