@@ -17,16 +17,16 @@ import getpass
 import os
 import sys
 import time
-import uuid
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, Producer
 
 from nhiguard.avro import AvroCodec
 from nhiguard.kafka_clients import confluent_config
 from nhiguard.settings import Settings
 from nhiguard.signing import Jwks, Signer, SigningError, command_signer, trusted_keys, verify_record
 from nhiguard.streams import table
+from nhiguard.streams.topics import TopicReadError, read_to_end
 
 
 class ReleaseError(RuntimeError):
@@ -40,58 +40,18 @@ def read_held(
     order they were first held. Reads each partition from the start to its end as of now. With keys, a
     record not validly signed by one of them is left out (and reported on stderr)."""
     topic = settings.topics.held
-    consumer = Consumer(
-        confluent_config(
-            settings,
-            **{
-                "group.id": f"{settings.app_id}-commands-{uuid.uuid4().hex}",  # assigned, never committed
-                "enable.auto.commit": False,
-                "log_level": 3,
-            },
-        )
-    )
-    try:
-        meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return {}  # no worker has created it yet: nothing was ever held
-        ends = {}
-        for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-            if high > low:
-                ends[p] = high
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        return _fold(consumer, codec, topic, ends, time.monotonic() + timeout_s, keys)
-    finally:
-        consumer.close()
-
-
-def _fold(
-    consumer: Consumer,
-    codec: AvroCodec,
-    topic: str,
-    ends: dict[int, int],
-    deadline: float,
-    keys: Jwks | None,
-) -> dict[str, Any]:
     latest: dict[str, dict[str, Any]] = {}
-    while ends:
-        if time.monotonic() > deadline:
-            raise ReleaseError(f"timed out reading {topic} ({len(ends)} partition(s) not read to the end)")
-        msg = consumer.poll(0.2)
-        if msg is not None and msg.error() and msg.error().code() != KafkaError._PARTITION_EOF:
-            raise ReleaseError(f"cannot read {topic}: {msg.error()}")
-        if msg is not None and not msg.error():
+    try:
+        # A held topic no worker has created yet: nothing was ever held.
+        for msg in read_to_end(settings, topic, "commands", timeout_s, missing_ok=True):
             verdict = verify_record(msg.value(), msg.headers(), keys) if keys else None
             if verdict is not None and not verdict.ok:
-                where = f"{topic}[{msg.partition()}]@{msg.offset()}"
-                print(f"ignored {where}: {verdict.reason}", file=sys.stderr)
+                print(f"ignored {topic}[{msg.partition()}]@{msg.offset()}: {verdict.reason}", file=sys.stderr)
                 continue
             rec = codec.decode(msg.value())
             latest[rec["command_id"]] = rec
-        # Done with a partition once its position reaches the end it had when we started.
-        for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
-            if tp.offset >= ends[tp.partition]:
-                del ends[tp.partition]
+    except TopicReadError as exc:
+        raise ReleaseError(str(exc)) from exc
     return latest
 
 

@@ -1,8 +1,13 @@
-"""Topic administration with confluent-kafka's AdminClient."""
+"""Topic administration with confluent-kafka's AdminClient, and reading a topic to its end."""
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaException
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from nhiguard.kafka_clients import confluent_config, topic_config
@@ -109,3 +114,64 @@ def delete_groups(settings: Settings, groups: list[str], timeout_s: float = 30.0
             fut.result(timeout_s)
         except KafkaException:
             pass  # never created, or already gone
+
+
+def _end_offsets(consumer: Consumer, topic: str, timeout_s: float) -> dict[int, int] | None:
+    """The end offset of each non-empty partition as of now; None for a topic that does not exist."""
+    meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    if meta is None or meta.error is not None:
+        return None
+    ends = {}
+    for p in meta.partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+        if high > low:
+            ends[p] = high
+    return ends
+
+
+class TopicReadError(RuntimeError):
+    """A topic could not be read to its end."""
+
+
+def read_to_end(
+    settings: Settings, topic: str, purpose: str, timeout_s: float = 60.0, missing_ok: bool = False
+) -> Iterator[Any]:
+    """Every record of `topic` (confluent-kafka messages), from the start of each partition to its end as of
+    now, through an assigned consumer that never commits. A topic that does not exist yields nothing when
+    `missing_ok`; otherwise it, a broker error, or no progress for `timeout_s` raises TopicReadError."""
+    consumer = Consumer(
+        confluent_config(
+            settings,
+            **{
+                "group.id": f"{settings.app_id}-{purpose}-{uuid.uuid4().hex}",  # assigned, never committed
+                "enable.auto.commit": False,
+                "log_level": 3,
+            },
+        )
+    )
+    try:
+        ends = _end_offsets(consumer, topic, timeout_s)
+        if ends is None:
+            if missing_ok:
+                return
+            raise TopicReadError(f"topic {topic} on {settings.bootstrap}: not found")
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        deadline = time.monotonic() + timeout_s
+        while ends:
+            if time.monotonic() > deadline:
+                left = len(ends)
+                raise TopicReadError(f"timed out reading {topic} ({left} partition(s) not read to the end)")
+            msg = consumer.poll(0.2)
+            if msg is not None and msg.error() and msg.error().code() != KafkaError._PARTITION_EOF:
+                raise TopicReadError(f"cannot read {topic}: {msg.error()}")
+            if msg is not None and not msg.error() and msg.offset() < ends.get(msg.partition(), 0):
+                yield msg
+                deadline = time.monotonic() + timeout_s
+            # Done with a partition once its position reaches the end it had when we started.
+            for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
+                if tp.offset >= ends[tp.partition]:
+                    del ends[tp.partition]
+    except KafkaException as exc:
+        raise TopicReadError(f"cannot read {topic} on {settings.bootstrap}: {exc}") from exc
+    finally:
+        consumer.close()

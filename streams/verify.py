@@ -17,8 +17,6 @@ import binascii
 import json
 import os
 import sys
-import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,64 +93,21 @@ def read_file(stream: IO[str], name: str) -> Iterator[Record]:
         raise InputError(f"cannot read {name}: {exc}") from exc
 
 
-def _end_offsets(consumer: Any, settings: Settings, topic: str, timeout_s: float) -> dict[int, int]:
-    """The end offset of each non-empty partition, as of now."""
-    from confluent_kafka import TopicPartition
-
-    meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-    if meta is None or meta.error is not None:
-        raise InputError(f"topic {topic} on {settings.bootstrap}: {meta.error if meta else 'not found'}")
-    ends = {}
-    for p in meta.partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-        if high > low:
-            ends[p] = high
-    return ends
-
-
 def read_topic(
     settings: Settings, topic: str, dump: IO[str] | None, timeout_s: float = 60.0
 ) -> Iterator[Record]:
     """Every record of the topic, from the start of each partition to its end as of now."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+    from nhiguard.streams.topics import TopicReadError, read_to_end
 
-    from nhiguard.kafka_clients import confluent_config
-
-    consumer = Consumer(
-        confluent_config(
-            settings,
-            **{
-                "group.id": f"{settings.app_id}-verify-{uuid.uuid4().hex}",  # assigned, never committed
-                "enable.auto.commit": False,
-                "log_level": 3,
-            },
-        )
-    )
     try:
-        ends = _end_offsets(consumer, settings, topic, timeout_s)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        deadline = time.monotonic() + timeout_s
-        while ends:
-            if time.monotonic() > deadline:
-                raise InputError(f"timed out reading {topic} ({len(ends)} partition(s) not read to the end)")
-            msg = consumer.poll(0.2)
-            if msg is not None and msg.error() and msg.error().code() != KafkaError._PARTITION_EOF:
-                raise InputError(f"cannot read {topic}: {msg.error()}")
-            if msg is not None and not msg.error() and msg.offset() < ends.get(msg.partition(), 0):
-                rec = Record(
-                    f"{topic}[{msg.partition()}]@{msg.offset()}", msg.value(), msg.headers() or [], msg.key()
-                )
-                if dump is not None:
-                    dump.write(rec.dump(topic, msg.partition(), msg.offset()) + "\n")
-                yield rec
-                deadline = time.monotonic() + timeout_s
-            for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
-                if tp.offset >= ends[tp.partition]:
-                    del ends[tp.partition]
-    except KafkaException as exc:
-        raise InputError(f"cannot read {topic} on {settings.bootstrap}: {exc}") from exc
-    finally:
-        consumer.close()
+        for msg in read_to_end(settings, topic, "verify", timeout_s):
+            where = f"{topic}[{msg.partition()}]@{msg.offset()}"
+            rec = Record(where, msg.value(), msg.headers() or [], msg.key())
+            if dump is not None:
+                dump.write(rec.dump(topic, msg.partition(), msg.offset()) + "\n")
+            yield rec
+    except TopicReadError as exc:
+        raise InputError(str(exc)) from exc
 
 
 def _command_id(codec: AvroCodec, value: bytes | None) -> str:
