@@ -85,6 +85,8 @@ def event_record(d: Decision) -> dict[str, Any]:
         "domain": ev.domain,
         "action": ev.action,
         "occurred_at": ev.occurred_at_ms,
+        "received_at": ev.received_at_ms,
+        "claimed_at": ev.claimed_at_ms,
         "actor": {
             "id": ev.actor.id,
             "display": ev.actor.display,
@@ -95,6 +97,11 @@ def event_record(d: Decision) -> dict[str, Any]:
         "resource_id": redact(ev.resource_id),  # a request's URL may carry a token in its query
         **redact_tree(facts),
     }
+
+
+def decision_flags(d: Decision) -> list[str]:
+    """What is unusual about how the decision was made (Decision.flags in the schema)."""
+    return ["time_skew"] if d.event.claimed_at_ms is not None else []
 
 
 def decision_record(d: Decision, decided_at_ms: int) -> dict[str, Any]:
@@ -125,6 +132,7 @@ def decision_record(d: Decision, decided_at_ms: int) -> dict[str, Any]:
         "anomaly": {"score": d.anomaly_score, "warm": d.anomaly_warm, "features": d.anomaly_features},
         "command_ids": [c.command_id for c in d.commands],
         "held_command_ids": [c.command_id for c in d.commands if c.held],
+        "flags": decision_flags(d),
         "bundle_revision": d.bundle_revision,
         "decided_at": decided_at_ms,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -149,6 +150,7 @@ def _keys(args: argparse.Namespace) -> int:
 def _add_signing(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     v = sub.add_parser(
         "verify",
+        parents=[SANDBOX],
         help="check the Ed25519 signatures of command records (exit 0 all valid, 1 any bad, 2 error)",
     )
     v.add_argument(
@@ -229,10 +231,13 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         "commands", help="REVOKEs the circuit breaker held (enforcement.held), and their release"
     )
     cmd_sub = cmd.add_subparsers(dest="commands_command", required=True)
-    ch = cmd_sub.add_parser("held", help="list the commands still held, with their ids, reasons and evidence")
+    ch = cmd_sub.add_parser(
+        "held", parents=[SANDBOX], help="list the commands still held, with their ids, reasons and evidence"
+    )
     ch.set_defaults(func=_commands_held)
     cr = cmd_sub.add_parser(
         "release",
+        parents=[SANDBOX],
         help="send held commands to enforcement.commands (same command id) and record the release",
     )
     cr.add_argument("ids", nargs="*", metavar="COMMAND_ID")
@@ -254,11 +259,23 @@ def _registry_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+# Every command that talks to Kafka takes --sandbox (NHIGUARD_SANDBOX): the sandbox's topics and app id.
+SANDBOX = argparse.ArgumentParser(add_help=False)
+SANDBOX.add_argument(
+    "--sandbox",
+    metavar="PREFIX",
+    help="work in the sandbox PREFIX: its topics and app id are under PREFIX. (history: decided on the "
+    "events' own times, never on the live topics)",
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="nhiguard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    w = sub.add_parser("worker", help="run the Faust worker (KAFKA_BOOTSTRAP, NHIGUARD_* configure it)")
+    w = sub.add_parser(
+        "worker", parents=[SANDBOX], help="run the Faust worker (KAFKA_BOOTSTRAP, NHIGUARD_* configure it)"
+    )
     w.add_argument(
         "--identities", help="load this inventory file (YAML, JSON or CSV) to the identities topic first"
     )
@@ -287,12 +304,16 @@ def main(argv: list[str] | None = None) -> int:
     ids = sub.add_parser("identities", help="the identity inventory on the compacted identities topic")
     ids_sub = ids.add_subparsers(dest="identities_command", required=True)
     il = ids_sub.add_parser(
-        "load", help="validate a YAML, JSON or CSV inventory and write every identity in it (upsert)"
+        "load",
+        parents=[SANDBOX],
+        help="validate a YAML, JSON or CSV inventory and write every identity in it (upsert)",
     )
     il.add_argument("file")
     il.add_argument("--prune", action="store_true", help="also remove identities the file does not list")
     il.set_defaults(func=_identities_load)
-    idl = ids_sub.add_parser("delete", help="remove identities (tombstones): unknown from the next event")
+    idl = ids_sub.add_parser(
+        "delete", parents=[SANDBOX], help="remove identities (tombstones): unknown from the next event"
+    )
     idl.add_argument("ids", nargs="+", metavar="ID")
     idl.set_defaults(func=_identities_delete)
     pol = sub.add_parser("policy", help="policy bundle tools")
@@ -313,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     pt.set_defaults(func=_policy_test)
     pp = pol_sub.add_parser(
         "publish",
+        parents=[SANDBOX],
         help="write a bundle to the compacted policy.bundles topic; workers "
         "with NHIGUARD_POLICY_SOURCE=topic prove and activate it",
     )
@@ -328,10 +350,14 @@ def main(argv: list[str] | None = None) -> int:
     tp_sub = tp.add_subparsers(dest="topics_command", required=True)
     tc = tp_sub.add_parser(
         "create",
+        parents=[SANDBOX],
         help="create the topics the worker needs (as it does at start), e.g. with an admin's credentials",
     )
     tc.set_defaults(func=_topics_create)
     args = parser.parse_args(argv)
+    if getattr(args, "sandbox", None):
+        # Read by every load_settings() of this command, and inherited by what it starts.
+        os.environ["NHIGUARD_SANDBOX"] = args.sandbox
     try:
         return int(args.func(args) or 0)
     except SettingsError as exc:  # a configuration nhiguard cannot use: one line, not a traceback

@@ -218,7 +218,8 @@ def run_eval(
     except (OSError, ValueError, BundleError) as exc:
         print(f"nhiguard eval: {exc}", file=sys.stderr)
         return 2
-    summary = evaluate(DecisionCore(settings, bundle, inventory, lookup=lookup), replayed).summary()
+    core = DecisionCore(settings, bundle, inventory, lookup=lookup, body_time=True)  # history: body times
+    summary = evaluate(core, replayed).summary()
     print(render(summary))
     if summary_json is not None:
         try:

@@ -38,7 +38,8 @@ def run_replay(
     except (OSError, ValueError, BundleError) as exc:
         print(f"nhiguard replay: {exc}", file=sys.stderr)
         return 2
-    core = DecisionCore(settings, bundle, inventory, lookup=lookup)
+    # A recording is history: decided on the times its records carry (settings.py, sandbox).
+    core = DecisionCore(settings, bundle, inventory, lookup=lookup, body_time=True)
     offsets: Counter[str] = Counter()
     records = []
     for r in replayed:

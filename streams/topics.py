@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from nhiguard.kafka_clients import confluent_config, topic_config
 from nhiguard.settings import Settings
 
+log = logging.getLogger("nhiguard.topics")
 
 def _admin(settings: Settings) -> AdminClient:
     return AdminClient(confluent_config(settings, log_level=3))
@@ -26,11 +28,15 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     big = [*settings.topics.outputs, settings.topics.by_identity]
     _check_output_limits(admin, settings, [t for t in big if t in existing], timeout_s)
     _check_identities_partitions(admin, settings, existing, timeout_s)
+    _check_receive_time(admin, settings, [t for t in settings.topics.inputs if t in existing], timeout_s)
     base = topic_config(settings)
+    # The broker's clock stamps each input record: the receive time an event's body time is checked against
+    # (DecisionCore._timed), which neither the actor nor its shipper sets.
+    in_config = {**base, "message.timestamp.type": "LogAppendTime"}
     out_config = {**base, "max.message.bytes": str(settings.max_output_bytes)}
     compacted = {**base, "cleanup.policy": "compact"}
     rf, n = settings.replication_factor, settings.input_partitions
-    wanted = [NewTopic(t, n, rf, config=base) for t in settings.topics.inputs if t not in existing]
+    wanted = [NewTopic(t, n, rf, config=in_config) for t in settings.topics.inputs if t not in existing]
     wanted += [NewTopic(t, n, rf, config=out_config) for t in big if t not in existing]
     if settings.topics.identities not in existing:
         wanted.append(NewTopic(settings.topics.identities, n, rf, config=compacted))
@@ -55,6 +61,23 @@ def _check_output_limits(admin: AdminClient, settings: Settings, topics: list[st
             raise RuntimeError(
                 f"output topic {res.name} takes records of at most {entry.value} bytes; nhiguard needs "
                 f"{settings.max_output_bytes}: raise its max.message.bytes or lower NHIGUARD_MAX_RECORD_BYTES"
+            )
+
+
+def _check_receive_time(admin: AdminClient, settings: Settings, topics: list[str], timeout_s: float) -> None:
+    """Say so when an existing live input topic keeps its producers' timestamps (CreateTime): the receive time
+    is then the shipper's clock, not the broker's. A warning, not a refusal: a trusted shipper's is fine."""
+    if not topics or settings.body_time:
+        return
+    futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics])
+    for res, fut in futures.items():
+        entry = fut.result(timeout_s).get("message.timestamp.type")
+        if entry is not None and entry.value != "LogAppendTime":
+            log.warning(
+                "input topic %s has message.timestamp.type=%s: event times are checked against its producers'"
+                " clocks; LogAppendTime makes the broker's the receive time (README, Event time)",
+                res.name,
+                entry.value,
             )
 
 

@@ -33,10 +33,6 @@ from tools.broker import LocalBroker
 from tools.scenarios import default_params, generate, write_inventory
 
 
-def _prefixed(topics: Topics, prefix: str) -> Topics:
-    return Topics(**{k: prefix + v for k, v in vars(topics).items()})
-
-
 def kafka_env(settings: Settings) -> dict[str, str]:
     """The variables that point an nhiguard command at this broker and these topic names, with these
     credentials."""
@@ -45,6 +41,8 @@ def kafka_env(settings: Settings) -> dict[str, str]:
     if settings.min_insync_replicas is not None:
         env["NHIGUARD_MIN_INSYNC_REPLICAS"] = str(settings.min_insync_replicas)
     env.update({f"NHIGUARD_TOPIC_{k.upper()}": v for k, v in vars(settings.topics).items()})
+    if settings.sandbox:
+        env["NHIGUARD_SANDBOX"] = settings.sandbox
     return env
 
 
@@ -69,7 +67,7 @@ def security_env(sec: KafkaSecurity) -> dict[str, str]:
 def worker_env(settings: Settings) -> dict[str, str]:
     """The environment that points a `nhiguard worker` process at these settings."""
     # The settings' own credentials and topic settings, not the caller's.
-    ours = ("NHIGUARD_IDENTITIES_FILE", "NHIGUARD_KAFKA_", "NHIGUARD_MIN_INSYNC_REPLICAS")
+    ours = ("NHIGUARD_IDENTITIES_FILE", "NHIGUARD_KAFKA_", "NHIGUARD_MIN_INSYNC_REPLICAS", "NHIGUARD_SANDBOX")
     env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     return {
         **env,
@@ -130,15 +128,15 @@ def run_demo(settings: Settings, ordinary: int = 1000, timeout_s: float = 300.0)
     worker: subprocess.Popen[bytes] | None = None
     with tempfile.TemporaryDirectory(prefix="nhiguard-demo-") as tmp:
         try:
-            if external:
-                # Somebody else's broker: our own topic names and consumer group, removed afterwards.
-                settings = replace(settings, topics=_prefixed(settings.topics, f"nhiguard-demo-{run_id}."))
-            else:
+            if not external:
                 print("starting a local Kafka broker (first run resolves Apache Kafka from Maven Central) …")
                 broker = LocalBroker(settings.cache_dir)
                 settings = replace(settings, bootstrap=broker.start())
-            settings = replace(settings, app_id=f"nhiguard-demo-{run_id}", data_dir=Path(tmp) / "worker")
-            print(f"broker: {settings.bootstrap}")
+            # The demo replays March's incidents: history, so a sandbox (settings.py): its own topics and
+            # consumer group (removed afterwards on somebody else's broker), decided on the events' own times.
+            sandbox = f"nhiguard-demo-{run_id}"
+            settings = replace(settings, sandbox=sandbox, app_id="nhiguard", data_dir=Path(tmp) / "worker")
+            print(f"broker: {settings.bootstrap}, sandbox {sandbox} (topics {sandbox}.*)")
             ensure_topics(settings)
 
             params = default_params()

@@ -149,6 +149,7 @@ class Soak:
             bootstrap=bootstrap,
             topics=topics,
             app_id=f"nhiguard-soak-{run}",
+            sandbox=f"soak{run}",  # generated history: a sandbox (decided on the events' own times)
             input_partitions=a.partitions,
             session_timeout_s=a.session_timeout,
         )

@@ -95,11 +95,15 @@ class DecisionCore:
         evaluator: Evaluator | None = None,
         store: StateStore | None = None,
         lookup: RegistryLookup | None = None,
+        body_time: bool | None = None,
     ) -> None:
         self.settings = settings
+        # Decide on the body's time whatever it says: history (a sandbox, an offline replay of old records).
+        self.body_time = settings.body_time if body_time is None else body_time
         self.lookup = lookup  # the fetch step before the core (None: no registry documents are looked up)
         self.inventory: Identities = inventory if inventory is not None else Inventory()
         self.state = State(store, max_cached=settings.state_cache_identities)
+        self._skew_ms = int(settings.max_time_skew_s * 1000)
         # A bundle swap waits for the batch in progress: one batch is decided by one bundle revision.
         self._lock = threading.Lock()
         self.load_bundle(bundle, evaluator)
@@ -139,7 +143,20 @@ class DecisionCore:
             ev = adapt(rec, self.settings.topics.domain_of(rec.topic))
         except AdapterError as exc:
             return dead_letter(rec, exc.reason, exc.detail, limit)
-        return self._resolved(ev)
+        return self._timed(self._resolved(ev), rec.timestamp_ms)
+
+    def _timed(self, ev: CanonicalEvent, received_ms: int) -> CanonicalEvent:
+        """The event with the time it is decided at. The body's time is written by whoever wrote the record
+        (a gate request's `requested_at` by the very job being judged) and decides waivers, identity expiry
+        and command expiry; the receive time is the broker's. Live, a body time further from the receive
+        time than the bound is replaced by it (and kept as `claimed_at_ms`). In a sandbox (history) the body
+        time stands. A record without a broker time (0, offline) keeps its body time."""
+        if received_ms <= 0:
+            return ev
+        ev.received_at_ms = received_ms
+        if not self.body_time and abs(ev.occurred_at_ms - received_ms) > self._skew_ms:
+            ev.claimed_at_ms, ev.occurred_at_ms = ev.occurred_at_ms, received_ms
+        return ev
 
     def _resolved(self, ev: CanonicalEvent) -> CanonicalEvent:
         """The event under the inventory's id for its actor, where the adapter's id is an alias (a workflow's

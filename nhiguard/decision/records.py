@@ -75,6 +75,11 @@ class CanonicalEvent:
     resource_id: str
     # What the event establishes beyond who, what and which (decision/facts.py): one family, or none.
     facts: EventFacts | None = None
+    # When nhiguard received it (the input record's Kafka timestamp; None when unknown, as offline), and the
+    # body's own time when that was further from it than the bound allows: occurred_at_ms is then the
+    # receive time (DecisionCore: an actor who writes the body cannot move the time it is decided at).
+    received_at_ms: int | None = None
+    claimed_at_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,8 @@ def pipeline(kafka_bootstrap, tmp_path, request):
         bootstrap=kafka_bootstrap,
         topics=topics,
         app_id=f"nhiguard-test-{run}",
+        # The tests replay generated history (March's incidents): a sandbox decides on the events' own times.
+        sandbox=f"t{run}",
         data_dir=tmp_path / "worker",
         input_partitions=getattr(request, "param", 2),
     )

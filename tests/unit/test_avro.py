@@ -127,7 +127,8 @@ def test_every_kept_schema_version_is_expanded_and_named_like_its_current_one():
 
 # The fields added since v1 have defaults, so records of either version are read.
 ADDED = {
-    "Decision": {"held_command_ids": []},  # and "evidence" on each finding
+    # and "evidence" on each finding, "received_at" and "claimed_at" (null) on the event
+    "Decision": {"held_command_ids": [], "flags": []},
     "EnforcementCommand": {
         "evidence": {},
         "status": "ISSUED",
@@ -151,6 +152,7 @@ def test_a_record_the_v1_schema_wrote_decodes_with_the_current_schemas_and_defau
         if name == "Decision":
             assert back["findings"] and all(f["evidence"] == {} for f in back["findings"])
             assert back["command_ids"] == then["command_ids"] and back["verdict"] == then["verdict"]
+            assert back["event"]["received_at"] is None and back["event"]["claimed_at"] is None
         else:
             assert all(json.dumps(back[k], default=str) == json.dumps(then[k]) for k in then)
 

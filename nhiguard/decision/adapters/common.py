@@ -29,14 +29,19 @@ def get(obj: Any, *path: str, default: Any = None) -> Any:
 
 
 def iso_ms(value: Any, fallback: int) -> int:
-    """Milliseconds since the epoch from an ISO-8601 string (or ms number); the fallback when absent."""
+    """Milliseconds since the epoch from an ISO-8601 string with a zone (or ms number); the fallback when
+    absent. A time without a zone, or not a time, is AdapterError `bad_time`."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return long_field(value, "timestamp")
     if isinstance(value, str) and value:
         try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:
-            raise AdapterError("unknown_shape", f"bad timestamp {value!r}") from exc
+            raise AdapterError("bad_time", f"not an ISO-8601 time: {value[:64]!r}") from exc
+        if when.tzinfo is None:
+            # Read in the worker's local zone it would move with the host's TZ: the record is refused instead.
+            raise AdapterError("bad_time", f"time without a zone: {value[:64]!r}")
+        return int(when.timestamp() * 1000)
     return fallback
 
 
