@@ -16,6 +16,7 @@ from nhiguard.settings import Settings
 
 log = logging.getLogger("nhiguard.topics")
 
+
 def _admin(settings: Settings) -> AdminClient:
     return AdminClient(confluent_config(settings, log_level=3))
 
