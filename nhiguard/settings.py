@@ -189,6 +189,9 @@ class Settings:
     # and the producer allow this much (a decision for an input just under the input limit must fit, or it
     # would fail on every retry).
     max_output_bytes: int = 4 * 1_048_576
+    # How far one compressed record batch may inflate in the consumer (the memory it can cost): a batch past
+    # it is not inflated, and each of its records is dead-lettered (streams/records_in.py).
+    max_inflated_bytes: int = 32 * 1_048_576
     # How much of an oversized record the dead-letter envelope keeps.
     deadletter_prefix_bytes: int = 65_536
     batch_max: int = 500
@@ -347,6 +350,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "NHIGUARD_DATA_DIR": ("data_dir", Path),
         "NHIGUARD_MAX_RECORD_BYTES": ("max_record_bytes", int),
         "NHIGUARD_DEADLETTER_PREFIX_BYTES": ("deadletter_prefix_bytes", int),
+        "NHIGUARD_MAX_INFLATED_BYTES": ("max_inflated_bytes", int),
         "NHIGUARD_BATCH_MAX": ("batch_max", int),
         "NHIGUARD_BATCH_WITHIN_S": ("batch_within_s", float),
         "NHIGUARD_INPUT_PARTITIONS": ("input_partitions", int),
@@ -378,6 +382,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
             kw[name] = conv(env[var])
     settings = Settings(**kw)  # type: ignore[arg-type]
     settings = replace(settings, **overrides) if overrides else settings
+    if settings.max_inflated_bytes < 2 * settings.max_record_bytes:
+        raise SettingsError(
+            f"NHIGUARD_MAX_INFLATED_BYTES ({settings.max_inflated_bytes}) must be at least twice"
+            f" NHIGUARD_MAX_RECORD_BYTES ({settings.max_record_bytes}): a batch holds a record and more"
+        )
     if settings.max_output_bytes < 2 * settings.max_record_bytes:
         settings = replace(
             settings, max_output_bytes=2 * settings.max_record_bytes + settings.deadletter_prefix_bytes

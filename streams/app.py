@@ -86,7 +86,8 @@ def _policy_follower(app: faust.App, settings: Settings, reloader: BundleReloade
 
 
 def create_app(settings: Settings) -> faust.App:
-    records_in.install()  # a header key that is not UTF-8 must not stop the consumer
+    # Neither a header key that is not UTF-8 nor a compression bomb may stop the consumer.
+    records_in.install(settings.max_inflated_bytes)
     app = _faust_app(settings)
     codec = AvroCodec(settings.schemas_dir)
     # Every worker holds every identity (a global table), fed from the compacted identities topic.

@@ -50,6 +50,7 @@ from nhiguard.decision.records import (
     Decision,
     Finding,
     RawRecord,
+    UnreadValue,
     stable_id,
 )
 from nhiguard.decision.redact import redact, redact_headers
@@ -136,6 +137,8 @@ class DecisionCore:
     def read(self, rec: RawRecord) -> CanonicalEvent | DeadLetter:
         """One record as a canonical event, or the dead letter that says why it cannot be one."""
         limit = self.settings.deadletter_prefix_bytes
+        if isinstance(rec.value, UnreadValue):
+            return dead_letter(rec, rec.value.reason, rec.value.detail, limit)
         if len(rec.value) > self.settings.max_record_bytes:
             detail = f"{len(rec.value)} bytes > limit {self.settings.max_record_bytes}"
             return dead_letter(rec, "oversized", detail, limit)
@@ -146,11 +149,9 @@ class DecisionCore:
         return self._timed(self._resolved(ev), rec.timestamp_ms)
 
     def _timed(self, ev: CanonicalEvent, received_ms: int) -> CanonicalEvent:
-        """The event with the time it is decided at. The body's time is written by whoever wrote the record
-        (a gate request's `requested_at` by the very job being judged) and decides waivers, identity expiry
-        and command expiry; the receive time is the broker's. Live, a body time further from the receive
-        time than the bound is replaced by it (and kept as `claimed_at_ms`). In a sandbox (history) the body
-        time stands. A record without a broker time (0, offline) keeps its body time."""
+        """The event at the time it is decided at. The body's writer chose its time (a gate request's: the job
+        judged), which decides waivers and expiries. Live, one beyond the bound from the receive time is
+        replaced by it (kept as claimed_at_ms); history, and a record without a broker time, keep it."""
         if received_ms <= 0:
             return ev
         ev.received_at_ms = received_ms

@@ -44,6 +44,20 @@ class RawRecord:
         return None
 
 
+class UnreadValue(bytes):
+    """A record value the consumer could not hand over as written (a compressed batch that inflates past the
+    bound: streams/records_in.py): the bytes it has instead, and the dead-letter reason and detail. A Python
+    type, so no producer can forge one; the core dead-letters it before reading anything."""
+
+    reason: str
+    detail: str
+
+    def __new__(cls, value: bytes, reason: str, detail: str) -> UnreadValue:
+        self = super().__new__(cls, value)
+        self.reason, self.detail = reason, detail
+        return self
+
+
 class AdapterError(Exception):
     """Input an adapter cannot read. `reason` is a stable dead-letter reason code."""
 

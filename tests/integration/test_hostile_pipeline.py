@@ -109,3 +109,39 @@ def test_records_that_used_to_stop_the_worker_are_decided_or_dead_lettered(pipel
     decided = {(d["input"]["topic"], d["input"]["offset"]) for d in out["decisions"]}
     assert decided == {(t.registry, 0), (t.ci, 1)}
     assert worker.poll() is None, "the worker is still running"
+
+
+def test_a_compression_bomb_is_dead_lettered_record_by_record_and_costs_the_bound(pipeline):  # noqa: F811
+    settings, start, _ = pipeline
+    t = settings.topics
+    # Three records of 256 MiB of zeros in one zstd batch: a few tens of KiB on the wire, within the
+    # broker's limit; 768 MiB inflated, which aiokafka's own reader holds at once (and more, in copies).
+    inflated = 3 * 256 * 2**20
+    p = Producer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "compression.type": "zstd",
+            "message.max.bytes": 10**9,
+            "batch.size": 10**9,
+            "linger.ms": 2000,
+        }
+    )
+    for _ in range(3):
+        p.produce(t.ci, value=bytes(inflated // 3), partition=0)
+    assert p.flush(120) == 0
+    del p
+    gate = next(r.value for r in generate(default_params(), ordinary=0) if b'"gate"' in r.value)
+    _produce(settings, [(t.ci, gate, [])])  # an ordinary record after it
+    worker = start(NHIGUARD_MAX_INFLATED_BYTES=str(8 * 2**20))
+    out = collect(settings, 4)
+    assert out["seen"] == {(t.ci, 0, n) for n in range(4)}
+    bombs = sorted(out["deadletters"], key=lambda x: x["offset"])
+    assert [(x["offset"], x["reason"]) for x in bombs] == [(n, "oversized") for n in range(3)]
+    assert all("zstd" in x["detail"] and "inflates past" in x["detail"] for x in bombs)
+    assert [d["input"]["offset"] for d in out["decisions"]] == [3]
+    status = open(f"/proc/{worker.pid}/status").read().splitlines()
+    peak = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    assert worker.poll() is None, "the worker is still running"
+    # Its peak resident memory, Python and Faust included, stayed under what the batch inflates to.
+    assert peak < inflated, f"peak RSS {peak >> 20} MiB"
+    print(f"worker peak RSS {peak >> 20} MiB")
