@@ -143,11 +143,15 @@ class DecisionCore:
 
     def _resolved(self, ev: CanonicalEvent) -> CanonicalEvent:
         """The event under the inventory's id for its actor, where the adapter's id is an alias (a workflow's
-        jobs, named by the workflow's name, belong to the workflow, inventoried by its file). Here, before
-        routing and state: the worker keys, keeps and decides an identity's events as one, as replay does."""
+        jobs, named by the workflow's name, belong to the workflow, inventoried by its file), or where its
+        facts name another id it may be inventoried under (a workload's pod labels). Here, before routing and
+        state: the worker keys, keeps and decides an identity's events as one, as replay does."""
         if ev.actor.human:
             return ev
         identity = self.inventory.get(ev.actor.id)
+        for other in ev.facts.joins() if identity is None and ev.facts is not None else ():
+            if (identity := self.inventory.get(other)) is not None:
+                break
         if identity is None or identity.id == ev.actor.id:
             return ev
         return replace(ev, actor=replace(ev.actor, id=identity.id))
