@@ -142,6 +142,50 @@ class Identity:
             ip = ip.ipv4_mapped
         return any(ip in net for net in _parsed(self.networks))  # another IP version is never `in`
 
+    def reaches(self, host: str, ip: str) -> bool | None:
+        """Whether a destination (its host name, its IP address: either may be "") is one the identity may
+        reach: True when an allowed destination admits it (a listed host its name, a listed network its
+        address), False when the identity lists entries of a kind the destination names and none admits it
+        (the networks listed are the whole address allow-list: a sensor that sees only addresses is judged by
+        them), None when the identity lists nothing of that kind (an address against host names only: a name's
+        addresses are not known here)."""
+        hosts, nets = _destinations(self.allowed_destinations)
+        host = host.lower().rstrip(".")
+        if host and any(host == h or (h.startswith("*.") and host.endswith(h[1:])) for h in hosts):
+            return True
+        addr = _address(ip)
+        if addr is not None and any(addr in n for n in nets):
+            return True
+        return False if (addr is not None and nets) or (host and hosts) else None
+
+
+def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        addr = ipaddress.ip_address(ip.strip().strip("[]"))
+    except ValueError:
+        return None
+    return addr.ipv4_mapped if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped else addr
+
+
+@functools.lru_cache(maxsize=4096)
+def _destinations(entries: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """allowed_destinations as (host names, networks): an IP address or CIDR is a network; anything else a
+    host name, or a URL whose host counts (`https://registry.npmjs.org/`); `*.example.com` admits its
+    subdomains."""
+    hosts, nets = [], []
+    for entry in entries:
+        try:
+            nets.append(ipaddress.ip_network(entry.strip(), strict=False))
+            continue
+        except ValueError:
+            pass
+        rest = entry.strip().lower().split("://", 1)[-1]
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+        host = host if host.startswith("[") else host.split(":", 1)[0]
+        if host:
+            hosts.append(host.rstrip("."))
+    return tuple(hosts), tuple(nets)
+
 
 IDENTITY_KINDS = (
     "service_account",

@@ -21,7 +21,6 @@ documents a batch wants into its events before the pure part runs.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import defaultdict
 from dataclasses import replace
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from nhiguard.decision import breaker, evidence
 from nhiguard.decision.adapters import adapt
 from nhiguard.decision.context import Identities, Identity, Inventory
+from nhiguard.decision.deadletters import dead_letter
 from nhiguard.decision.decide import (
     Enforcement,
     apply_waivers,
@@ -39,7 +39,6 @@ from nhiguard.decision.decide import (
     verdict_of,
 )
 from nhiguard.decision.enrich import Enriched, enrich
-from nhiguard.decision.headers import kept
 from nhiguard.decision.records import (
     AdapterError,
     Alert,
@@ -53,7 +52,6 @@ from nhiguard.decision.records import (
     UnreadValue,
     stable_id,
 )
-from nhiguard.decision.redact import redact, redact_headers
 from nhiguard.decision.state import State, StateStore, StateView
 from nhiguard.models.anomaly import Baseline, Score
 from nhiguard.models.kinds import NO_PRIOR, kind_priors
@@ -66,25 +64,6 @@ if TYPE_CHECKING:
     from nhiguard.lookup import RegistryLookup
 
 Read = tuple[RawRecord, CanonicalEvent | DeadLetter]
-
-
-def dead_letter(rec: RawRecord, reason: str, detail: str, limit: int) -> DeadLetter:
-    """The record's original bytes intact (a prefix, its length and hash, when over the limit); the detail
-    and the headers it keeps (the allow-list's: decision/headers.py) with known secret shapes redacted."""
-    truncated = len(rec.value) > limit
-    return DeadLetter(
-        topic=rec.topic,
-        partition=rec.partition,
-        offset=rec.offset,
-        reason=reason,
-        detail=redact(detail),
-        original=rec.value[:limit] if truncated else rec.value,
-        original_length=len(rec.value),
-        original_sha256=hashlib.sha256(rec.value).hexdigest(),
-        truncated=truncated,
-        timestamp_ms=rec.timestamp_ms,
-        headers=redact_headers(kept(rec.headers)),
-    )
 
 
 class DecisionCore:
@@ -161,11 +140,15 @@ class DecisionCore:
 
     def _resolved(self, ev: CanonicalEvent) -> CanonicalEvent:
         """The event under the inventory's id for its actor, where the adapter's id is an alias (a workflow's
-        jobs, named by the workflow's name, belong to the workflow, inventoried by its file). Here, before
-        routing and state: the worker keys, keeps and decides an identity's events as one, as replay does."""
+        jobs, named by the workflow's name, belong to the workflow, inventoried by its file), or where its
+        facts name another id it may be inventoried under (a workload's pod labels). Here, before routing and
+        state: the worker keys, keeps and decides an identity's events as one, as replay does."""
         if ev.actor.human:
             return ev
         identity = self.inventory.get(ev.actor.id)
+        for other in ev.facts.joins() if identity is None and ev.facts is not None else ():
+            if (identity := self.inventory.get(other)) is not None:
+                break
         if identity is None or identity.id == ev.actor.id:
             return ev
         return replace(ev, actor=replace(ev.actor, id=identity.id))

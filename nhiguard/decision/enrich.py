@@ -7,6 +7,7 @@ the previous release's size, how old an added dependency is); the policies make 
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ def identity_facts(identity: Identity | None, ev: CanonicalEvent) -> dict[str, A
         "action_allowed": identity.allows(ev.action),
         **identity.expectations(),  # expected_publisher, allowed_destinations, networks
         **network_facts(identity, ev),
+        **destination_facts(identity, ev),
     }
 
 
@@ -61,6 +63,24 @@ def network_facts(identity: Identity, ev: CanonicalEvent) -> dict[str, Any]:
         return {}
     inside = identity.admits_address(address)
     return {"address_unreadable": True} if inside is None else {"address_in_networks": inside}
+
+
+def destination_facts(identity: Identity, ev: CanonicalEvent) -> dict[str, Any]:
+    """Whether the destination an event connected to is one the identity may reach (`destination_allowed`),
+    or `destination_unjudged` when that cannot be told (Identity.reaches); nothing when the identity lists no
+    destinations, the event connected nowhere, or to its own host (loopback never leaves it)."""
+    dest = ev.facts.destination() if ev.facts is not None else None
+    if not identity.allowed_destinations or dest is None or _loopback(dest[1]):
+        return {}
+    allowed = identity.reaches(*dest)
+    return {"destination_unjudged": True} if allowed is None else {"destination_allowed": allowed}
+
+
+def _loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def enrich(view: StateView, inventory: Identities, rec: RawRecord, ev: CanonicalEvent) -> Enriched:

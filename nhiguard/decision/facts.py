@@ -12,10 +12,12 @@ Each family is a frozen dataclass that owns what it knows, so no other module re
   causes whatever the decision; `decided()`: those its decision causes (given the findings behind it);
 - `evidence()`: the fields an analyst acts on, by name (decision/evidence.py; a list keeps the order of the
   policy input's list of the same name, so a finding can point at items by index);
-- `used_from()`: the client address the source logged (enrichment judges it against the inventory's networks).
+- `used_from()`: the client address the source logged (enrichment judges it against the inventory's networks);
+- `joins()`: other ids the actor may be inventoried under; `destination()`: where it connected to (enrichment
+  judges it against the inventory's allowed destinations).
 
-A new family: a class here (the registry's live in registry_facts.py), added to FAMILIES (families.py), with
-its field in the AuditEvent schema.
+A new family: a class here (the registry's live in registry_facts.py, the runtime's in cluster_facts.py and
+process_facts.py), added to FAMILIES (families.py), with its field in the AuditEvent schema (default null).
 """
 
 from __future__ import annotations
@@ -84,6 +86,16 @@ class EventFacts(ABC):
     def used_from(self) -> str:
         """The client address the credential was used from, as the source logged it ("" when it says none)."""
         return ""
+
+    def joins(self) -> tuple[str, ...]:
+        """Other ids the actor may be inventoried under, tried in order when its own id is not in the
+        inventory (a workload's pod labels: an identity lists them as aliases)."""
+        return ()
+
+    def destination(self) -> tuple[str, str] | None:
+        """Where the event connected to, (host name or "", IP address or ""); None when it connected nowhere.
+        Enrichment judges it against the identity's `allowed_destinations`."""
+        return None
 
 
 # Deny targets are typed by the entity: an entry is not an asset (the enforcement point unpublishes either).

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from nhiguard.decision.cluster_facts import CloudCall, K8sRequest
 from nhiguard.decision.facts import CmsChange, EventFacts, ReleaseRequest
+from nhiguard.decision.process_facts import ProcessActivity
 from nhiguard.decision.proxy_facts import ProxyPublish, ProxyRequest
 from nhiguard.decision.registry_facts import Install, Publish
 from nhiguard.decision.workflow_facts import WorkflowJob, WorkflowRun
@@ -17,4 +19,7 @@ FAMILIES: tuple[type[EventFacts], ...] = (
     ProxyRequest,
     WorkflowRun,
     WorkflowJob,
+    K8sRequest,
+    CloudCall,
+    ProcessActivity,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from typing import Any
 
@@ -67,3 +68,15 @@ def semver_key(version: str) -> tuple[tuple[int, int, int], int, tuple[str, ...]
     nums = [int(p) if p.isdigit() else 0 for p in core.split(".")[:3]]
     nums += [0] * (3 - len(nums))
     return (nums[0], nums[1], nums[2]), (0 if pre else 1), tuple(pre.split(".")) if pre else ()
+
+
+_ZONED = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+
+
+def utc_ms(value: Any, fallback: int) -> int:
+    """iso_ms for a source whose times are UTC by its own specification (Kubernetes audit, CloudTrail, Cloud
+    Audit Logs, Falco, Tetragon): a time written without a zone is that source's UTC, not a guess (Panther's
+    data lake, for one, rewrites them as `2024-01-19 13:47:18.279`). A zone that is written is honoured."""
+    if not isinstance(value, str) or not value or _ZONED.search(value.strip()):
+        return iso_ms(value, fallback)
+    return iso_ms(value.strip() + "+00:00", fallback)
