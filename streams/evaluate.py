@@ -30,7 +30,9 @@ from nhiguard.decision.records import RawRecord
 from nhiguard.lookup import registry_lookup
 from nhiguard.policy.bundle import BundleError, load_bundle
 from nhiguard.settings import Settings
-from nhiguard.streams.replayfile import ReplayRecord, read_replay
+from nhiguard.streams.backtest import reads_only
+from nhiguard.streams.reader import read_inputs
+from nhiguard.streams.replayfile import ReplayRecord
 
 BATCH = 500
 
@@ -210,7 +212,8 @@ def run_eval(
     registry_docs: Path | None = None,
 ) -> int:
     try:
-        replayed = [r for f in files for r in read_replay(f)]
+        reads, unread = reads_only(read_inputs(files, settings.topics))
+        replayed = [r.record for r in reads]
         inventory = Inventory.load(identities) if identities else Inventory()
         bundle = load_bundle(policies or settings.policies_dir)
         # No network unless asked: a recording is judged on what it carries (and recorded documents).
@@ -221,6 +224,9 @@ def run_eval(
     core = DecisionCore(settings, bundle, inventory, lookup=lookup, body_time=True)  # history: body times
     summary = evaluate(core, replayed).summary()
     print(render(summary))
+    if unread:  # in no figure: they carry no label
+        first = unread[0]
+        print(f"{len(unread)} records could not be read (first {first.file}:{first.line}: {first.detail})")
     if summary_json is not None:
         try:
             summary_json.write_text(json.dumps(summary, indent=1) + "\n")

@@ -13,12 +13,12 @@ from pathlib import Path
 from nhiguard.avro import command_record
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.records import RawRecord
 from nhiguard.lookup import registry_lookup
 from nhiguard.policy.bundle import BundleError, load_bundle
 from nhiguard.settings import Settings
 from nhiguard.streams import table
-from nhiguard.streams.replayfile import read_replay
+from nhiguard.streams.backtest import decide_items
+from nhiguard.streams.reader import read_inputs
 
 
 def run_replay(
@@ -30,7 +30,7 @@ def run_replay(
     registry_docs: Path | None = None,
 ) -> int:
     try:
-        replayed = read_replay(path)
+        items = list(read_inputs([path], settings.topics))
         inventory = Inventory.load(identities) if identities else Inventory()
         bundle = load_bundle(policies or settings.policies_dir)
         # No network unless asked: a recording is judged on what it carries (and recorded documents).
@@ -40,13 +40,8 @@ def run_replay(
         return 2
     # A recording is history: decided on the times its records carry (settings.py, sandbox).
     core = DecisionCore(settings, bundle, inventory, lookup=lookup, body_time=True)
-    offsets: Counter[str] = Counter()
-    records = []
-    for r in replayed:
-        records.append(RawRecord(r.topic, 0, offsets[r.topic], r.value, r.key, r.headers, r.timestamp_ms))
-        offsets[r.topic] += 1
-    result = core.process(records)
-    print(f"bundle {core.bundle.revision}: {len(records)} records")
+    result = decide_items(core, items)
+    print(f"bundle {core.bundle.revision}: {len(items)} records")
     print(table.header())
     for c in result.commands:
         print(table.row(command_record(c)))
@@ -56,4 +51,7 @@ def run_replay(
         f"dead letters: {dict(Counter(x.reason for x in result.deadletters))}"
         + (f"; REVOKEs held by the circuit breaker: {held}" if held else "")
     )
+    for x in result.deadletters:
+        if x.topic.startswith("file:"):  # unreadable lines: where they are, so they can be fixed
+            print(f"unread: {x.detail}")
     return 0

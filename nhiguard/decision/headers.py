@@ -21,6 +21,7 @@ ALLOWED = frozenset(
         "x-github-hook-installation-target-id",
         "x-contentful-topic",
         "x-contentful-webhook-name",
+        "x-nhiguard-format",  # adapters/registry.py FORMAT_HEADER: decide must read it as route did
         "content-type",
         "traceparent",
         "tracestate",

@@ -72,7 +72,7 @@ def test_eval_counts_records_per_class_and_writes_the_summary(tmp_path, capsys):
     assert "attack:cms" in printed and "DENY precision: 1.0" in printed
 
 
-def test_two_files_are_one_stream_and_an_unreadable_one_is_one_line_and_exit_2(tmp_path, capsys):
+def test_two_files_are_one_stream_and_an_unreadable_record_is_named_not_an_abort(tmp_path, capsys):
     path, ids, records = _labelled(tmp_path)
     out = tmp_path / "summary.json"
     assert main(["eval", str(path), str(path), "--identities", str(ids), "--summary-json", str(out)]) == 0
@@ -82,6 +82,9 @@ def test_two_files_are_one_stream_and_an_unreadable_one_is_one_line_and_exit_2(t
     bad = tmp_path / "bad.ndjson"
     bad.write_text('{"topic": "audit.ci"\n')
     capsys.readouterr()
-    assert main(["eval", str(path), str(bad)]) == 2
+    assert main(["eval", str(path), str(bad)]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[-1].startswith("1 records could not be read (first ") and "bad.ndjson:1" in said[-1]
+    assert main(["eval", str(tmp_path / "missing.ndjson")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "bad.ndjson" in err[0]
+    assert len(err) == 1 and "missing.ndjson" in err[0]

@@ -59,10 +59,10 @@ def test_replay_prints_the_commands_for_the_incident_stream(tmp_path, capsys):
     assert "…" not in out
 
 
-def test_replay_of_an_unreadable_file_is_one_line_and_exit_2(tmp_path, capsys):
+def test_replay_of_an_unreadable_line_names_it_and_a_missing_file_is_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "bad.ndjson").write_text("{oops\n")
-    assert main(["replay", str(tmp_path / "bad.ndjson")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("nhiguard replay: ") and "bad.ndjson:1" in err and "\n" not in err
+    assert main(["replay", str(tmp_path / "bad.ndjson")]) == 0  # a dead letter, not an abort
+    out = capsys.readouterr().out
+    assert "dead letters: {'malformed_json': 1}" in out and "unread: " in out and "bad.ndjson:1" in out
     assert main(["replay", str(tmp_path / "missing.ndjson")]) == 2
     assert "No such file" in capsys.readouterr().err

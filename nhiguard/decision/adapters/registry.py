@@ -20,6 +20,9 @@ from typing import Any
 from nhiguard.decision.records import AdapterError, CanonicalEvent, RawRecord
 
 AdaptFn = Callable[[RawRecord, dict[str, Any]], CanonicalEvent]
+# A header that names the source of a record whose body alone is not recognised (`nhiguard ingest --format`
+# sets it). Not in nhiguard's own namespace: anyone may set it, and it only chooses which adapter reads.
+FORMAT_HEADER = "X-Nhiguard-Format"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,28 @@ class Registry:
     def sources(self) -> list[Source]:
         return sorted(self._sources.values(), key=lambda s: s.name)
 
+    def names(self) -> list[str]:
+        return sorted(self._sources)
+
+    def get(self, name: str) -> Source | None:
+        return self._sources.get(name)
+
+    def recognise(self, rec: RawRecord, body: dict[str, Any], domain: str | None = None) -> Source | None:
+        """The source of a record: the one its format header names (FORMAT_HEADER; it must serve the
+        domain), else the most specific that recognises it among the domain's (every domain's for a record
+        read from a file, which has no topic yet)."""
+        named = rec.header(FORMAT_HEADER)
+        if named is not None:
+            source = self._sources.get(named.strip())
+            return source if source is not None and (domain is None or domain in source.domains) else None
+        candidates = self._by_domain.get(domain, []) if domain is not None else self._everywhere()
+        return next((s for s in candidates if s.recognise.matches(rec, body)), None)
+
+    def _everywhere(self) -> list[Source]:
+        return sorted(
+            self._sources.values(), key=lambda s: (tuple(-n for n in s.recognise.specificity), s.name)
+        )
+
     def external_principals(self, name: str) -> bool:
         source = self._sources.get(name)
         return source is not None and source.external_principals
@@ -80,11 +105,13 @@ class Registry:
         body = parse_json(rec.value)
         if not isinstance(body, dict):
             raise AdapterError("unknown_shape", f"top-level JSON {type(body).__name__}, expected an object")
-        source = next(
-            (s for s in self._by_domain.get(domain or "", ()) if s.recognise.matches(rec, body)), None
-        )
+        source = self.recognise(rec, body, domain or "")
         if source is None:
-            raise AdapterError("unknown_shape", f"no adapter for this record on domain {domain!r}")
+            named = rec.header(FORMAT_HEADER)
+            why = (
+                f"format {named!r} is no source of" if named is not None else "no adapter for this record on"
+            )
+            raise AdapterError("unknown_shape", f"{why} domain {domain!r}")
         try:
             return source.adapt(rec, body)
         except AdapterError:
