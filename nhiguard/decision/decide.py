@@ -20,7 +20,14 @@ from typing import Any
 from nhiguard.decision.context import Identity
 from nhiguard.decision.effects import Effect, Learned, Revoked
 from nhiguard.decision.identity_state import IdentityFacts
-from nhiguard.decision.records import CanonicalEvent, Command, Finding, is_engine_failure, stable_id
+from nhiguard.decision.records import (
+    TARGET_TYPES,
+    CanonicalEvent,
+    Command,
+    Finding,
+    is_engine_failure,
+    stable_id,
+)
 from nhiguard.models.anomaly import Score
 from nhiguard.policy.bundle import DEFAULT_EFFECTS, PolicyBundle, Waiver
 
@@ -230,6 +237,8 @@ def _command(
     enforcement: Enforcement,
 ) -> Command:
     rules = tuple(sorted({f.rule for f in findings}))
+    if target_type not in TARGET_TYPES:  # a family's own kind of target: a request naming it, never a crash
+        target_type, target = "request", f"{target_type}:{target}"
     return Command(
         command_id=stable_id("cmd", ev.event_id, kind, identity, target_type, target, *rules),
         kind=kind,

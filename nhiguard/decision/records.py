@@ -122,12 +122,16 @@ def is_engine_failure(f: Finding) -> bool:
     return f.rule.endswith(".engine.no_answer")
 
 
+# What a command can name (the EnforcementCommand schema's TargetType; a test keeps the two the same).
+TARGET_TYPES = ("request", "credential", "package_version", "asset", "entry", "package")
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
     command_id: str
     kind: str  # DENY | REVOKE
     identity: str
-    target_type: str  # request | credential | package_version | asset
+    target_type: str  # one of TARGET_TYPES
     target: str
     reasons: tuple[str, ...]
     policy_ids: tuple[str, ...]

@@ -178,3 +178,29 @@ def test_an_old_reader_given_the_new_schema_reads_a_new_record():
         now = codec.decode(data)
         # What the old reader sees is what the new record says, less the fields added since (at any depth).
         assert back == _known_to(back, now)
+
+
+def test_every_target_type_a_command_can_name_is_in_the_schema_and_encodes():
+    from nhiguard.decision.records import TARGET_TYPES, Command
+
+    schema = json.loads((SCHEMAS / "nhiguard.EnforcementCommand.avsc").read_text())
+    (field,) = [f for f in schema["fields"] if f["name"] == "target_type"]
+    assert tuple(field["type"]["symbols"]) == TARGET_TYPES
+    codec = AvroCodec(SCHEMAS)
+    for t in TARGET_TYPES:
+        c = Command("c", "DENY", "i", t, "x", ("r",), ("p",), ("p.r",), "rev", "e", 1, 2)
+        assert codec.decode(codec.encode("EnforcementCommand", command_record(c)))["target_type"] == t
+
+
+def test_a_cms_entry_and_a_proxy_package_deny_encode():
+    # Both named target types the schema lacked: the sink could not encode them and the worker stopped.
+    from nhiguard.decision.decide import Enforcement, _command
+    from nhiguard.decision.records import Actor, CanonicalEvent, Finding
+
+    ev = CanonicalEvent("e", "s", "cms", "a", 1, Actor("i", "i", False, "i"), "t", "r")
+    f = Finding("cms.p.r", "deny", "why", "cms.p", "high", "enforce")
+    codec = AvroCodec(SCHEMAS)
+    for target_type, kept in (("entry", "entry"), ("package", "package"), ("process", "request")):
+        c = _command("DENY", ev, "i", target_type, "x", [f], 1000, Enforcement("rev", 1, 1))
+        out = codec.decode(codec.encode("EnforcementCommand", command_record(c)))
+        assert out["target_type"] == kept and out["target"].endswith("x")
