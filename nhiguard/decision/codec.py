@@ -2,7 +2,7 @@
 refuses any other with an error that names it (it never guesses at state it cannot read).
 
 - Identity state (the decision core's part of an identity's table value; the worker's store layer wraps it
-  with its own delivery part, see streams/state.py), format 2: [u8 2][u32 n][model, n bytes][facts as JSON],
+  with its own delivery part, streams/delivery.py), format 2: [u8 2][u32 n][model, n bytes][facts as JSON],
   restricted exposures as minute counts ("xm": [newest minute, [count at newest - i, ...]]) and day counts
   ("xd": [[day, count], ...]).
   Format 1 has the same layout with the exposure *times* ("x") of every default-public upload not tagged
