@@ -73,8 +73,15 @@ def test_format_1_package_values_read_into_the_same_facts(path):
     want = json.loads(path.with_suffix(".json").read_text())["facts"]
     facts = decode_package_state(path.read_bytes())
     # Format 1 denied versions without a grade: they read as denied for compromise (installs denied, no
-    # revoke without evidence of harm); the registry proxy's counts start empty.
+    # revoke without evidence of harm); the registry proxy's counts start empty. It listed every install:
+    # each installer is read once, at its latest, and the package's first install is the earliest listed.
+    latest = {
+        v: sorted({w: max(t for u, t in xs if u == w) for w, _ in xs}.items(), key=lambda x: x[1])
+        for v, xs in want["i"].items()
+    }
+    first = min((t for xs in want["i"].values() for _, t in xs), default=None)
     now = dict(want, d=dict.fromkeys(want["d"], "compromise"), a=None, v=-1, p=0, t=None, n=0, u=[])
+    now |= {"i": {v: [list(x) for x in xs] for v, xs in latest.items()}, "fi": first}
     assert package_json(facts) == now
     assert package_json(decode_package_state(encode_package_state(facts))) == now
 
