@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -58,14 +59,18 @@ class ForwardedError(ValueError):
     """A by-identity record without a readable origin: not written by route (dead-lettered, never trusted)."""
 
 
+# What Kafka accepts as a topic name: route writes only real ones (their watermarks are stored by name).
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
 def _last(headers: tuple[tuple[str, bytes], ...], name: str) -> bytes | None:
     return next((v for k, v in reversed(headers) if k.lower() == name), None)
 
 
 def from_forwarded(value: bytes, headers: tuple[tuple[str, bytes], ...], position: int) -> RawRecord:
-    """The record as it was read from its source topic (decision ids and dead letters name the source),
-    plus its position on the by-identity topic (what per-identity state records as applied). Route writes
-    its headers last, so the last of each is route's; ForwardedError when the origin cannot be read."""
+    """The record as it was read from its source topic (decision ids and dead letters name the source, and
+    the stateful stage judges redelivery by it), plus its position on the by-identity topic. Route writes its
+    headers last, so the last of each is route's; ForwardedError when the origin cannot be read."""
     origin = _last(headers, ORIGIN)
     try:
         topic, partition, offset, ts = (origin or b"").decode().rsplit("|", 3)
@@ -73,13 +78,13 @@ def from_forwarded(value: bytes, headers: tuple[tuple[str, bytes], ...], positio
     except ValueError as exc:  # UnicodeDecodeError included
         shown = "missing" if origin is None else repr(origin[:80])
         raise ForwardedError(f"{ORIGIN} header {shown}: not written by route") from exc
-    if not topic or min(coordinates[:2]) < 0:
+    p, o, t = coordinates
+    # Kafka's ranges (int32 partition, int64 offset and time): stored as such (streams/delivery.py).
+    if not _TOPIC.fullmatch(topic) or not (0 <= p < 2**31 and 0 <= o < 2**63 and -(2**63) <= t < 2**63):
         raise ForwardedError(f"{ORIGIN} header {(origin or b'')[:80]!r}: not written by route")
     own = tuple((k, v) for k, v in headers if not is_internal(k))
     key = _last(headers, ORIGIN_KEY)
-    return RawRecord(
-        topic, coordinates[0], coordinates[1], value, key, own, coordinates[2], position=position
-    )
+    return RawRecord(topic, p, o, value, key, own, t, position=position)
 
 
 def raw_record(event: Any) -> RawRecord:
@@ -123,6 +128,14 @@ class Agents:
             records = [raw_record(e) for e in events]
             try:
                 routed, deadletters = self.core.route(records)
+                # In read order. The stateful stage's redelivery check (streams/delivery.py) needs each
+                # source partition's records of an identity to arrive in source-offset order, and they do:
+                # one producer (the sink's, idempotent: librdkafka keeps at most 5 requests in flight and
+                # retries without reordering or duplicating within a partition) produces them in this order,
+                # all to the identity's one partition. A restart, or another worker taking the source
+                # partition, forwards again from the committed offset, in order too: whatever producer a
+                # record above a watermark came from, the records below it had come before it, so one at or
+                # below the watermark is a copy of a record applied.
                 self.sink.forward(s.topics.by_identity, [(k, r.value, forward_headers(r)) for k, r in routed])
                 self.sink.enqueue(BatchResult(deadletters=deadletters))
             except BaseException:
@@ -188,7 +201,10 @@ def _log_batch(n: int, result: BatchResult, seconds: float) -> None:
     if result.skipped_records:
         log.info("already applied, not decided again: %s", result.skipped_records)
     if result.reordered:
-        log.warning("%d records arrived below their identity's applied position", result.reordered)
+        log.warning(
+            "decided, at or below their source's watermark but later (source topic recreated?): %s",
+            result.reordered_records,
+        )
     log.info(
         "batch: %d records -> %d decisions (%d human), %d commands, %d dead letters, %d already applied, "
         "%d states (%.0f ms)",

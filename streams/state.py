@@ -17,81 +17,25 @@ written at most once per commit however many events it had.
 
 Redelivery is this stage's business, not the pure core's (replays, tests and the gate have no positions):
 `StatefulStage` skips the records whose effects the state already holds and decides the rest through the
-core. What it needs to tell them apart is kept in the SAME table value as the identity's facts and model, so
-that a record's effects and the note that it was applied reach the changelog as one record (two values could
-be split by a kill: a record applied twice, or never). The value is an envelope owned by this layer:
-
-    format 2: [u8 2][u32 n][core part, n bytes][delivery part]
-
-- the core part is the decision core's own, self-versioned (the identity's facts and behavioural model:
-  nhiguard/decision/codec.py);
-- the delivery part is [i64 applied position][u64 hash]...: the by-identity offset of the last record applied
-  and the hashes of the last RECENT_ORIGINS source records (topic, partition, offset) applied, so a record the
-  routing stage forwarded twice is recognised at any position.
-
-Format 1 (the first round's) was the core part alone, with the delivery facts inside its JSON ("a", "o"): it
-is read as such and becomes format 2 at the identity's next change. Any other format is refused with an error
-that names it: a worker never guesses at state it cannot read.
+core. What it needs to tell them apart (per source partition, the highest source offset applied: its
+watermarks) is kept in the SAME table value as the identity's facts and model, so that a record's effects and
+the note that it was applied reach the changelog as one record (two values could be split by a kill: a record
+applied twice, or never). The value is an envelope owned by this layer: its format, the watermarks and their
+bound are in streams/delivery.py.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-import struct
 import threading
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any
 
 from faust.streams import _current_event
 
-from nhiguard.decision.codec import StateFormatError
 from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.records import BatchResult, CanonicalEvent, DeadLetter, RawRecord
-
-VALUE_FORMAT = 2
-RECENT_ORIGINS = 64
-_HEAD = struct.Struct("<BI")  # format, length of the core part
-
-
-@dataclass
-class Delivery:
-    """What the stage knows of an identity's records: the last position applied, the recent source records."""
-
-    applied: int = -1
-    recent: list[int] = field(default_factory=list)
-    # Read back from the store and no new record applied since: only then is a record at or below the applied
-    # position a redelivery. Not stored: true of every identity a worker reads back.
-    fresh: bool = False
-
-
-def origin_hash(topic: str, partition: int, offset: int) -> int:
-    return int.from_bytes(
-        hashlib.blake2b(f"{topic}|{partition}|{offset}".encode(), digest_size=8).digest(), "little"
-    )
-
-
-def encode_value(core: bytes, delivery: Delivery) -> bytes:
-    """An identity's table value (format 2): the core's part and the stage's, one changelog record."""
-    tail = struct.pack(f"<q{len(delivery.recent)}Q", delivery.applied, *delivery.recent)
-    return _HEAD.pack(VALUE_FORMAT, len(core)) + core + tail
-
-
-def decode_value(value: bytes) -> tuple[bytes, Delivery]:
-    """(the core part, the delivery part) of an identity's table value of format 1 or 2."""
-    fmt, n = _HEAD.unpack_from(value)
-    if fmt == 1:  # the core part alone, the delivery facts inside its JSON
-        d = json.loads(value[_HEAD.size + n :])
-        raw = base64.b64decode(d.get("o", ""))
-        return value, Delivery(int(d["a"]), list(struct.unpack(f"<{len(raw) // 8}Q", raw)))
-    if fmt != VALUE_FORMAT:
-        raise StateFormatError(f"identity state value format {fmt}; this version reads 1 and {VALUE_FORMAT}")
-    core, tail = value[_HEAD.size : _HEAD.size + n], value[_HEAD.size + n :]
-    (applied,) = struct.unpack_from("<q", tail)
-    return core, Delivery(applied, list(struct.unpack_from(f"<{(len(tail) - 8) // 8}Q", tail, 8)))
+from nhiguard.streams.delivery import APPLIED, REORDERED, Delivery, decode_value, encode_value
 
 
 def breaker_key(partition: int) -> bytes:
@@ -224,45 +168,29 @@ class StatefulStage:
     def _process(self, records: list[RawRecord]) -> BatchResult:
         kept: list[tuple[RawRecord, CanonicalEvent | DeadLetter]] = []
         skipped: list[tuple[str, int, int]] = []
-        reordered = 0
-        applied: dict[str, int] = {}
+        reordered: list[tuple[str, int, int]] = []
         for rec in records:
             ev = self.core.read(rec)
             if isinstance(ev, CanonicalEvent) and rec.position >= 0 and not ev.actor.human:
-                who = ev.actor.id
-                mine = self._get(who)
-                origin = origin_hash(rec.topic, rec.partition, rec.offset)
-                if origin in mine.recent:
-                    # The same source record again (forwarded twice, or redelivered): it was applied, and its
-                    # outputs are delivered or on their way. Deciding it again would apply it twice.
+                # The watermark moves now, not after the core: a second forward in the same batch is skipped.
+                seen = self._get(ev.actor.id).judge(rec)
+                if seen == APPLIED:
+                    # Forwarded twice, or redelivered after a restart or rebalance: its effects are in the
+                    # state and its outputs delivered or on their way. Deciding it again would apply it twice
+                    # (and score it against its own learning).
                     skipped.append((rec.topic, rec.partition, rec.offset))
                     continue
-                mine.recent.append(origin)
-                del mine.recent[:-RECENT_ORIGINS]
-                if rec.position <= mine.applied:
-                    if mine.fresh:
-                        # Redelivered after a restart or rebalance: applied to the state read back, and its
-                        # outputs were delivered before that state was written. Deciding it again would score
-                        # it against its own learning.
-                        skipped.append((rec.topic, rec.partition, rec.offset))
-                        continue
-                    # Not a redelivery (the identity has moved on in this process): never drop an event on
-                    # a position alone; decide it, and say so.
-                    reordered += 1
-                else:
-                    mine.fresh = False
-                    applied[who] = rec.position
+                if seen == REORDERED:
+                    reordered.append((rec.topic, rec.partition, rec.offset))
             kept.append((rec, ev))
         result = self.core.process_read(kept)
-        for who, position in applied.items():
-            self._delivery[who].applied = position
         # The core changes only the identities whose records it decided (read above, but for a record
         # without a position): each value goes out with its delivery part.
         result.identity_state = {
-            who: encode_value(core, self._delivery.get(who) or self._get(who))
-            for who, core in result.identity_state.items()
+            who: encode_value(core, self._get(who)) for who, core in result.identity_state.items()
         }
-        result.skipped, result.skipped_records, result.reordered = len(skipped), skipped, reordered
+        result.skipped, result.skipped_records = len(skipped), skipped
+        result.reordered, result.reordered_records = len(reordered), reordered
         while len(self._delivery) > self.max_cached:
             self._delivery.popitem(last=False)
         return result
@@ -270,11 +198,7 @@ class StatefulStage:
     def _get(self, identity: str) -> Delivery:
         mine = self._delivery.get(identity)
         if mine is None:
-            mine = self.store.delivery(identity)
-            if mine is None:
-                mine = Delivery()
-            else:
-                mine.fresh = True
+            mine = self.store.delivery(identity) or Delivery()
             self._delivery[identity] = mine
         else:
             self._delivery.move_to_end(identity)

@@ -2,7 +2,7 @@
 refuses any other with an error that names it (it never guesses at state it cannot read).
 
 - Identity state (the decision core's part of an identity's table value; the worker's store layer wraps it
-  with its own delivery part, see streams/state.py), format 2: [u8 2][u32 n][model, n bytes][facts as JSON],
+  with its own delivery part, streams/delivery.py), format 2: [u8 2][u32 n][model, n bytes][facts as JSON],
   restricted exposures as minute counts ("xm": [newest minute, [count at newest - i, ...]]) and day counts
   ("xd": [[day, count], ...]).
   Format 1 has the same layout with the exposure *times* ("x") of every default-public upload not tagged
@@ -11,9 +11,12 @@ refuses any other with an error that names it (it never guesses at state it cann
   first round stored format 1 alone as the table value, with the worker's delivery facts ("a", "o") inside
   the JSON: they are ignored here and read by the store layer.
 - Package facts, format 3: [u8 3][facts as JSON]; denied versions map to the grade of their denial, and the
-  registry proxy's counts ride along. Format 2 ([u8 2][JSON]) and format 1 (the JSON alone, beginning with
-  `{`) listed denied versions without a grade: they read as denied for compromise (installs are denied, not
-  revoked: a REVOKE needs evidence of harm).
+  registry proxy's counts ride along. Installers are listed once each, at their latest install, with the
+  first install of the package ("fi"); a value without "fi" listed every install (read: each installer's
+  latest, the first install the earliest listed). Either is read by either version (unknown keys ignored).
+  Format 2 ([u8 2][JSON]) and format 1 (the JSON alone, beginning with `{`) listed denied versions without a
+  grade: they read as denied for compromise (installs are denied, not revoked: a REVOKE needs evidence of
+  harm).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import struct
 from typing import Any
 
 from nhiguard.decision.identity_state import IdentityFacts, IdentityState
-from nhiguard.decision.package_state import AddedBy, LastRelease, PackageFacts
+from nhiguard.decision.package_state import AddedBy, LastRelease, PackageFacts, installers
 from nhiguard.models.anomaly import Baseline
 
 IDENTITY_FORMAT = 2
@@ -84,13 +87,14 @@ def package_json(facts: PackageFacts) -> dict[str, Any]:
         "rt": facts.last_release_ms,
         "c": facts.created_ms,
         "d": dict(sorted(facts.denied.items())),
-        "i": {v: [list(x) for x in xs] for v, xs in facts.installs.items()},
+        "i": {v: [list(x) for x in xs] for v, xs in sorted(facts.installs.items())},
         "a": None if facts.added_by is None else list(_added_by(facts.added_by)),
         "v": facts.vouched_ms,
         "p": facts.proxy_publishes,
         "t": facts.top,
         "n": facts.new_tops,
         "u": sorted(facts.unvouched),
+        "fi": facts.first_installed_ms,
     }
 
 
@@ -99,7 +103,7 @@ def _added_by(a: AddedBy) -> tuple[str, str, int]:
 
 
 def encode_package_state(facts: PackageFacts) -> bytes:
-    return bytes((PACKAGE_FORMAT,)) + json.dumps(package_json(facts)).encode()
+    return bytes((PACKAGE_FORMAT,)) + json.dumps(package_json(facts), separators=(",", ":")).encode()
 
 
 def decode_package_state(blob: bytes) -> PackageFacts:
@@ -110,7 +114,10 @@ def decode_package_state(blob: bytes) -> PackageFacts:
     else:
         found = blob[0] if blob else "empty"
         raise StateFormatError(f"package state format {found}; this version reads 1 to {PACKAGE_FORMAT}")
-    installs = {v: [(str(w), int(t)) for w, t in xs] for v, xs in d["i"].items()}
+    raw = {v: [(str(w), int(t)) for w, t in xs] for v, xs in d["i"].items()}
+    # Before "fi" an install was listed each time (the first: the earliest listed); now each installer once.
+    first = d.get("fi", min((t for xs in raw.values() for _, t in xs), default=None))
+    installs = {v: installers(xs) for v, xs in raw.items() if xs}
     release = LastRelease(**d["r"]) if d["r"] else None
     denied = d["d"] if isinstance(d["d"], dict) else dict.fromkeys(d["d"], "compromise")
     added = d.get("a")
@@ -126,4 +133,5 @@ def decode_package_state(blob: bytes) -> PackageFacts:
         d.get("t"),
         int(d.get("n", 0)),
         set(d.get("u", ())),
+        first,
     )

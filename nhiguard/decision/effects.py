@@ -73,7 +73,7 @@ class Revoked(IdentityEffect):
     until_ms: int
 
     def apply(self, state: IdentityState) -> bool:
-        state.facts.revoke(self.keys, self.at_ms, self.until_ms)
+        state.facts.revoke(self.keys, self.at_ms, self.until_ms, own=self.identity + "|")
         return True
 
 

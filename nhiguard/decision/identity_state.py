@@ -20,6 +20,11 @@ MINUTES_PER_DAY = 24 * 60
 # exposures is at most 240 small numbers), at the price of a window edge one minute wide.
 EXPOSURE_RECENT_MINUTES = 240
 EXPOSURE_HISTORY_DAYS = 14
+# Revocations remembered at once (each dedups a REVOKE for REVOKE_DEDUP_MS). Beyond it the one that expires
+# first is forgotten, another identity's before the acting identity's own (its own in force refuse its next
+# suspect requests: policies/anomaly/behaviour.rego). Forgetting one only lets the same REVOKE be issued
+# again: a duplicate command, never a missing one.
+MAX_REVOKED = 64
 
 
 @dataclass
@@ -91,11 +96,17 @@ class IdentityFacts:
         for d in [d for d in self.exposure_days if last_day - d >= EXPOSURE_HISTORY_DAYS]:
             del self.exposure_days[d]
 
-    def revoke(self, keys: tuple[str, ...], at_ms: int, until_ms: int) -> None:
+    def revoke(self, keys: tuple[str, ...], at_ms: int, until_ms: int, own: str = "") -> None:
+        """Remember revocations until `until_ms`; `own` is the prefix of the acting identity's own keys."""
         for key in [k for k, until in self.revoked.items() if until <= at_ms]:
             del self.revoked[key]  # expired: forget it
         for key in keys:
             self.revoked[key] = until_ms
+        excess = len(self.revoked) - MAX_REVOKED
+        if excess > 0:  # a flood of distinct revocations within the hour
+            first = sorted(self.revoked, key=lambda k: (bool(own) and k.startswith(own), self.revoked[k], k))
+            for key in first[:excess]:
+                del self.revoked[key]
 
 
 @dataclass

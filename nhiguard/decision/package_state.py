@@ -1,24 +1,36 @@
 """Per-package facts: what the registry and releases established about one package, read by the events of
 every identity that touches it.
 
-Copies written from several partitions merge: sets unite, first-publish takes the minimum, the latest release
-wins by event time, installers unite, a denied version keeps its strongest grade, counters take the larger
-copy (each partition's copy already holds what it read from the others). So reading every copy gives one
-answer whatever the partitioning.
+Copies written from several partitions merge: sets unite, first-publish and first-install take the minimum,
+the latest release wins by event time, installers unite (each at its latest install), a denied version keeps
+its strongest grade, counters take the larger copy (each partition's copy already holds what it read from the
+others). So reading every copy gives one answer whatever the partitioning.
+
+Every collection is bounded (README "Bounded state"), its eviction a total order on what the merged copies
+hold (a key's rank only rises as copies merge): trimming after each change or merge gives the same value in
+whatever order the copies merge.
 """
 
 from __future__ import annotations
 
+import bisect
+import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
 from nhiguard.decision.semver import version_key
 
-# Installers remembered per version (to revoke those who installed a version later found bad), and versions
-# per package: enough for the incident window, bounded so a popular package cannot grow without limit.
-MAX_INSTALLERS = 256
-MAX_VERSIONS = 32
-MAX_UNVOUCHED = 16
+# Installs remembered, as (version, installer) pairs at the installer's latest install of the version: the
+# MAX_INSTALLS latest pairs, whatever their versions (to revoke those who installed a version later found bad:
+# the versions still to be judged are the recently installed ones). One total, not per version: a bound on
+# each of two nested levels would make merged copies depend on the order they merge in. At ~40 bytes a pair
+# (an identity id and a time), a package's value stays well under a Kafka record.
+MAX_INSTALLS = 2048
+MAX_UNVOUCHED = 16  # the highest kept: an unvouched version lower than 16 others is not what installs get
+# Denied versions: the strongest grades kept, then the highest versions (what a range resolves to). Forgetting
+# one takes a flood of denied publishes of one package, each of which is itself denied (and, for harm,
+# revokes its publisher).
+MAX_DENIED = 128
 
 # How strong the evidence behind a denial is (the convention's evidence grades), weakest first: installs of a
 # version denied for hygiene alert, for compromise deny, and for harm (install scripts, a malicious new
@@ -26,10 +38,49 @@ MAX_UNVOUCHED = 16
 GRADES = ("hygiene", "compromise", "harm")
 
 
+_RANK = {g: i for i, g in enumerate(GRADES)}
+
+
 def stronger(a: str, b: str) -> str:
     """The stronger of two grades (an unknown grade counts as hygiene)."""
-    rank = {g: i for i, g in enumerate(GRADES)}
-    return a if rank.get(a, 0) >= rank.get(b, 0) else b
+    return a if _RANK.get(a, 0) >= _RANK.get(b, 0) else b
+
+
+def installers(*lists: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Installers of a version, each once at its latest install, oldest first."""
+    last: dict[str, int] = {}
+    for xs in lists:
+        for who, at in xs:
+            last[who] = max(at, last.get(who, at))
+    return sorted(last.items(), key=_by_time)
+
+
+def _by_time(x: tuple[str, int]) -> tuple[int, str]:
+    return x[1], x[0]
+
+
+def _evict_installs(installs: dict[str, list[tuple[str, int]]]) -> None:
+    """Drop the oldest (version, installer) pairs beyond MAX_INSTALLS (ties: by version, then installer)."""
+    excess = sum(len(xs) for xs in installs.values()) - MAX_INSTALLS
+    if excess <= 0:
+        return
+    for at, version, who in heapq.nsmallest(excess, ((t, v, w) for v, xs in installs.items() for w, t in xs)):
+        installs[version].remove((who, at))
+        if not installs[version]:
+            del installs[version]
+
+
+def _evict(keys: dict[str, Any] | set[str], limit: int, rank: Any) -> None:
+    """Drop the lowest-ranked keys beyond `limit` (rank: a total order, so the survivors are one answer)."""
+    for k in sorted(keys, key=rank)[: max(0, len(keys) - limit)]:
+        if isinstance(keys, dict):
+            del keys[k]
+        else:
+            keys.remove(k)
+
+
+def _by_version(v: str) -> tuple[Any, str]:
+    return version_key(v), v
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +113,8 @@ class PackageFacts:
     last_release_ms: int = -1
     created_ms: int | None = None
     denied: dict[str, str] = field(default_factory=dict)  # version -> grade of the denial
-    installs: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # version -> (who, when)
+    # version -> (who, latest install), oldest first (`installers`)
+    installs: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     added_by: AddedBy | None = None
     vouched_ms: int = -1  # the latest allowed publish that depends on this package
     # Through the registry proxy: publishes it allowed (each can bring one new version), the highest version
@@ -72,6 +124,7 @@ class PackageFacts:
     top: str | None = None
     new_tops: int = 0
     unvouched: set[str] = field(default_factory=set)
+    first_installed_ms: int | None = None  # the first install seen, kept when its version is evicted
 
     def copy(self) -> PackageFacts:
         installs = {v: list(xs) for v, xs in self.installs.items()}
@@ -88,6 +141,7 @@ class PackageFacts:
             self.top,
             self.new_tops,
             set(self.unvouched),
+            self.first_installed_ms,
         )
 
     def merge(self, other: PackageFacts) -> None:
@@ -98,9 +152,9 @@ class PackageFacts:
         for version, grade in other.denied.items():
             self.deny(version, grade)
         for version, xs in other.installs.items():
-            self.installs[version] = sorted(
-                set(self.installs.get(version, [])) | set(xs), key=lambda x: x[1]
-            )[-MAX_INSTALLERS:]
+            self.installs[version] = installers(self.installs.get(version, []), xs)
+        _evict_installs(self.installs)
+        self.first_installed_ms = _earliest(self.first_installed_ms, other.first_installed_ms)
         if other.added_by is not None:
             self.add_by(other.added_by)
         self.vouched_ms = max(self.vouched_ms, other.vouched_ms)
@@ -109,10 +163,12 @@ class PackageFacts:
         if other.top is not None and (self.top is None or version_key(other.top) > version_key(self.top)):
             self.top = other.top
         self.unvouched |= other.unvouched
+        _evict(self.unvouched, MAX_UNVOUCHED, _by_version)
 
     # -- questions (enrichment asks them) ----------------------------------------------------------------
     def first_install_ms(self) -> int | None:
-        return min((t for xs in self.installs.values() for _, t in xs), default=None)
+        remembered = min((t for xs in self.installs.values() for _, t in xs), default=None)
+        return _earliest(self.first_installed_ms, remembered)
 
     def brought_by_denied(self) -> str:
         """The grade of the denied version that added this package, while its installs are that version's
@@ -145,16 +201,17 @@ class PackageFacts:
 
     def installed(self, version: str, who: str, at_ms: int) -> bool:
         xs = self.installs.setdefault(version, [])
-        if (who, at_ms) not in xs:  # a redelivered record is not a second install
-            xs.append((who, at_ms))
-            del xs[:-MAX_INSTALLERS]
-        while len(self.installs) > MAX_VERSIONS:
-            del self.installs[next(iter(self.installs))]
+        last = next((t for w, t in xs if w == who), None)
+        if last is None or at_ms > last:  # a redelivered (or older) install changes nothing here
+            if last is not None:
+                xs.remove((who, last))
+            bisect.insort(xs, (who, at_ms), key=_by_time)
+            _evict_installs(self.installs)
+        self.first_installed_ms = _earliest(self.first_installed_ms, at_ms)
         if self._beyond_credit(version):
             # Remembered, and not the new top: versions a publish does account for are still judged after it.
             self.unvouched.add(version)
-            while len(self.unvouched) > MAX_UNVOUCHED:
-                self.unvouched.remove(min(self.unvouched, key=version_key))
+            _evict(self.unvouched, MAX_UNVOUCHED, _by_version)
         elif self.top is None:
             self.top = version
         elif version_key(version) > version_key(self.top):
@@ -170,7 +227,8 @@ class PackageFacts:
     def deny(self, version: str, grade: str) -> bool:
         before = self.denied.get(version)
         self.denied[version] = grade if before is None else stronger(before, grade)
-        return self.denied[version] != before
+        _evict(self.denied, MAX_DENIED, lambda v: (_RANK.get(self.denied[v], 0), *_by_version(v)))
+        return self.denied.get(version) != before
 
     def add_by(self, added: AddedBy) -> bool:
         """Remember the strongest (then the earliest) denied version that added this package."""
@@ -193,3 +251,7 @@ class PackageFacts:
     def proxy_published(self) -> bool:
         self.proxy_publishes += 1
         return True
+
+
+def _earliest(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)

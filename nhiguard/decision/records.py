@@ -32,8 +32,8 @@ class RawRecord:
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
     timestamp_ms: int = 0
-    # Offset on the by-identity topic the worker's stateful stage read it from (-1 outside the worker): what
-    # that stage records as applied, so a record reprocessed after a crash is not applied twice.
+    # Offset on the by-identity topic the worker's stateful stage read it from (-1 outside the worker, where
+    # nothing is redelivered): that stage judges redelivery only for records that have one.
     position: int = -1
 
     def header(self, name: str) -> str | None:
@@ -215,8 +215,10 @@ class BatchResult:
     human_events: int = 0  # decided (no NHI rule applies) and counted
     # Set by the worker's stateful stage (streams/state.py), which knows positions; the core does not.
     skipped: int = 0  # already applied to state before a restart, outputs already delivered: not redone
-    reordered: int = 0  # at or below the applied position but not a redelivery: decided anyway
+    # At or below its source's watermark but later than it (a recreated source topic): decided anyway.
+    reordered: int = 0
     skipped_records: list[tuple[str, int, int]] = field(default_factory=list)  # (topic, partition, offset)
+    reordered_records: list[tuple[str, int, int]] = field(default_factory=list)
     # State the batch changed, for the worker to write to its tables: identity -> value, package -> facts.
     identity_state: dict[str, bytes] = field(default_factory=dict)
     package_state: dict[str, bytes] = field(default_factory=dict)

@@ -65,6 +65,12 @@ def _origin(rec):
         ((ORIGIN, b"t|0|-5|0"),),
         ((ORIGIN, b"|0|1|0"),),
         ((ORIGIN, b"t|" + b"9" * 5000 + b"|1|0"),),
+        # Coordinates Kafka cannot have (a topic name it refuses, numbers beyond its ranges): never stored.
+        ((ORIGIN, b"a topic|0|1|0"),),
+        ((ORIGIN, b"t" * 250 + b"|0|1|0"),),
+        ((ORIGIN, b"t|2147483648|1|0"),),
+        ((ORIGIN, b"t|0|9223372036854775808|0"),),
+        ((ORIGIN, b"t|0|1|9223372036854775808"),),
     ],
 )
 def test_a_by_identity_record_without_a_readable_origin_is_refused_with_a_reason(headers):

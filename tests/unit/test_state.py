@@ -10,10 +10,12 @@ from nhiguard.decision.codec import decode_identity_state, decode_package_state,
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.package_state import LastRelease, PackageFacts
+from nhiguard.decision.records import AdapterError
 from nhiguard.models.anomaly import Baseline
 from nhiguard.policy.bundle import load_bundle
 from nhiguard.settings import load_settings
-from nhiguard.streams.state import StatefulStage, TableStore, decode_value
+from nhiguard.streams.delivery import MAX_SOURCES, decode_value, encode_value
+from nhiguard.streams.state import StatefulStage, TableStore
 from tools import REPO_ROOT
 from tools.scenarios import default_params, generate, inventory
 
@@ -125,7 +127,8 @@ def test_identity_state_fits_the_budget_and_round_trips(records):
     for value in tables.identities.values():
         core_part, delivery = decode_value(value)
         state = decode_identity_state(core_part)
-        assert state.facts.events > 0 and delivery.applied >= 0 and delivery.recent
+        assert state.facts.events > 0 and delivery.marks and delivery.legacy is None
+        assert decode_value(encode_value(core_part, delivery)) == (core_part, delivery)
         if state.model is not None:
             model = state.model.to_bytes()
             assert Baseline.from_bytes(model).to_bytes() == model
@@ -151,19 +154,97 @@ def test_package_copies_from_several_partitions_merge_to_one_answer():
         assert (m.proxy_publishes, m.top, m.new_tops, m.unvouched) == (3, "1.4.10", 3, {"9.9.9"})
 
 
-def test_a_record_below_the_applied_position_is_never_dropped_once_the_identity_moved_on(records):
+def test_a_record_is_judged_by_its_source_coordinates_never_by_its_position(records):
     tables = Tables()
     first = tables.worker()
     tables.write(first, first.process(records[:200]))
-    second = tables.worker()  # restarted: identities read back are "fresh"
+    second = tables.worker()  # restarted: identities read back
     res = second.process(records[100:300])  # 100..199 are redeliveries, 200.. are new
     assert res.skipped > 0 and res.reordered == 0
     moved_on = {d.event.actor.id for d in res.decisions if d.identity_kind != "human"}
-    # A record that arrives with an old position after its identity has moved on is not a redelivery as
-    # far as this process can tell: it is decided (and counted), not silently dropped.
-    late = next(r for r in records[:100] if adapt(r, TOPICS.domain_of(r.topic)).actor.id in moved_on)
-    res = second.process([replace(late, offset=late.offset + 100_000)])  # another source record
-    assert len(res.decisions) == 1 and res.reordered == 1
+    # Another source record that arrives with an old by-identity position (the position says nothing of
+    # where it was read): decided, and not counted as reordered.
+    late = next(r for r in records[:100] if actor(r) in moved_on)
+    res = second.process([replace(late, offset=late.offset + 100_000)])
+    assert len(res.decisions) == 1 and res.skipped == res.reordered == 0
+
+
+def actor(rec):
+    """The identity whose state a record changes (None for a person's, or a record that does not adapt)."""
+    try:
+        ev = adapt(rec, TOPICS.domain_of(rec.topic))
+    except AdapterError:
+        return None
+    return None if ev.actor.human else ev.actor.id
+
+
+def busiest(records):
+    """The non-human identity with the most records, and its records."""
+    mine: dict[str, list] = {}
+    for r in records:
+        if (who := actor(r)) is not None:
+            mine.setdefault(who, []).append(r)
+    who = max(mine, key=lambda k: len(mine[k]))
+    return who, mine[who]
+
+
+def test_a_record_forwarded_twice_far_behind_its_identity_is_still_applied_once(records):
+    """Redelivery memory is not a window of recent records: a copy of an identity's record forwarded after
+    more than 64 others of that identity is recognised, in the running worker and after a restart."""
+    tables = Tables()
+    c = tables.worker()
+    for i in range(0, len(records), 100):
+        tables.write(c, c.process(records[i : i + 100]))
+    _, mine = busiest(records)
+    assert len(mine) > 65
+    res = c.process([replace(mine[0], position=10_000)])
+    assert res.skipped == 1 and not res.decisions and not res.identity_state
+    again = tables.worker()
+    res = again.process([replace(r, position=20_000 + i) for i, r in enumerate(mine[:70])])
+    assert res.skipped == 70 and not res.decisions
+
+
+def test_a_record_of_a_recreated_source_topic_is_decided_never_dropped(records):
+    """A source topic deleted and recreated restarts its offsets: a record at an offset already applied from
+    it but with a later time is a new record, decided (and counted as reordered); the watermark then starts
+    again from it, so a second forward of it is skipped and the next offset is new."""
+    tables = Tables()
+    c = tables.worker()
+    for i in range(0, len(records), 100):
+        tables.write(c, c.process(records[i : i + 100]))
+    _, mine = busiest(records)
+    later = mine[-1].timestamp_ms + 86_400_000
+    # The recreated topic's record at an offset the old one applied lately, for the same identity.
+    new = replace(mine[-2], timestamp_ms=later, position=30_000)
+    res = c.process([new])
+    assert len(res.decisions) == 1 and res.reordered == 1 and res.skipped == 0
+    assert res.reordered_records == [(new.topic, new.partition, new.offset)]
+    tables.write(c, res)
+    res = tables.worker().process([replace(new, position=30_001)])  # forwarded twice, across a restart
+    assert res.skipped == 1 and not res.decisions
+    nxt = replace(mine[-1], timestamp_ms=later + 1, position=30_002)
+    res = c.process([nxt])
+    assert len(res.decisions) == 1 and res.skipped == res.reordered == 0
+
+
+def test_source_watermarks_are_bounded_per_identity_least_recently_advanced_first(records):
+    tables = Tables()
+    c = tables.worker()
+    who, mine = busiest(records)
+    rec = mine[0]
+    # The identity's records from more source partitions than the bound: one each.
+    batch = [replace(rec, partition=p, position=p) for p in range(MAX_SOURCES + 20)]
+    res = c.process(batch)
+    tables.write(c, res)
+    value = tables.identities[who.encode()]
+    _, delivery = decode_value(value)
+    assert len(delivery.marks) == MAX_SOURCES
+    assert list(delivery.marks) == [(rec.topic, p) for p in range(20, MAX_SOURCES + 20)]
+    # ~21 bytes a source partition: the value stays within the identity budget.
+    assert len(value) - len(decode_value(value)[0]) <= 5 + 3 + len(rec.topic) + 21 * MAX_SOURCES
+    # The most recent sources are remembered; the forgotten one's copy is decided again (never lost).
+    again = c.process([replace(rec, partition=MAX_SOURCES + 19, position=500), replace(rec, position=501)])
+    assert again.skipped == 1 and len(again.decisions) == 1
 
 
 def test_a_source_record_forwarded_twice_is_applied_once(records, reference):
