@@ -28,6 +28,12 @@ def get(obj: Any, *path: str, default: Any = None) -> Any:
     return default if cur is None else cur
 
 
+def text(obj: Any, *path: str) -> str:
+    """obj[path…] when it is a string, else "" (an optional name or label)."""
+    value = get(obj, *path, default="")
+    return value if isinstance(value, str) else ""
+
+
 def iso_ms(value: Any, fallback: int) -> int:
     """Milliseconds since the epoch from an ISO-8601 string (or ms number); the fallback when absent."""
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -52,12 +52,12 @@ def _publisher(manifest: dict[str, Any]) -> Publisher:
     )
 
 
-def _scripts(manifest: dict[str, Any]) -> set[str]:
+def manifest_scripts(manifest: dict[str, Any]) -> set[str]:
     scripts = manifest.get("scripts") or {}
     return {s for s in INSTALL_SCRIPTS if isinstance(scripts, dict) and scripts.get(s)}
 
 
-def _dependencies(manifest: dict[str, Any]) -> dict[str, str]:
+def manifest_dependencies(manifest: dict[str, Any]) -> dict[str, str]:
     deps = manifest.get("dependencies") or {}
     return {str(k): str(v) for k, v in deps.items()} if isinstance(deps, dict) else {}
 
@@ -75,7 +75,9 @@ def _history(versions: dict[str, Any], times: dict[str, Any], version: str) -> t
             earlier.append((at, version_key(v), v, manifest))
     earlier.sort(key=lambda x: (x[0], x[1]))
     return tuple(
-        PastRelease(v, at, _publisher(m), tuple(sorted(_dependencies(m))), tuple(sorted(_scripts(m))))
+        PastRelease(
+            v, at, _publisher(m), tuple(sorted(manifest_dependencies(m))), tuple(sorted(manifest_scripts(m)))
+        )
         for at, _, v, m in earlier[-HISTORY:]
     )
 
@@ -101,8 +103,8 @@ def adapt_hook(rec: RawRecord, body: Any) -> CanonicalEvent:
     # The previous release: the greatest version below this one (what the publish changes against).
     older = sorted((v for v in versions if version_key(v) < version_key(version)), key=version_key)
     prev = versions[older[-1]] if older else None
-    deps = _dependencies(manifest)
-    prev_deps = set(_dependencies(prev or {}))
+    deps = manifest_dependencies(manifest)
+    prev_deps = set(manifest_dependencies(prev or {}))
     times = packument.get("time") or {}
     publisher = _publisher(manifest)
     publish = Publish(
@@ -112,8 +114,10 @@ def adapt_hook(rec: RawRecord, body: Any) -> CanonicalEvent:
         previous=PreviousRelease(older[-1], _publisher(prev)) if prev else None,
         dependencies=tuple(sorted(deps)),
         added_dependencies=tuple(sorted(set(deps) - prev_deps)),
-        install_scripts=tuple(sorted(_scripts(manifest))),
-        added_install_scripts=tuple(sorted(_scripts(manifest) - (_scripts(prev) if prev else set()))),
+        install_scripts=tuple(sorted(manifest_scripts(manifest))),
+        added_install_scripts=tuple(
+            sorted(manifest_scripts(manifest) - (manifest_scripts(prev) if prev else set()))
+        ),
         package_created_ms=iso_ms(times.get("created"), 0),
         requirements=tuple(Requirement(k, v) for k, v in sorted(deps.items())),
         history=_history(versions, times if isinstance(times, dict) else {}, version),
@@ -156,7 +160,7 @@ def looked_up(name: str, spec: str, doc: Any, at_ms: int) -> LookedUp:
         version=version or "",
         version_published_ms=iso_ms(times.get(version), 0) if version else 0,
         package_created_ms=iso_ms(times.get("created"), 0),
-        install_scripts=tuple(sorted(_scripts(manifest))),
+        install_scripts=tuple(sorted(manifest_scripts(manifest))),
         publisher=str(get(manifest, "_npmUser", "name", default="")),
     )
 
