@@ -142,6 +142,19 @@ def test_a_github_audit_time_that_cannot_be_read_is_refused(bad):
     assert refused("audit.ci", body).reason == "unknown_shape"
 
 
+@pytest.mark.parametrize(("run_id", "expected"), [(14088360001, 14088360001), ("14088360001", 14088360001)])
+def test_a_github_audit_workflow_run_is_the_workflows_by_name_with_its_run(run_id, expected):
+    body = AUDIT | {"action": "workflows.completed_workflow_run", "name": "Deploy", "workflow_run_id": run_id,
+                    "event": "schedule", "head_branch": "main"}  # fmt: skip
+    ev = event("audit.ci", body)
+    assert (ev.actor.id, ev.facts.run_id, ev.facts.triggered_by) == (
+        "github:acme/api/workflow:Deploy",
+        expected,
+        "jdoe",
+    )
+    assert refused("audit.ci", body | {"workflow_run_id": "12ab"}).reason == "unknown_shape"
+
+
 def test_github_audit_resources_name_the_app_token_or_secret():
     install = event(
         "audit.ci", AUDIT | {"action": "integration_installation.create", "integration": "ci-app"}

@@ -108,6 +108,11 @@ def _resource(action: str, body: dict[str, Any], login: str) -> tuple[str, str]:
     return "github.account", text(body, "user") or login
 
 
+def _number(value: Any) -> Any:
+    # An id exported as a digit string (copies of the log stringify ids) is still that id.
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else value
+
+
 def _workflow_run(action: str, body: dict[str, Any], repo: str) -> tuple[Actor, WorkflowRun] | None:
     """`workflows.*_workflow_run`: the workflow's doing (by its name, as its jobs' deliveries name it), with
     the run's facts; whoever triggered it is `triggered_by`."""
@@ -115,7 +120,7 @@ def _workflow_run(action: str, body: dict[str, Any], repo: str) -> tuple[Actor, 
     if not action.startswith("workflows.") or not action.endswith("_workflow_run") or not (name and repo):
         return None
     return workflow_name_actor(repo, name), WorkflowRun(
-        run_id=long_field(body.get("workflow_run_id"), "workflow_run_id"),
+        run_id=long_field(_number(body.get("workflow_run_id")), "workflow_run_id"),
         workflow="",  # the audit log names the workflow, not its file
         name=name,
         event=text(body, "event"),
