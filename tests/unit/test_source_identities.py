@@ -430,6 +430,13 @@ VERDACCIO = {
 }
 
 
+def test_a_verdaccio_status_that_is_no_http_status_is_refused():
+    # Found by the hostile-value test: 2**64 reached the facts' Avro int.
+    line = VERDACCIO | {"status": 2**64, "user": "rb", "request": {"method": "PUT", "url": "/left-pad"}}
+    assert refused("audit.registry", line).reason == "unknown_shape"
+    assert event("audit.registry", line | {"status": None}).facts.status == 0  # none logged
+
+
 @pytest.mark.parametrize(
     ("method", "url", "user", "action", "operation", "who"),
     [
@@ -503,6 +510,15 @@ def hostile_records(draw: st.DrawFn) -> RawRecord:
         name = draw(st.sampled_from(sorted(headers)))
         headers[name] = draw(st.sampled_from(["", " ", "x.y.z", "\u00e9" * 300]))
     return raw(doc["topic"], value, headers)
+
+
+def test_a_repository_name_that_is_not_a_string_is_no_resource_id():
+    # Found by the test below: `1e999` (infinity) as a name reached the resource id and the redaction.
+    body, headers = fixture("github.webhook", "workflow-run-completed")
+    body["repository"]["full_name"] = float("inf")
+    (d,) = decide([raw("audit.ci", json.dumps(body).replace("Infinity", "1e999").encode(), headers)])
+    assert d.event.resource_id == "-" and d.event.actor.id == "github:-/.github/workflows/build.yml"
+    CODEC.encode("Decision", decision_record(d, 1))
 
 
 @settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

@@ -192,10 +192,11 @@ def adapt_webhook(rec: RawRecord, body: Any) -> CanonicalEvent:
     event = rec.header("X-GitHub-Event")
     if not event or not isinstance(body, dict):
         raise AdapterError("unknown_shape", "GitHub webhook without X-GitHub-Event header")
-    repo = get(body, "repository", "full_name", default="-")
+    # A name or "-": never a number a hostile delivery put there (ids, resources and Avro want strings).
+    repo = text(body, "repository", "full_name") or "-"
     action = body.get("action")
     if event in PACKAGE_EVENTS and action == "published":
-        return _package_publish(rec, event, body, str(repo))
+        return _package_publish(rec, event, body, repo)
     actor, facts = _actor(event, body, repo)
     resource_type, resource_id = _RESOURCES.get(event, lambda b, r: ("github.repository", r))(body, repo)
     return CanonicalEvent(

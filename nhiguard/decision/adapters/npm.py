@@ -235,7 +235,11 @@ def _parse_tarball(url: str) -> tuple[str, str] | None:
 
 def _status(body: dict[str, Any]) -> int:
     status = body.get("status")
-    return status if isinstance(status, int) and not isinstance(status, bool) else 0
+    if not isinstance(status, int) or isinstance(status, bool):
+        return 0  # none logged
+    if not 0 <= status <= 999:  # an HTTP status has three digits (and the facts carry an Avro int)
+        raise AdapterError("unknown_shape", f"status {str(status)[:24]} is not an HTTP status")
+    return status
 
 
 def _package_change(method: str, path: str) -> tuple[str, str, str] | None:
