@@ -22,6 +22,10 @@ ALLOWED = frozenset(
         "x-contentful-topic",
         "x-contentful-webhook-name",
         "x-nhiguard-format",  # adapters/registry.py FORMAT_HEADER: decide must read it as route did
+        "x-gitlab-event",
+        "x-gitlab-event-uuid",
+        "x-strapi-event",
+        "x-webhook-integration",
         "content-type",
         "traceparent",
         "tracestate",

@@ -23,7 +23,9 @@ class ProxyPublish(EventFacts):
 
     family: ClassVar[str] = "proxy_publish"
     package: str
-    operation: str  # publish | dist_tag | update (a change to the package document: owners, deprecation)
+    # publish | dist_tag | dist_tag_rm | update (a change to the package document: owners, deprecation) |
+    # unpublish (the package, or a version's tarball)
+    operation: str
     tag: str  # the dist-tag moved ("" for a publish)
     status: int
     accepted: bool  # the proxy answered 2xx

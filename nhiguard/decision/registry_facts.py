@@ -167,6 +167,9 @@ class Publish(NeedsDocuments, EventFacts):
     requirements: tuple[Requirement, ...] = ()  # every dependency with its range
     history: tuple[PastRelease, ...] = ()  # releases published before this one, oldest first
     lookups: tuple[LookedUp, ...] = ()  # documents of new dependencies (the fetch step)
+    # False when the source names no earlier release (a GitHub Packages webhook): what this version added is
+    # unknown, so nothing is judged as added (not everything, which would make every release a first one).
+    history_known: bool = True
 
     def policy_input(self) -> dict[str, Any]:
         # The history and the documents reach the policies as facts of the context (below), not as lists.
@@ -191,6 +194,7 @@ class Publish(NeedsDocuments, EventFacts):
             "requirements": [{"name": r.name, "spec": r.spec} for r in self.requirements],
             "history": [r.record() for r in self.history],
             "lookups": [x.record() for x in self.lookups],
+            "history_known": self.history_known,
         }
 
     def target(self, resource_id: str) -> str:
@@ -207,6 +211,8 @@ class Publish(NeedsDocuments, EventFacts):
 
     def new_dependencies(self) -> tuple[str, ...]:
         """Dependencies absent from one of the last few releases (all of them for a first release)."""
+        if not self.history_known:
+            return ()
         recent = self.history[-NEW_WITHIN:]
         return tuple(
             d for d in self.dependencies if not recent or any(d not in r.dependencies for r in recent)
@@ -226,10 +232,13 @@ class Publish(NeedsDocuments, EventFacts):
         below = [r for r in established if version_key(r.version) < version_key(self.version)]
         prev = max(below, key=lambda r: version_key(r.version)) if below else None
         added = sorted(set(self.dependencies) - set(prev.dependencies)) if prev else list(self.dependencies)
+        if not self.history_known:
+            added = []
         specs = {r.name: r.spec for r in self.requirements}
         looked = {x.name: x for x in self.lookups}
         deps = [_dependency(view.package(d), looked.get(d), specs.get(d, ""), at_ms) for d in added]
         scripts = sorted(set(self.install_scripts) - set(prev.install_scripts if prev else []))
+        scripts = scripts if self.history_known else []
         who = sorted({w for w, _ in view.package(self.package).installs.get(self.version, ())})
         installers = [{"id": w, "known": view.known(w)} for w in who]
         return Context(

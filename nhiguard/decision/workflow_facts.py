@@ -19,8 +19,9 @@ from typing import Any, ClassVar
 from nhiguard.decision.facts import EventFacts
 
 _DIGITS = re.compile(r"\d+")
-# Triggers by which someone (or some token) chose to start the workflow, rather than a change starting it.
-MANUAL_TRIGGERS = frozenset(("workflow_dispatch", "repository_dispatch"))
+# Triggers by which someone (or some token) chose to start the workflow, rather than a change starting it:
+# GitHub's dispatches, a GitLab pipeline's sources `web` (the UI), `api`, `trigger` (a trigger token), `chat`.
+MANUAL_TRIGGERS = frozenset(("workflow_dispatch", "repository_dispatch", "web", "api", "trigger", "chat"))
 
 
 def branch_family(branch: str) -> str:

@@ -316,7 +316,7 @@ def test_surrogate_pairs_are_fine():
 
 def test_the_most_specific_source_wins_whatever_the_import_order():
     # A gate request a webhook bridge delivered with GitHub's headers is still a gate request (a body value
-    # beats a header), and a hook body with a log line's keys is still a hook (a value beats more keys).
+    # beats a header), and a hook body with a log line's keys is still a hook (it has more of the hook's).
     ev = adapt(rec("audit.ci", GATE, [("X-GitHub-Event", "workflow_run")]), "ci")
     assert ev.source == "npm.publish_gate"
     hook = {

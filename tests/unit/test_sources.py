@@ -43,7 +43,14 @@ def record(doc: dict) -> RawRecord:
     return RawRecord(doc["topic"], 0, 0, value, None, headers, doc.get("timestamp_ms", 0))
 
 
-@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*/*.json")), ids=lambda p: f"{p.parent.name}/{p.stem}")
+FIXTURE_PATHS = sorted(FIXTURES.glob("*/*.json"))
+
+
+def _name(p: Path) -> str:
+    return f"{p.parent.name}/{p.stem}"
+
+
+@pytest.mark.parametrize("path", FIXTURE_PATHS, ids=_name)
 def test_every_fixture_becomes_the_event_it_names(path: Path):
     doc = json.loads(path.read_text())
     rec = record(doc)
@@ -51,10 +58,27 @@ def test_every_fixture_becomes_the_event_it_names(path: Path):
         with pytest.raises(AdapterError) as e:
             adapt(rec, TOPICS.domain_of(rec.topic))
         assert e.value.reason == doc["error"]
+        # The dead letter says what is missing, in the words the fixture names (when it names them).
+        assert doc.get("error_says", "") in e.value.detail
         return
     ev = adapt(rec, TOPICS.domain_of(rec.topic))
     assert ev.source == path.parent.name  # a fixture lives under its source's name
     assert canonical(ev) == doc["expect"]
+
+
+@pytest.mark.parametrize("path", FIXTURE_PATHS, ids=_name)
+def test_exactly_one_source_is_the_most_specific_for_every_fixture(path: Path):
+    # Among the sources of the fixture's domain that recognise it (refused ones included: a source that
+    # refuses a record must be the one that recognised it), one alone is the most specific, and it is the
+    # source the fixture is filed under: the choice never falls to names or import order.
+    doc = json.loads(path.read_text())
+    rec = record(doc)
+    domain = TOPICS.domain_of(rec.topic)
+    body = json.loads(rec.value)
+    matching = [s for s in REGISTRY.sources() if domain in s.domains and s.recognise.matches(rec, body)]
+    assert matching, f"{_name(path)}: no source of domain {domain!r} recognises it"
+    top = max(s.recognise.specificity for s in matching)
+    assert [s.name for s in matching if s.recognise.specificity == top] == [path.parent.name]
 
 
 def test_every_source_has_fixtures_and_a_section_in_the_docs():

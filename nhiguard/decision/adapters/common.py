@@ -29,6 +29,12 @@ def get(obj: Any, *path: str, default: Any = None) -> Any:
     return default if cur is None else cur
 
 
+def text(obj: Any, *path: str) -> str:
+    """obj[path…] when it is a string, else "" (an optional name or label)."""
+    value = get(obj, *path, default="")
+    return value if isinstance(value, str) else ""
+
+
 def iso_ms(value: Any, fallback: int) -> int:
     """Milliseconds since the epoch from an ISO-8601 string with a zone (or ms number); the fallback when
     absent. A time without a zone, or not a time, is AdapterError `bad_time`."""

@@ -19,6 +19,9 @@ _PUBLIC_ASSET_HOSTS = (
     "videos.ctfassets.net",
     "downloads.ctfassets.net",
 )
+# The link and the time an operation sets on the entity's `sys` (the rest set updatedBy / updatedAt).
+_OWN_LINK = {"publish": "publishedBy", "archive": "archivedBy", "delete": "deletedBy"}
+_OWN_TIME = {"publish": "publishedAt", "archive": "archivedAt", "delete": "deletedAt"}
 _NON_HUMAN_LINKS = {"AppDefinition", "PersonalAccessToken", "ApiKey", "PreviewApiKey", "Bot"}
 # Tag ids that mark content as not for the public (compared without case). Untagged content is ordinary media:
 # the catalog syncs and asset bridges upload it to the public host and publish it minutes later.
@@ -57,10 +60,12 @@ def adapt(rec: RawRecord, body: Any) -> CanonicalEvent:
     entity_id = need(sys, "id")
     space = get(sys, "space", "sys", "id", default="-")
     version = get(sys, "version", default=get(sys, "revision", default=0))
-    link_key = "publishedBy" if operation == "publish" and get(sys, "publishedBy") else "updatedBy"
-    link = get(sys, link_key, "sys") or get(sys, "createdBy", "sys")
+    # Who did it: the link the operation sets (a delete arrives as a tombstone, `DeletedEntry`/`DeletedAsset`,
+    # naming `deletedBy` and nothing else), else the last update's author, else the creator.
+    own = _OWN_LINK.get(operation, "updatedBy")
+    link = get(sys, own, "sys") or get(sys, "updatedBy", "sys") or get(sys, "createdBy", "sys")
     if not isinstance(link, dict) or not link.get("id"):
-        raise AdapterError("missing_identity", "sys.updatedBy/createdBy has no id")
+        raise AdapterError("missing_identity", f"sys.{own}/updatedBy/createdBy has no id")
     link_type = str(link.get("linkType", "User"))
     actor = Actor(
         id=f"contentful:{space}/{link_type}/{link['id']}",
@@ -100,9 +105,7 @@ def adapt(rec: RawRecord, body: Any) -> CanonicalEvent:
         restricted_tags=tuple(t for t in tags if t.lower() in RESTRICTED_TAGS),
         content_type=content_type,
     )
-    ts = iso_ms(
-        get(sys, "publishedAt") if operation == "publish" else get(sys, "updatedAt"), rec.timestamp_ms
-    )
+    ts = iso_ms(get(sys, _OWN_TIME.get(operation, "updatedAt")), rec.timestamp_ms)
     return CanonicalEvent(
         event_id=f"{space}/{entity_type}/{entity_id}@{version}:{topic}",
         source=SOURCE,

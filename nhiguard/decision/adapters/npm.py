@@ -37,6 +37,17 @@ _NAME = r"(?:@(?:[^/%]|%(?!2[fF]))+(?:/|%2[fF]))?[^/@]+"
 _TARBALL = re.compile(rf"^/(?P<pkg>{_NAME})/-/(?P<file>[^/]+)\.tgz$")
 _PACKAGE = re.compile(rf"^/(?P<pkg>{_NAME})(?:/-rev/(?P<rev>[^/]+))?/?$")
 _DIST_TAG = re.compile(rf"^/-/package/(?P<pkg>{_NAME})/dist-tags/(?P<tag>[^/]+)$")
+# `npm unpublish <pkg>@<version>` ends with this DELETE of the version's tarball (after the document's PUT).
+_TARBALL_REV = re.compile(rf"^/(?P<pkg>{_NAME})/-/[^/]+\.tgz/-rev/(?P<rev>[^/]+)$")
+# `npm login` / `npm adduser` (the name is who logs in: the line's `user` is not known before it succeeds).
+_LOGIN = re.compile(r"^/-/user/org\.couchdb\.user:(?P<name>[^/]+)$")
+# Account requests that are neither installs nor package changes: (method, path prefix) -> action.
+_ACCOUNT = (
+    ("POST", "/-/v1/login", "registry.proxy.login"),
+    ("DELETE", "/-/user/token/", "registry.proxy.logout"),
+    ("POST", "/-/npm/v1/tokens", "registry.proxy.token.create"),
+    ("DELETE", "/-/npm/v1/tokens/token/", "registry.proxy.token.delete"),
+)
 
 
 def _mechanism(manifest: dict[str, Any]) -> str:
@@ -52,12 +63,12 @@ def _publisher(manifest: dict[str, Any]) -> Publisher:
     )
 
 
-def _scripts(manifest: dict[str, Any]) -> set[str]:
+def manifest_scripts(manifest: dict[str, Any]) -> set[str]:
     scripts = manifest.get("scripts") or {}
     return {s for s in INSTALL_SCRIPTS if isinstance(scripts, dict) and scripts.get(s)}
 
 
-def _dependencies(manifest: dict[str, Any]) -> dict[str, str]:
+def manifest_dependencies(manifest: dict[str, Any]) -> dict[str, str]:
     deps = manifest.get("dependencies") or {}
     return {str(k): str(v) for k, v in deps.items()} if isinstance(deps, dict) else {}
 
@@ -75,20 +86,67 @@ def _history(versions: dict[str, Any], times: dict[str, Any], version: str) -> t
             earlier.append((at, version_key(v), v, manifest))
     earlier.sort(key=lambda x: (x[0], x[1]))
     return tuple(
-        PastRelease(v, at, _publisher(m), tuple(sorted(_dependencies(m))), tuple(sorted(_scripts(m))))
+        PastRelease(
+            v, at, _publisher(m), tuple(sorted(manifest_dependencies(m))), tuple(sorted(manifest_scripts(m)))
+        )
         for at, _, v, m in earlier[-HISTORY:]
     )
 
 
-# A hook's `_npmUser` is the public registry's account that published a package we depend on, not one of our
+# Hook events that name no actor, and what they name instead. The envelope's `hookOwner` is whoever subscribed
+# the hook, never who acted: so these are dead-lettered saying so, not decided as somebody.
+_NO_ACTOR = {
+    "package:owner": "names the maintainer added (change.maintainer), not who added them",
+    "package:owner-rm": "names the maintainer removed (change.maintainer), not who removed them",
+    "package:dist-tag": "names the tag moved (change.dist-tag), not who moved it",
+    "package:dist-tag-rm": "names the tag removed (change.dist-tag), not who removed it",
+    "package:deprecated": "names the version deprecated (change.deprecated), not who deprecated it",
+    "package:undeprecated": "names the version (change.deprecated), not who undeprecated it",
+    "package:change": "is npm's catch-all for a change it could not classify and names no actor",
+}
+
+
+# Every hook's envelope (whatever its event, and whether the hook follows a package, a scope or an owner) has
+# these. A hook's accounts are the public registry's (who published a package we depend on), not our
 # identities: external, not unknown.
 @source(
     HOOK_SOURCE,
     domains=("registry",),
-    recognise=Recogniser(keys=("hookOwner",), values=(("event", "package:publish"),)),
+    recognise=Recogniser(keys=("hookOwner", "event", "name", "payload")),
     external_principals=True,
 )
 def adapt_hook(rec: RawRecord, body: Any) -> CanonicalEvent:
+    event = str(body.get("event"))
+    if event == "package:publish":
+        return _hook_publish(rec, body)
+    name = str(need(body, "name"))
+    if event in _NO_ACTOR:
+        raise AdapterError("missing_identity", f"npm {event} hook {_NO_ACTOR[event]}")
+    if event in ("package:star", "package:unstar"):
+        who, where = get(body, "change", "user"), "change.user"
+    elif event == "package:unpublish":
+        # Only a whole package's unpublish leaves a record of who did it in the document.
+        who, where = get(body, "payload", "time", "unpublished", "name"), "payload.time.unpublished.name"
+    else:
+        raise AdapterError("unknown_shape", f"npm hook event {event[:60]!r} is not one npm sends")
+    if not isinstance(who, str) or not who:
+        raise AdapterError("missing_identity", f"npm {event} hook without {where}: it names no actor")
+    version = get(body, "change", "version")
+    at = body.get("time")
+    return CanonicalEvent(
+        event_id=f"npm:{name}" + (f"@{version}" if isinstance(version, str) else "") + f":{event}:{at}",
+        source=HOOK_SOURCE,
+        domain="registry",
+        action=f"registry.package.{event.removeprefix('package:')}",
+        # npm's `time` is Unix milliseconds.
+        occurred_at_ms=long_field(at, "time") if isinstance(at, int) and at > 0 else rec.timestamp_ms,
+        actor=Actor(id=f"npm:{who}", display=who, human=False, source_principal=who),
+        resource_type="npm.package",
+        resource_id=name,
+    )
+
+
+def _hook_publish(rec: RawRecord, body: dict[str, Any]) -> CanonicalEvent:
     name = str(need(body, "name"))
     version = str(get(body, "change", "version") or need(body, "version"))
     packument = need(body, "payload")
@@ -101,8 +159,8 @@ def adapt_hook(rec: RawRecord, body: Any) -> CanonicalEvent:
     # The previous release: the greatest version below this one (what the publish changes against).
     older = sorted((v for v in versions if version_key(v) < version_key(version)), key=version_key)
     prev = versions[older[-1]] if older else None
-    deps = _dependencies(manifest)
-    prev_deps = set(_dependencies(prev or {}))
+    deps = manifest_dependencies(manifest)
+    prev_deps = set(manifest_dependencies(prev or {}))
     times = packument.get("time") or {}
     publisher = _publisher(manifest)
     publish = Publish(
@@ -112,8 +170,10 @@ def adapt_hook(rec: RawRecord, body: Any) -> CanonicalEvent:
         previous=PreviousRelease(older[-1], _publisher(prev)) if prev else None,
         dependencies=tuple(sorted(deps)),
         added_dependencies=tuple(sorted(set(deps) - prev_deps)),
-        install_scripts=tuple(sorted(_scripts(manifest))),
-        added_install_scripts=tuple(sorted(_scripts(manifest) - (_scripts(prev) if prev else set()))),
+        install_scripts=tuple(sorted(manifest_scripts(manifest))),
+        added_install_scripts=tuple(
+            sorted(manifest_scripts(manifest) - (manifest_scripts(prev) if prev else set()))
+        ),
         package_created_ms=iso_ms(times.get("created"), 0),
         requirements=tuple(Requirement(k, v) for k, v in sorted(deps.items())),
         history=_history(versions, times if isinstance(times, dict) else {}, version),
@@ -156,7 +216,7 @@ def looked_up(name: str, spec: str, doc: Any, at_ms: int) -> LookedUp:
         version=version or "",
         version_published_ms=iso_ms(times.get(version), 0) if version else 0,
         package_created_ms=iso_ms(times.get("created"), 0),
-        install_scripts=tuple(sorted(_scripts(manifest))),
+        install_scripts=tuple(sorted(manifest_scripts(manifest))),
         publisher=str(get(manifest, "_npmUser", "name", default="")),
     )
 
@@ -175,38 +235,74 @@ def _parse_tarball(url: str) -> tuple[str, str] | None:
 
 def _status(body: dict[str, Any]) -> int:
     status = body.get("status")
-    return status if isinstance(status, int) and not isinstance(status, bool) else 0
+    if not isinstance(status, int) or isinstance(status, bool):
+        return 0  # none logged
+    if not 0 <= status <= 999:  # an HTTP status has three digits (and the facts carry an Avro int)
+        raise AdapterError("unknown_shape", f"status {str(status)[:24]} is not an HTTP status")
+    return status
+
+
+def _package_change(method: str, path: str) -> tuple[str, str, str] | None:
+    """(package, operation, tag) of a request that changes a package through the proxy, else None: a publish
+    (`PUT /<package>` with the document), a change to the document (`PUT /<package>/-rev/<rev>`: owners,
+    deprecation, the first step of unpublishing a version), a dist-tag set or removed, an unpublish (`DELETE`
+    of the whole package or of a version's tarball)."""
+    tag = _DIST_TAG.match(path)
+    if tag and method in ("PUT", "DELETE"):
+        op = "dist_tag" if method == "PUT" else "dist_tag_rm"
+        return unquote(tag.group("pkg")), op, unquote(tag.group("tag"))
+    m = None if path.startswith("/-/") else _PACKAGE.match(path)
+    if m and method == "PUT":
+        return unquote(m.group("pkg")), "update" if m.group("rev") else "publish", ""
+    m = m or _TARBALL_REV.match(path)
+    if m and method == "DELETE" and m.group("rev"):
+        return unquote(m.group("pkg")), "unpublish", ""
+    return None
+
+
+def _account_action(method: str, path: str) -> str:
+    if method == "PUT" and _LOGIN.match(path):
+        return "registry.proxy.login"
+    return next((a for verb, prefix, a in _ACCOUNT if verb == method and path.startswith(prefix)), "")
 
 
 def _proxy_facts(body: dict[str, Any], method: str, url: str) -> tuple[str, str, EventFacts]:
-    """(action, resource, facts) of a proxy log line that is not an install: a publish (`PUT /<package>`,
-    a dist-tag moved, a change to the package document), tried or accepted, or any other request."""
+    """(action, resource, facts) of a proxy log line that is not an install: a change to a package, tried or
+    accepted; a login, logout or token request; or any other request."""
     path = url.split("?", 1)[0]
     status, address = _status(body), str(body.get("remoteIP") or "")
-    tag = _DIST_TAG.match(path)
-    m = tag or (_PACKAGE.match(path) if not path.startswith("/-/") else None)
-    name = unquote(m.group("pkg")) if m else ""
-    if m is None or method != "PUT" or body.get("sub") != "out":
-        return "registry.proxy.request", f"{method} {url}", ProxyRequest(name, method, status, address)
+    change = _package_change(method, path) if body.get("sub") == "out" else None
+    if change is None:
+        m = _DIST_TAG.match(path) or (None if path.startswith("/-/") else _PACKAGE.match(path))
+        name = unquote(m.group("pkg")) if m else ""
+        action = _account_action(method, path) or "registry.proxy.request"
+        return action, f"{method} {url}", ProxyRequest(name, method, status, address)
     facts = ProxyPublish(
-        package=name,
-        operation="dist_tag" if tag else "update" if m.group("rev") else "publish",
-        tag=unquote(m.group("tag")) if tag else "",
+        package=change[0],
+        operation=change[1],
+        tag=change[2],
         status=status,
         accepted=200 <= status < 300,
         bytes_in=long_field(int(get(body, "bytes", "in", default=0) or 0), "bytes.in"),
         client_address=address,
     )
-    return "registry.package.publish", name, facts
+    return "registry.package.publish", change[0], facts
+
+
+def _proxy_user(body: dict[str, Any], method: str, url: str) -> str:
+    """Who the line is about: its `user`; a login's line names the account logging in only in its URL."""
+    user = body["user"]
+    login = _LOGIN.match(url.split("?", 1)[0]) if method == "PUT" and not user else None
+    return unquote(login.group("name")) if login else str(user or "anonymous")
 
 
 @source(PROXY_SOURCE, domains=("registry",), recognise=Recogniser(keys=("level", "msg", "request")))
 def adapt_proxy_log(rec: RawRecord, body: Any) -> CanonicalEvent:
     if "user" not in body:
         raise AdapterError("missing_identity", "Verdaccio log line without a user field")
-    user = str(body["user"] or "anonymous")
     method = str(get(body, "request", "method", default=""))
     url = str(get(body, "request", "url", default=""))
+    user = _proxy_user(body, method, url)
     tarball = _parse_tarball(url) if method == "GET" else None
     if tarball is not None and body.get("sub") == "out" and body.get("status") == 200:
         action, resource_type, resource = "registry.package.install", "npm.package_version", "@".join(tarball)
