@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from nhiguard.settings import SettingsError, load_settings
+from nhiguard.streams import serve
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -346,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     pp.set_defaults(func=_policy_publish)
     _add_commands(sub)
     _add_signing(sub)
+    serve.add_parser(sub, [SANDBOX])
     tp = sub.add_parser("topics", help="topic administration")
     tp_sub = tp.add_subparsers(dest="topics_command", required=True)
     tc = tp_sub.add_parser(
