@@ -43,6 +43,9 @@ class AckedProducer:
                     # a record the sender was told failed is not written long after (it would be twice).
                     "message.timeout.ms": int(timeout_s * 1000),
                     "message.max.bytes": settings.max_record_bytes + _HEADER_ROOM,
+                    # Input topics are created by the worker or `nhiguard topics create` (LogAppendTime: the
+                    # broker's receive time); a producer's auto-creation would make them with the defaults.
+                    "allow.auto.create.topics": False,
                     "client.id": f"{settings.app_id}-serve",
                     # librdkafka logs a broker that is down on every retry; errors come through _on_error.
                     "log_level": 2,
