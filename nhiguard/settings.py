@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from importlib.resources import files
 from pathlib import Path
 
+from nhiguard.webhook_config import WebhookSecrets, load_webhooks
+
 
 def _bundled_dir(package: str) -> Path:
     """A data folder shipped in the package (nhiguard.policies, nhiguard.schemas), as a directory on disk.
@@ -254,6 +256,8 @@ class Settings:
     # `PREFIX.`, so replayed or ingested records never reach the live topics (the enforcement topic above
     # all), and events are decided on their body time: history has no receive time worth checking.
     sandbox: str = ""
+    # `nhiguard serve`: each webhook source's secret (a source without one is not served) and its deadlines.
+    webhooks: WebhookSecrets = field(default_factory=WebhookSecrets)
 
     def __post_init__(self) -> None:
         if self.max_time_skew_s <= 0:
@@ -338,6 +342,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "topics": Topics(**topic_kw),
         "registry_lookup": _registry_lookup(env),
         "kafka": _kafka_security(env),
+        "webhooks": load_webhooks(env),
     }
     if "KAFKA_BOOTSTRAP" in env:
         kw["bootstrap"] = env["KAFKA_BOOTSTRAP"]

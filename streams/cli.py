@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from nhiguard.settings import SettingsError, load_settings
-from nhiguard.streams import backtest, ingest
+from nhiguard.streams import backtest, ingest, serve
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -349,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_signing(sub)
     backtest.add_parser(sub, _registry_args)
     ingest.add_parser(sub, SANDBOX)
+    serve.add_parser(sub, [SANDBOX])
     tp = sub.add_parser("topics", help="topic administration")
     tp_sub = tp.add_subparsers(dest="topics_command", required=True)
     tc = tp_sub.add_parser(

@@ -1,0 +1,108 @@
+"""nhiguard's one HTTP process (`nhiguard serve`): the application and its lifecycle. Today it serves the
+webhook receiver (streams/receiver.py) and `GET /healthz`; the decision API (#13) and the SSF transmitter
+(#14) add their routes in `build_app`.
+
+It stops on SIGTERM or SIGINT: it stops listening, lets the deliveries in flight get Kafka's answer (and their
+senders theirs), then flushes the producer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from nhiguard.settings import Settings
+from nhiguard.streams.acks import AckedProducer, DeliveryFailed
+from nhiguard.streams.receiver import Receiver, Sender, error
+from nhiguard.streams.webhooks import SOURCES
+
+log = logging.getLogger("nhiguard.serve")
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
+    """aiohttp's own answers (404, 405, a malformed request) and any failure of ours, in the JSON shape of
+    every other error."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error(exc.status, f"{exc.reason}: {request.method} {request.path}")
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error(500, "internal error (logged)")
+
+
+def build_app(settings: Settings, sender: Sender, clock: Callable[[], float] = time.time) -> web.Application:
+    """The HTTP application: the webhook routes of the configured sources, and /healthz."""
+    # aiohttp's own body limit is never what answers: the receiver stops reading at max_record_bytes (413).
+    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_record_bytes + 1)
+    sources = list(settings.webhooks.sources)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "webhooks": sources})
+
+    app.add_routes([web.get("/healthz", healthz), *Receiver(settings, sender, clock).routes()])
+    return app
+
+
+async def serve_until_signalled(settings: Settings, producer: AckedProducer, host: str, port: int) -> None:
+    """Serve on host:port until SIGTERM or SIGINT, then stop listening, let the deliveries in flight be
+    answered, and flush the producer."""
+    runner = web.AppRunner(
+        build_app(settings, producer),
+        # In-flight deliveries get Kafka's answer (at most the ack timeout) before the process goes.
+        shutdown_timeout=producer.timeout_s + 5.0,
+        access_log=None,
+    )
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    bound = ", ".join(f"http://{a[0]}:{a[1]}" for a in runner.addresses)
+    log.info("serving on %s: webhooks %s", bound, ", ".join(settings.webhooks.sources))
+    await stop.wait()
+    log.info("stopping: finishing the deliveries in flight")
+    await runner.cleanup()
+    await loop.run_in_executor(None, producer.close, producer.timeout_s)
+    log.info("stopped")
+
+
+def run_serve(settings: Settings, host: str, port: int) -> int:
+    """Serve until SIGTERM or SIGINT; exit 2 with one line on stderr when it cannot start."""
+    hooks = settings.webhooks
+    if not hooks.sources:
+        print(
+            "nhiguard serve: no webhook source has a secret, so none would be served (set"
+            " NHIGUARD_WEBHOOK_SECRETS_FILE or a source's variable: README, Webhook receiver)",
+            file=sys.stderr,
+        )
+        return 2
+    producer = AckedProducer(settings, hooks.ack_timeout_s)
+    topics = sorted({getattr(settings.topics, SOURCES[s].topic_field) for s in hooks.sources})
+    try:
+        missing = producer.check(topics)
+    except DeliveryFailed as exc:
+        print(f"nhiguard serve: Kafka at {settings.bootstrap}: {exc}", file=sys.stderr)
+        producer.close(0)
+        return 2
+    if missing:
+        # Not fatal: the worker (or `nhiguard topics create`) creates them; until then deliveries get 503.
+        log.warning("input topics %s do not exist yet: deliveries to them are answered 503", missing)
+    try:
+        asyncio.run(serve_until_signalled(settings, producer, host, port))
+    except OSError as exc:  # the address is in use, or not this host's
+        print(f"nhiguard serve: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        producer.close(0)
+        return 2
+    return 0
