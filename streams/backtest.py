@@ -75,7 +75,7 @@ def summary(run: Offline, revision: str) -> dict[str, Any]:
         "records": records,
         "decided": len(run.decisions),
         "decided_ratio": round(len(run.decisions) / records, 4) if records else None,
-        "verdicts": dict(Counter(d.verdict for d in run.decisions)),
+        "decisions": dict(Counter(d.verdict for d in run.decisions)),
         "commands": dict(Counter(c.kind for c in run.commands)),
         "deadletters": dict(Counter(x.reason for x in run.deadletters)),
         "sources": dict(run.sources.most_common()),
@@ -87,7 +87,7 @@ def render(s: dict[str, Any]) -> str:
     lines = [
         f"bundle {s['bundle_revision']}: {s['records']} records, {s['decided']} decided"
         + (f" ({s['decided_ratio']:.1%})" if s["decided_ratio"] is not None else ""),
-        f"verdicts: {s['verdicts']}; commands: {s['commands']}",
+        f"decisions: {s['decisions']}; commands: {s['commands']}",
         f"dead letters: {s['deadletters']}",
         "records by source:",
     ]
