@@ -263,8 +263,32 @@ class ActivePartitions:
         return tp in self.live
 
 
+def committed_view(remembered: Mapping[TP, int], live: Mapping[TP, int | None]) -> dict[TP, int | None]:
+    """Where each partition's commit starts from, as the guard must see it. Faust's own view (live) is what
+    this consumer last committed or sought to after an assignment; but on a revocation Faust forgets the
+    revoked partitions (consumer.on_partitions_revoked pops them) *before* the commit it then makes for them,
+    and a guard reading "nothing committed" checked every offset from 0: records another process had decided
+    and committed looked fetched and never processed, and the worker exited to read them again, at every
+    rebalance (make soak: a cascade of restarts). So a partition Faust forgot keeps the offset remembered."""
+    view: dict[TP, int | None] = dict(remembered)
+    view.update({tp: o for tp, o in live.items() if o is not None})
+    return view
+
+
 class CheckpointConsumer(faust_aiokafka.Consumer):
     """Faust's Kafka consumer, committing through the app's Checkpoint, and fetching only what is active."""
+
+    _remembered: dict[TP, int] | None = None
+
+    def _remember(self) -> dict[TP, int]:
+        if self._remembered is None:
+            self._remembered = {}
+        self._remembered.update({tp: o for tp, o in self._committed_offset.items() if o is not None})
+        return self._remembered
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        self._remember()  # the committed offsets of this assignment, before a revocation forgets them
 
     async def _getmany(self, active_partitions: Set[TP] | None, timeout: float) -> Any:
         live = None if active_partitions is None else ActivePartitions(active_partitions)
@@ -274,11 +298,12 @@ class CheckpointConsumer(faust_aiokafka.Consumer):
         checkpoint: Checkpoint | None = getattr(self.app, "checkpoint", None)
         if checkpoint is None:
             return await super()._commit(offsets)
-        # _committed_offset: what this consumer last committed, or the committed offset it sought to after an
-        # assignment (None for none, and for 0: Faust stores 0 as None, which reads as 0 here too).
-        return await checkpoint.commit(
-            cast(dict, offsets), dict(self._committed_offset), self.app.producer, super()._commit
-        )
+        # None for none, and for 0: Faust stores 0 as None, which reads as 0 here too.
+        committed = committed_view(self._remember(), self._committed_offset)
+        done = await checkpoint.commit(cast(dict, offsets), committed, self.app.producer, super()._commit)
+        if done:
+            self._remember().update({tp: o for tp, o in offsets.items() if o})
+        return done
 
 
 class CheckpointTransport(faust_aiokafka.Transport):

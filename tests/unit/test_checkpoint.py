@@ -18,6 +18,7 @@ from nhiguard.streams import checkpoint
 from nhiguard.streams.checkpoint import Checkpoint, OffsetLedger, SafeRecovery
 
 TP0 = TP("audit.ci", 0)
+TP1 = TP("audit.ci", 1)
 
 
 def test_ledger_reports_the_offsets_no_agent_processed():
@@ -250,3 +251,37 @@ def test_the_consumer_fetches_through_a_never_empty_view_of_the_live_active_set(
     (view,) = seen
     assert isinstance(view, checkpoint.ActivePartitions) and bool(view) and view.live is live
     assert "self._getmany(" in inspect.getsource(faust_consumer.Consumer._wait_next_records)
+
+
+def test_faust_forgets_a_revoked_partitions_committed_offset_before_the_commit_it_makes_for_it():
+    # Why the consumer remembers them (checkpoint.committed_view): pinned, so an upgrade changing it shows.
+    src = inspect.getsource(faust_consumer.Consumer.on_partitions_revoked)
+    assert src.index("self._committed_offset.pop(tp") < src.index("self._on_partitions_revoked")
+
+
+def test_a_revocation_commit_is_guarded_from_the_offset_this_consumer_started_at(monkeypatch):
+    # This process sought to 508 at its assignment and decided 508..; on the revocation Faust has forgotten
+    # 508, and the guard read 0..507 (decided and committed by another process) as fetched and never
+    # processed, and exited: a restart at every rebalance.
+    fakes = _Fakes()
+    ledger = OffsetLedger()
+    ledger.mark(TP0, range(508, 600))
+    committed = checkpoint.committed_view({TP0: 508}, {})
+    assert committed == {TP0: 508}
+    assert _run(fakes, ledger, {TP0: 600}, committed, monkeypatch, found=range(0, 508)) == []
+    assert fakes.calls[-1] == f"commit { ({TP0: 600}) }"
+    # What Faust knows wins where it knows it (a later commit of this consumer's).
+    assert checkpoint.committed_view({TP0: 508}, {TP0: 550, TP1: None}) == {TP0: 550}
+
+
+def test_the_consumer_remembers_the_offsets_it_sought_to_and_committed(monkeypatch):
+    consumer = object.__new__(checkpoint.CheckpointConsumer)
+    consumer._committed_offset = {TP0: 508, TP1: None}
+
+    async def seek(self):
+        return None
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "perform_seek", seek)
+    asyncio.run(consumer.perform_seek())
+    consumer._committed_offset = {}  # revoked: Faust forgot them
+    assert checkpoint.committed_view(consumer._remember(), consumer._committed_offset) == {TP0: 508}
