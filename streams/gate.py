@@ -84,7 +84,11 @@ class OfflineCore:
             raise GateError(str(exc)) from None
         self.inventory_given = identities is not None
         self.settings = settings
-        self.core = DecisionCore(settings, bundle, self.inventory, lookup=lookup, body_time=True)
+        try:
+            self.core = DecisionCore(settings, bundle, self.inventory, lookup=lookup, body_time=True)
+        except Exception as exc:  # regopy's RegoError: a bundle that does not compile (an s-expression dump)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise GateError(f"the policy bundle does not compile: {first[:200]}") from None
 
     @property
     def revision(self) -> str:

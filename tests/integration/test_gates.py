@@ -53,6 +53,7 @@ def test_publish_gate_offline_outside_ci(tmp_path, files, code, rule):
     assert ("DENY gate-publish@1.0.0" if code else "ALLOW gate-publish@1.0.0") in out
     if rule:
         assert f"DENY {rule}:" in out
+        assert f"files: {next(f for f in files if f != 'index.js')}\n" in out  # the file, and only it
     # Offline and outside CI: the inventory, the job and the previous release were not there to check.
     assert "not checked: identity.inventory.unknown_identity" in out
     assert "not checked: where the job runs" in out

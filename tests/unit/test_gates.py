@@ -97,6 +97,20 @@ def test_a_gitlab_release_is_decided_for_its_pipeline_identity(tmp_path: Path):
     _, leak = _publish_decision(gitlab, ["index.js", "index.js.map"], inventory)
     assert leak.verdict == "DENY"
     assert [f.rule for f in leak.findings] == ["ci.release_artifacts.prohibited_source_map"]
+    # The evidence names the file the policy found (its index, "select"), not every file of the package.
+    assert leak.findings[0].evidence["files"] == ["index.js.map"]
+
+
+def test_a_policy_bundle_that_does_not_compile_is_one_clear_error(tmp_path: Path):
+    import shutil
+
+    from tools import REPO_ROOT
+
+    shutil.copytree(REPO_ROOT / "policies", tmp_path / "policies")
+    rego = tmp_path / "policies" / "ci" / "release_artifacts.rego"
+    rego.write_text(rego.read_text().replace("some i\n", "some i, f in ev.release.files\n", 1))
+    with pytest.raises(GateError, match="does not compile"):
+        OfflineCore(load_settings(env={}), None, tmp_path / "policies")
 
 
 def test_lockfiles_of_every_version_name_each_registry_version_once(tmp_path: Path):
