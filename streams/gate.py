@@ -142,7 +142,8 @@ def publish_settings(directory: Path, name: str, args: Any, env: dict[str, str])
     default (a scoped package is restricted unless it says public)."""
     config = gate_context.manifest(directory).get("publishConfig")
     config = config if isinstance(config, dict) else {}
-    registry = args.registry or config.get("registry") or gate_context.configured_registry(directory, env)
+    registry = args.registry or config.get("registry")
+    registry = registry or gate_context.configured_registry(directory, env, name)
     access = args.access or config.get("access") or ("restricted" if name.startswith("@") else "public")
     tag = args.tag or config.get("tag") or "latest"
     return str(registry), str(access), str(tag)

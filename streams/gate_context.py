@@ -174,8 +174,13 @@ def manifest(directory: Path) -> dict[str, Any]:
     return data
 
 
-def configured_registry(directory: Path, env: Mapping[str, str] | None = None) -> str:
-    """`npm config get registry` as npm sees it from `directory` (its .npmrc, the user's, the environment)."""
+def configured_registry(directory: Path, env: Mapping[str, str] | None = None, package: str = "") -> str:
+    """The registry npm uses from `directory` (its .npmrc, the user's, the environment) for `package`: its
+    scope's registry (`@scope:registry`) if one is set, else `npm config get registry`."""
+    if package.startswith("@") and "/" in package:
+        scoped = npm(["config", "get", f"{package.split('/', 1)[0]}:registry"], directory, env).strip()
+        if scoped.startswith(("http://", "https://")):
+            return scoped
     registry = npm(["config", "get", "registry"], directory, env).strip()
     if not registry.startswith(("http://", "https://")):
         raise GateError(f"npm config get registry gave {registry[:100]!r}, not a URL")

@@ -147,3 +147,20 @@ def test_install_gate_against_verdaccio(tmp_path):
         refused = gate("npm-install", *args, home=home, cwd=bad)
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert "HTTP 401" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_publish_gate_reads_where_and_how_npm_would_publish(tmp_path):
+    """A scoped package goes to its scope's registry, restricted unless it says public (as npm publish)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    files = {"index.js": "module.exports = 1;\n", "index.js.map": "{}"}
+    pkg = write_package(tmp_path / "pkg", "@acme/web", "2.0.0", files)
+    (pkg / ".npmrc").write_text("@acme:registry=http://127.0.0.1:9/\n")
+    done = gate("npm-publish", str(pkg), "--offline", home=home, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr  # a restricted package is not a public release
+    assert "to http://127.0.0.1:9/ (restricted, tag latest)" in done.stdout
+    done = gate(
+        "npm-publish", str(pkg), "--offline", "--access", "public", "--tag", "next", home=home, cwd=tmp_path
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "to http://127.0.0.1:9/ (public, tag next)" in done.stdout
