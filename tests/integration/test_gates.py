@@ -24,7 +24,7 @@ def gate(*args: str, home: Path, cwd: Path, **env: str) -> subprocess.CompletedP
     return subprocess.run(
         [sys.executable, "-m", "nhiguard.streams.cli", "gate", *args],
         cwd=cwd,
-        env={**keep, "HOME": str(home), **env},
+        env={**keep, "HOME": str(home), "npm_config_update_notifier": "false", **env},
         capture_output=True,
         text=True,
         timeout=600,
