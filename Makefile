@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := venv
-.PHONY: venv kafka opa demo test bench lint broker clean distclean sigkill-repeat soak
+.PHONY: venv kafka opa registry demo test bench lint broker clean distclean sigkill-repeat soak
 
 venv: $(STAMP)
 
@@ -29,11 +29,16 @@ kafka: venv
 opa: venv
 	$(BIN)/python -m tools.opa
 
+# Install the pinned Verdaccio once (npm ci of tools/verdaccio/package-lock.json into the cache dir; dev
+# tooling in tools/verdaccio.py): the gate tests publish to and install from a real npm registry.
+registry: venv
+	$(BIN)/python -m tools.verdaccio --install-only
+
 demo: venv kafka
 	$(BIN)/python -m tools.demo
 
 # e.g. make test PYTEST_ARGS='-m "not integration"'
-test: venv kafka opa
+test: venv kafka opa registry
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks against a local broker (or $KAFKA_BOOTSTRAP): prints a table, writes bench/results/latest.json.

@@ -53,13 +53,14 @@ def document_name(name: str) -> str:
 class HttpRegistry:
     """A registry's HTTP API (the public registry, or the proxy)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str = "") -> None:
         self.url = url.rstrip("/")
+        self._headers = {"Accept": "application/json"}
+        if token:  # a registry that lets only its users read (a team's Verdaccio)
+            self._headers["Authorization"] = f"Bearer {token}"
 
     def fetch(self, name: str, timeout_s: float) -> Any:
-        req = urllib.request.Request(
-            f"{self.url}/{document_name(name)}", headers={"Accept": "application/json"}
-        )
+        req = urllib.request.Request(f"{self.url}/{document_name(name)}", headers=self._headers)
         try:
             with urllib.request.urlopen(req, timeout=max(timeout_s, 0.05)) as resp:
                 return json.load(resp)

@@ -500,8 +500,9 @@ def _cluster_id() -> str:
     return cid
 
 
-def _remove_orphaned_run_dirs(run: Path) -> None:
-    for d in run.glob("broker-*-*"):
+def _remove_orphaned_run_dirs(run: Path, prefix: str = "broker") -> None:
+    """Delete `<prefix>-<pid>-*` run dirs whose process is gone (killed before it could clean up)."""
+    for d in run.glob(f"{prefix}-*-*"):
         try:
             pid = int(d.name.split("-")[1])
         except ValueError:

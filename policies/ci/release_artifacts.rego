@@ -30,9 +30,12 @@ harmless_file(category, f) if {
 	f.size <= params.harmless_max_bytes
 }
 
-# Reasons never echo strings from input (see cms/public_exposure.rego): counts and category names only.
-prohibited_paths(ev, category) := [f.path |
-	some f in ev.release.files
+# Reasons never echo strings from input (see cms/public_exposure.rego): counts and category names only. The
+# files are named by their indices into release.files ("select"): nhiguard copies their paths as evidence.
+prohibited_indices(ev, category) := [i |
+	# `some i, f in arr` inside a comprehension is misparsed by regopy 1.5.2 (Invalid collection): index it.
+	some i
+	f := ev.release.files[i]
 	regex.match(params.prohibited_files[category], f.path)
 	not harmless_file(category, f)
 ]
@@ -41,13 +44,15 @@ prohibited(ev) := {f |
 	is_public_release(ev)
 	# `some k, v in obj` inside a comprehension is misparsed by regopy 1.5.2: iterate keys instead.
 	some category in object.keys(params.prohibited_files)
-	paths := prohibited_paths(ev, category)
-	count(paths) > 0
+	idx := prohibited_indices(ev, category)
+	count(idx) > 0
 	f := {
 		"rule": sprintf("prohibited_%s", [category]),
 		"effect": "deny",
 		"evidence": "hygiene",
-		"reason": sprintf("would publish %d %s file(s) to a public registry", [count(paths), category]),
+		"reason": sprintf("would publish %d %s file(s) to a public registry", [count(idx), category]),
+		"show": ["package", "version", "access", "registry", "files"],
+		"select": {"files": idx},
 	}
 }
 
