@@ -369,6 +369,7 @@ def test_json_that_python_refuses_is_malformed_json_with_its_reason(body):
 def test_a_size_beyond_an_avro_long_in_a_proxy_log_is_refused():
     line = {"level": 30, "msg": "m", "user": "ci", "sub": "out", "status": 201, "time": 1774500000000}
     line |= {"request": {"method": "PUT", "url": "/left-pad"}, "bytes": {"in": 10**30, "out": 0}}
+    line |= {"remoteIP": "10.1.2.3"}  # a client's line
     with pytest.raises(AdapterError) as e:
         adapt(rec("audit.registry", line), "registry")
     assert e.value.reason == "unknown_shape"
@@ -406,5 +407,65 @@ def test_a_url_built_to_make_the_path_pattern_backtrack_is_read_as_a_plain_reque
 )
 def test_tarball_urls_still_name_their_package_and_version(url, package, version):
     line = {"level": 30, "msg": "m", "user": "ci", "sub": "out", "status": 200, "time": 1774500000000}
+    line |= {"remoteIP": "10.1.2.3", "bytes": {"in": 0, "out": 4096}}
     ev = adapt(rec("audit.registry", line | {"request": {"method": "GET", "url": url}}), "registry")
     assert (ev.facts.package, ev.facts.version) == (package, version)
+
+
+# Real lines of Verdaccio 6.8.0 (the test registry, tools/verdaccio.py), as the real npm client made them.
+V6_INSTALL = [
+    {"level": 25, "time": 1796033832399, "pid": 4406, "hostname": "vm", "sub": "in",
+     "request": {"method": "GET", "url": "/gate-clean/-/gate-clean-1.0.0.tgz"}, "user": None,
+     "remoteIP": "127.0.0.1", "status": 200, "bytes": {"in": 0, "out": 0},
+     "msg": "200, user: null(127.0.0.1), req: 'GET /gate-clean/-/gate-clean-1.0.0.tgz', bytes: 0/0"},
+    {"level": 25, "time": 1796033832406, "pid": 4406, "hostname": "vm", "sub": "in",
+     "request": {"method": "GET", "url": "/gate-clean/-/gate-clean-1.0.0.tgz"}, "user": "ci-bot",
+     "remoteIP": "127.0.0.1", "status": 200, "bytes": {"in": 0, "out": 213},
+     "msg": "200, user: ci-bot(127.0.0.1), req: 'GET /gate-clean/-/gate-clean-1.0.0.tgz', bytes: 0/213"},
+]  # fmt: skip
+V6_PUBLISH = [
+    {"level": 25, "time": 1796033831962, "pid": 4406, "hostname": "vm", "sub": "in",
+     "request": {"method": "PUT", "url": "/gate-clean"}, "user": "publisher-bot", "remoteIP": "127.0.0.1",
+     "status": 200, "bytes": {"in": 925, "out": 0},
+     "msg": "200, user: publisher-bot(127.0.0.1), req: 'PUT /gate-clean', bytes: 925/0"},
+    {"level": 25, "time": 1796033831973, "pid": 4406, "hostname": "vm", "sub": "in",
+     "request": {"method": "PUT", "url": "/gate-clean"}, "user": "publisher-bot", "remoteIP": "127.0.0.1",
+     "status": 201, "bytes": {"in": 925, "out": 53},
+     "msg": "201, user: publisher-bot(127.0.0.1), req: 'PUT /gate-clean', bytes: 925/53"},
+]  # fmt: skip
+V6_RECEIVED = {
+    "level": 30, "time": 1796033831960, "pid": 4406, "hostname": "vm", "sub": "in",
+    "req": {"method": "PUT", "url": "/gate-clean", "query": {}, "params": {}, "headers": {}},
+    "ip": "127.0.0.1", "msg": "127.0.0.1 requested 'PUT /gate-clean'",
+}  # fmt: skip
+
+
+def test_verdaccio_6_lines_are_read_once_each_as_what_they_did():
+    # 6.x marks a client's lines `sub: "in"` and logs each request twice (early, then finished): the install
+    # and the publish are each one event, by their users; the early lines are plain requests.
+    early, done = (adapt(rec("audit.registry", x), "registry") for x in V6_INSTALL)
+    assert (done.action, done.actor.id, done.resource_id) == (
+        "registry.package.install",
+        "verdaccio:ci-bot",
+        "gate-clean@1.0.0",
+    )
+    assert (early.action, early.actor.id) == ("registry.proxy.request", "verdaccio:anonymous")
+    early, done = (adapt(rec("audit.registry", x), "registry") for x in V6_PUBLISH)
+    assert (done.action, done.facts.accepted, done.actor.id) == (
+        "registry.package.publish",
+        True,
+        "verdaccio:publisher-bot",
+    )
+    assert early.action == "registry.proxy.request"
+
+
+def test_a_verdaccio_request_received_line_is_dead_lettered_saying_which_line_to_ship():
+    with pytest.raises(AdapterError) as e:
+        adapt(rec("audit.registry", V6_RECEIVED), "registry")
+    assert e.value.reason == "missing_identity" and "ship only lines with a `request` field" in e.value.detail
+
+
+def test_an_uplink_line_installs_nothing():
+    # The registry's own fetch from its uplink (no client address): never an install by anyone.
+    line = {k: v for k, v in V6_INSTALL[1].items() if k not in ("remoteIP",)} | {"sub": "out"}
+    assert adapt(rec("audit.registry", line), "registry").action == "registry.proxy.request"

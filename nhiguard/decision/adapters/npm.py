@@ -271,7 +271,7 @@ def _proxy_facts(body: dict[str, Any], method: str, url: str) -> tuple[str, str,
     accepted; a login, logout or token request; or any other request."""
     path = url.split("?", 1)[0]
     status, address = _status(body), str(body.get("remoteIP") or "")
-    change = _package_change(method, path) if body.get("sub") == "out" else None
+    change = _package_change(method, path) if _finished(body) else None
     if change is None:
         m = _DIST_TAG.match(path) or (None if path.startswith("/-/") else _PACKAGE.match(path))
         name = unquote(m.group("pkg")) if m else ""
@@ -289,6 +289,21 @@ def _proxy_facts(body: dict[str, Any], method: str, url: str) -> tuple[str, str,
     return "registry.package.publish", change[0], facts
 
 
+_RECEIVED = Recogniser(keys=("level", "msg", "req", "ip"))
+
+
+@source(PROXY_SOURCE + ".received", domains=("registry",), recognise=_RECEIVED)
+def adapt_received_line(rec: RawRecord, body: Any) -> CanonicalEvent:
+    """Verdaccio's line on receiving a request (`req`, `ip`: "... requested 'GET /x'"): it names no user, and
+    the same request's finished line (`request`, `user`) says all it does. Dead-lettered with that reason, so
+    a shipper that sends every line loses nothing and learns what to filter."""
+    raise AdapterError(
+        "missing_identity",
+        "a Verdaccio request-received line names no user; its finished line (with request and user) does: "
+        "ship only lines with a `request` field",
+    )
+
+
 def _proxy_user(body: dict[str, Any], method: str, url: str) -> str:
     """Who the line is about: its `user`; a login's line names the account logging in only in its URL."""
     user = body["user"]
@@ -296,15 +311,33 @@ def _proxy_user(body: dict[str, Any], method: str, url: str) -> str:
     return unquote(login.group("name")) if login else str(user or "anonymous")
 
 
+def _finished(body: dict[str, Any]) -> bool:
+    """Whether a line is the one a client's finished request logs, the only one that shows what was done.
+
+    Verdaccio logs each client request as `request` with `user`, `remoteIP`, `status` and `bytes`; 5.x with
+    `sub: "out"`, 6.x with `sub: "in"` (so `sub` tells nothing), and 6.x twice: first early, as 200 with
+    nothing sent yet (and, for a read, before it knows the user), then finished. A 200 that sent nothing is
+    never an install or an accepted publish (a tarball and a publish's answer have bodies; Verdaccio answers a
+    publish 201), so an early line is read as a plain request and a request is never counted twice."""
+    if "remoteIP" not in body:
+        return False  # the registry's own request to an uplink: no client, nothing installed or published
+    sent = get(body, "bytes", "out", default=None)
+    return not (body.get("status") == 200 and sent == 0)
+
+
 @source(PROXY_SOURCE, domains=("registry",), recognise=Recogniser(keys=("level", "msg", "request")))
 def adapt_proxy_log(rec: RawRecord, body: Any) -> CanonicalEvent:
     if "user" not in body:
-        raise AdapterError("missing_identity", "Verdaccio log line without a user field")
+        raise AdapterError(
+            "missing_identity",
+            "Verdaccio log line without a user field (an uplink request of the registry's own: ship the "
+            "lines with remoteIP)",
+        )
     method = str(get(body, "request", "method", default=""))
     url = str(get(body, "request", "url", default=""))
     user = _proxy_user(body, method, url)
     tarball = _parse_tarball(url) if method == "GET" else None
-    if tarball is not None and body.get("sub") == "out" and body.get("status") == 200:
+    if tarball is not None and _finished(body) and body.get("status") == 200:
         action, resource_type, resource = "registry.package.install", "npm.package_version", "@".join(tarball)
         facts: EventFacts = Install(tarball[0], tarball[1], "verdaccio", str(body.get("remoteIP") or ""))
     else:
