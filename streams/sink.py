@@ -108,7 +108,8 @@ class OutputSink:
                         self._signer.headers(value) if self._signer else None,
                     )
             for a in result.alerts:
-                self._produce(self.topics.alerts, a.identity, self.codec.encode("Alert", alert_record(a)))
+                # Keyed by alert id: a window that grows sends its alert again, the newer record superseding.
+                self._produce(self.topics.alerts, a.alert_id, self.codec.encode("Alert", alert_record(a)))
             for x in result.deadletters:
                 self._produce(
                     self.topics.deadletter, None, self.codec.encode("DeadLetter", deadletter_record(x))
