@@ -50,6 +50,7 @@ class Topics:
     # id: the latest record of a command id is its state (nhiguard commands held / release).
     held: str = "enforcement.held"
     alerts: str = "soc.alerts"
+    ocsf: str = "soc.findings.ocsf"  # each alert record as an OCSF Detection Finding (JSON: nhiguard/ocsf.py)
     deadletter: str = "audit.deadletter"
     bundles: str = "policy.bundles"  # compacted: the latest policy bundle, when policy_source is "topic"
     identities: str = "identities"  # compacted: the identity inventory, keyed by canonical id
@@ -62,7 +63,7 @@ class Topics:
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        return (self.decisions, self.commands, self.alerts, self.deadletter, self.held)
+        return (self.decisions, self.commands, self.alerts, self.deadletter, self.held, self.ocsf)
 
     def under(self, prefix: str) -> Topics:
         """Every topic under `prefix.` (names that already start with it are kept): a sandbox's topics."""
