@@ -1,4 +1,4 @@
-"""`nhiguard` command line: worker, replay, eval, identities, policy, commands, verify, keys."""
+"""`nhiguard` command line: worker, replay, eval, identities, policy, commands, verify, keys, alerts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from nhiguard.settings import SettingsError, load_settings
-from nhiguard.streams import backtest, ingest, serve
+from nhiguard.streams import alerts, backtest, ingest, serve
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -350,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     backtest.add_parser(sub, _registry_args)
     ingest.add_parser(sub, SANDBOX)
     serve.add_parser(sub, [SANDBOX])
+    alerts.add_parser(sub, SANDBOX)
     tp = sub.add_parser("topics", help="topic administration")
     tp_sub = tp.add_subparsers(dest="topics_command", required=True)
     tc = tp_sub.add_parser(

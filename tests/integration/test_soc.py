@@ -1,13 +1,20 @@
 """What the SOC reads, through a real worker on a real broker: soc.alerts keyed by alert id, a window's alert
 sent again as it grows, and the same alerts after a SIGKILL and restart as the decision core gives in
 process; every alert also an OCSF Detection Finding on soc.findings.ocsf that validates against the OCSF
-schema."""
+schema; and `nhiguard alerts tail` showing them, piped and on a terminal."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import select
 import signal
+import struct
+import subprocess
+import sys
+import termios
 import time
 import uuid
 from collections import defaultdict
@@ -24,7 +31,7 @@ from nhiguard.decision.records import RawRecord
 from nhiguard.policy.bundle import load_bundle
 from tests.integration.test_pipeline import collect, pipeline  # noqa: F401 (a fixture)
 from tools import REPO_ROOT
-from tools.demo import produce_records
+from tools.demo import produce_records, worker_env
 from tools.scenarios import default_params, generate, inventory
 
 pytestmark = pytest.mark.integration
@@ -133,3 +140,54 @@ def test_after_sigkill_and_restart_the_soc_gets_the_alerts_and_findings_of_a_run
         assert not list(validator.iter_errors(finding)) and finding["finding_info"]["uid"] == key
         findings[key] = finding
     assert findings == {k: ocsf.detection_finding(a) for k, a in reference.items()}
+
+    # nhiguard alerts tail, as the SOC runs it: piped, what the topic holds now (the latest version of each
+    # alert that passes the filters, one line each); on a terminal, the live table, coloured, until Ctrl-C.
+    env = worker_env(settings) | {"COLUMNS": "220", "TERM": "xterm-256color"}
+    tail = [sys.executable, "-m", "nhiguard.streams.cli", "alerts", "tail"]
+    piped = subprocess.run(
+        [*tail, "--until-end", "--rule", "cms.public_exposure.*", "--severity", "high"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert piped.returncode == 0, piped.stderr.decode()
+    text = piped.stdout.decode()
+    want = {k for k, a in reference.items() if a.rule.startswith("cms.public_exposure.")}
+    assert want and {k for k in reference if k in text} == want
+    assert len(text.splitlines()) == len(want) and "\x1b[" not in text
+    every = f"{len(reference)} alerts".encode()  # the caption, once it has read them all
+    screen = _on_a_terminal([*tail, "--from-start"], env, until=lambda out: every in out)
+    assert b"\x1b[" in screen and b"REVOKE" in screen and b"critical" in screen
+
+
+def _on_a_terminal(cmd, env, until, timeout=90.0):
+    """Run `cmd` on a pseudo-terminal until its screen shows `until`, then Ctrl-C: it must exit 0."""
+    main, sub = pty.openpty()
+    fcntl.ioctl(sub, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 220, 0, 0))
+    p = subprocess.Popen(cmd, env=env, stdin=sub, stdout=sub, stderr=sub, close_fds=True)
+    os.close(sub)
+    out, deadline = b"", time.monotonic() + timeout
+    try:
+        while not until(out) and time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.5)
+            if ready:
+                try:
+                    out += os.read(main, 65536)
+                except OSError:  # the process is gone
+                    break
+        assert until(out), out[-2000:]
+        p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while p.poll() is None and time.monotonic() < deadline:  # read on: a full terminal blocks its writer
+            if select.select([main], [], [], 0.2)[0]:
+                try:
+                    out += os.read(main, 65536)
+                except OSError:
+                    break
+        assert p.wait(5) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(main)
+    return out
