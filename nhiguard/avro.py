@@ -179,6 +179,12 @@ def alert_record(a: Alert) -> dict[str, Any]:
         "attack": list(a.attack),
         "evidence": redact_tree(a.evidence),
         "command_ids": list(a.command_ids),
+        "window_start": a.window_start_ms,
+        "window_end": a.window_end_ms,
+        "decision_ids": list(a.decision_ids),
+        "command_ids_total": a.command_ids_total,
+        "late": a.late,
+        "runbook": a.runbook,
     }
 
 

@@ -1,4 +1,4 @@
-"""Every Kafka client's connection settings, from the one KafkaSecurity (NHIGUARD_KAFKA_*, in settings.py).
+"""Every Kafka client's connection settings, from the one KafkaSecurity (NHIGUARD_KAFKA_*, kafka_security.py).
 
 confluent-kafka clients (the sink, the admin, the inventory and bundle readers and writers, the checkpoint's
 reader, the CLI's) take `confluent_config`; the Faust worker (its aiokafka consumer and producer, and the
@@ -10,7 +10,8 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from nhiguard.settings import KafkaSecurity, Settings
+from nhiguard.kafka_security import KafkaSecurity
+from nhiguard.settings import Settings
 
 
 def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:

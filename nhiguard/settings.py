@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from importlib.resources import files
 from pathlib import Path
 
+from nhiguard.kafka_security import KafkaSecurity, load_kafka_security
 from nhiguard.webhook_config import WebhookSecrets, load_webhooks
 
 
@@ -49,6 +50,7 @@ class Topics:
     # id: the latest record of a command id is its state (nhiguard commands held / release).
     held: str = "enforcement.held"
     alerts: str = "soc.alerts"
+    ocsf: str = "soc.findings.ocsf"  # each alert record as an OCSF Detection Finding (JSON: nhiguard/ocsf.py)
     deadletter: str = "audit.deadletter"
     bundles: str = "policy.bundles"  # compacted: the latest policy bundle, when policy_source is "topic"
     identities: str = "identities"  # compacted: the identity inventory, keyed by canonical id
@@ -61,7 +63,7 @@ class Topics:
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        return (self.decisions, self.commands, self.alerts, self.deadletter, self.held)
+        return (self.decisions, self.commands, self.alerts, self.deadletter, self.held, self.ocsf)
 
     def under(self, prefix: str) -> Topics:
         """Every topic under `prefix.` (names that already start with it are kept): a sandbox's topics."""
@@ -87,92 +89,6 @@ class RegistryLookupSettings:
 
 class SettingsError(ValueError):
     """A configuration value nhiguard cannot use (the CLI prints it as one line)."""
-
-
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
-
-
-@dataclass(frozen=True)
-class KafkaSecurity:
-    """How every Kafka client of nhiguard connects (NHIGUARD_KAFKA_*): nhiguard/kafka_clients.py turns it
-    into the confluent-kafka and the Faust/aiokafka configuration, so no client is configured elsewhere."""
-
-    protocol: str = "PLAINTEXT"
-    ca_file: Path | None = None  # PEM CAs that sign the brokers' certificates (else the system's)
-    cert_file: Path | None = None  # mTLS: this client's certificate chain (PEM) ...
-    key_file: Path | None = None  # ... and its private key (PEM)
-    key_password: str | None = field(default=None, repr=False)
-    check_hostname: bool = True  # the broker's certificate must name the host it was reached at
-    sasl_mechanism: str = "SCRAM-SHA-512"
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.protocol not in SECURITY_PROTOCOLS:
-            raise SettingsError(
-                f"NHIGUARD_KAFKA_SECURITY_PROTOCOL: {self.protocol!r} is not one of {SECURITY_PROTOCOLS}"
-            )
-        if self.sasl_mechanism not in SASL_MECHANISMS:
-            raise SettingsError(
-                f"NHIGUARD_KAFKA_SASL_MECHANISM: {self.sasl_mechanism!r} is not one of {SASL_MECHANISMS}"
-            )
-        if self.sasl and not (self.username and self.password):
-            raise SettingsError(
-                f"security protocol {self.protocol} needs NHIGUARD_KAFKA_SASL_USERNAME and a password"
-                " (NHIGUARD_KAFKA_SASL_PASSWORD or NHIGUARD_KAFKA_SASL_PASSWORD_FILE)"
-            )
-        if (self.cert_file is None) != (self.key_file is None):
-            raise SettingsError("NHIGUARD_KAFKA_SSL_CERT_FILE and NHIGUARD_KAFKA_SSL_KEY_FILE go together")
-
-    @property
-    def tls(self) -> bool:
-        return self.protocol in ("SSL", "SASL_SSL")
-
-    @property
-    def sasl(self) -> bool:
-        return self.protocol.startswith("SASL_")
-
-
-def _named_flag(var: str, text: str) -> bool:
-    text = text.strip().lower()
-    if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise SettingsError(f"{var}: expected true or false, got {text!r}")
-    return text in ("1", "true", "yes", "on")
-
-
-def _kafka_security(env: Mapping[str, str]) -> KafkaSecurity:
-    """NHIGUARD_KAFKA_*; the password from a file (a mounted secret) wins over the variable."""
-    password = env.get("NHIGUARD_KAFKA_SASL_PASSWORD")
-    if path := env.get("NHIGUARD_KAFKA_SASL_PASSWORD_FILE"):
-        try:
-            password = Path(path).read_text().rstrip("\r\n")
-        except OSError as exc:
-            raise SettingsError(
-                f"NHIGUARD_KAFKA_SASL_PASSWORD_FILE: cannot read {path}: {exc.strerror}"
-            ) from None
-    files = {
-        name: Path(env[var])
-        for name, var in (
-            ("ca_file", "NHIGUARD_KAFKA_SSL_CA_FILE"),
-            ("cert_file", "NHIGUARD_KAFKA_SSL_CERT_FILE"),
-            ("key_file", "NHIGUARD_KAFKA_SSL_KEY_FILE"),
-        )
-        if env.get(var)
-    }
-    for name, path in files.items():
-        if not path.is_file():
-            raise SettingsError(f"NHIGUARD_KAFKA_SSL_{name.upper()}: no such file: {path}")
-    check = env.get("NHIGUARD_KAFKA_SSL_CHECK_HOSTNAME")
-    return KafkaSecurity(
-        protocol=env.get("NHIGUARD_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").strip().upper(),
-        key_password=env.get("NHIGUARD_KAFKA_SSL_KEY_PASSWORD") or None,
-        check_hostname=True if check is None else _named_flag("NHIGUARD_KAFKA_SSL_CHECK_HOSTNAME", check),
-        sasl_mechanism=env.get("NHIGUARD_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").strip().upper(),
-        username=env.get("NHIGUARD_KAFKA_SASL_USERNAME") or None,
-        password=password or None,
-        **files,  # type: ignore[arg-type]
-    )
 
 
 @dataclass(frozen=True)
@@ -209,6 +125,8 @@ class Settings:
     breaker_max_revokes: int | None = 20
     breaker_max_revokes_per_kind: tuple[tuple[str, int], ...] = (("*", 10),)
     anomaly_warmup_events: int = 30
+    # Alerts are grouped per identity and rule in event-time windows this long (nhiguard/decision/alerts.py).
+    alert_window_s: int = 600
     # Identities (and packages) whose state is kept in memory; beyond it the least recently used are dropped
     # and read back from the state table when they act again. ~2 KB of memory each.
     state_cache_identities: int = 200_000
@@ -260,6 +178,8 @@ class Settings:
     webhooks: WebhookSecrets = field(default_factory=WebhookSecrets)
 
     def __post_init__(self) -> None:
+        if self.alert_window_s <= 0:
+            raise SettingsError(f"NHIGUARD_ALERT_WINDOW_S: must be positive, got {self.alert_window_s}")
         if self.max_time_skew_s <= 0:
             raise SettingsError(f"NHIGUARD_MAX_TIME_SKEW_S: must be positive, got {self.max_time_skew_s}")
         if not self.sandbox:
@@ -341,7 +261,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     kw: dict[str, object] = {
         "topics": Topics(**topic_kw),
         "registry_lookup": _registry_lookup(env),
-        "kafka": _kafka_security(env),
+        "kafka": load_kafka_security(env),
         "webhooks": load_webhooks(env),
     }
     if "KAFKA_BOOTSTRAP" in env:
@@ -361,6 +281,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "NHIGUARD_INPUT_PARTITIONS": ("input_partitions", int),
         "NHIGUARD_STATE_CACHE": ("state_cache_identities", int),
         "NHIGUARD_ANOMALY_WARMUP_EVENTS": ("anomaly_warmup_events", int),
+        "NHIGUARD_ALERT_WINDOW_S": ("alert_window_s", int),
         "NHIGUARD_SESSION_TIMEOUT_S": ("session_timeout_s", float),
         "NHIGUARD_ENGINE_PROCESSES": ("engine_processes", int),
         "NHIGUARD_ENGINE_TIMEOUT_S": ("engine_timeout_s", float),

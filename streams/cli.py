@@ -1,4 +1,4 @@
-"""`nhiguard` command line: worker, replay, eval, identities, policy, commands, verify, keys, gate, …"""
+"""`nhiguard` command line: worker, replay, eval, identities, policy, commands, verify, gate, alerts, …"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from nhiguard.settings import SettingsError, load_settings
-from nhiguard.streams import backtest, gate, ingest, serve
+from nhiguard.streams import alerts, backtest, gate, ingest, serve
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -351,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     ingest.add_parser(sub, SANDBOX)
     serve.add_parser(sub, [SANDBOX])
     gate.add_parser(sub)
+    alerts.add_parser(sub, SANDBOX)
     tp = sub.add_parser("topics", help="topic administration")
     tp_sub = tp.add_subparsers(dest="topics_command", required=True)
     tc = tp_sub.add_parser(

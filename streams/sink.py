@@ -2,7 +2,8 @@
 
 `enqueue` encodes and hands records to the producer; `flush` waits until every enqueued record is delivered
 and raises if any was not. The worker calls `flush` before every offset commit (see streams/app.py), so an
-offset is never committed before its decision, commands, alerts or dead letter are on Kafka (at least once).
+offset is never committed before its decision, commands, alerts (Avro, and OCSF) or dead letter are on Kafka
+(at least once).
 A failure here is loud: it raises.
 """
 
@@ -13,6 +14,7 @@ import time
 
 from confluent_kafka import KafkaError, Producer
 
+from nhiguard import ocsf
 from nhiguard.avro import (
     AvroCodec,
     alert_record,
@@ -108,7 +110,10 @@ class OutputSink:
                         self._signer.headers(value) if self._signer else None,
                     )
             for a in result.alerts:
-                self._produce(self.topics.alerts, a.identity, self.codec.encode("Alert", alert_record(a)))
+                # Keyed by alert id: a window that grows sends its alert again, the newer record superseding;
+                # and the same alert as an OCSF Detection Finding, for SIEMs.
+                self._produce(self.topics.alerts, a.alert_id, self.codec.encode("Alert", alert_record(a)))
+                self._produce(self.topics.ocsf, a.alert_id, ocsf.encode(a))
             for x in result.deadletters:
                 self._produce(
                     self.topics.deadletter, None, self.codec.encode("DeadLetter", deadletter_record(x))

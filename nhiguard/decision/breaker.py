@@ -4,9 +4,10 @@ A step after `decide` and before `apply` (core.py): every identity a decision wo
 sliding window of event time, in total and per identity kind (the revoked identity's kind in the inventory;
 `unknown` when it is not there). When a count within the window, this revoke included, is over its limit, the
 REVOKE commands for that identity are *held*: status HELD, with the reason, on their own topic
-(`enforcement.held`) instead of `enforcement.commands`, and the SOC gets an alert. An operator releases them
-(`nhiguard commands release COMMAND_ID… | --all`), which publishes each to `enforcement.commands` with the
-same command id (enforcement points stay idempotent) and records the release on `enforcement.held`.
+(`enforcement.held`) instead of `enforcement.commands`, and the SOC gets an alert (rule RULE, in windows like
+any other: decision/alerts.py). An operator releases them (`nhiguard commands release COMMAND_ID… | --all`),
+which publishes each to `enforcement.commands` with the same command id (enforcement points stay idempotent)
+and records the release on `enforcement.held`.
 
 Held revokes count too: the breaker stays open while the storm lasts and closes once the window has been
 quiet, rather than letting a flood through at the limit's rate. The window is event time, so a replay holds
@@ -27,8 +28,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from nhiguard.decision.evidence import merge
-from nhiguard.decision.records import Alert, Command, Decision, stable_id
+from nhiguard.decision.records import Command, stable_id
 
 ANY_KIND = "*"
 UNKNOWN_KIND = "unknown"
@@ -174,38 +174,3 @@ def check(
         for c in commands
     ]
     return out, RevokesCounted(tuple(entries), limits)
-
-
-def held_alerts(decisions: list[Decision], revision: str) -> list[Alert]:
-    """One alert per identity with held REVOKEs in a batch: the SOC decides whether to release them."""
-    by_identity: dict[str, list[tuple[Decision, Command]]] = defaultdict(list)
-    for d in decisions:
-        for c in d.commands:
-            if c.held:
-                by_identity[c.identity].append((d, c))
-    alerts = []
-    for identity, items in by_identity.items():
-        first, last = items[0][0].event, items[-1][0].event
-        ids = tuple(dict.fromkeys(c.command_id for _, c in items))
-        alerts.append(
-            Alert(
-                alert_id=stable_id("alert", identity, RULE, first.event_id),
-                identity=identity,
-                policy=POLICY,
-                rule=RULE,
-                severity="high",
-                verdict="HELD",
-                count=len(ids),
-                first_event_id=first.event_id,
-                last_event_id=last.event_id,
-                first_seen_ms=first.occurred_at_ms,
-                last_seen_ms=last.occurred_at_ms,
-                summary=f"{len(ids)} REVOKE command(s) held ({items[-1][1].hold}); review them, then "
-                "`nhiguard commands release COMMAND_ID…`",
-                bundle_revision=revision,
-                title="REVOKE held by the circuit breaker",
-                evidence=merge(c.evidence for _, c in items),
-                command_ids=ids,
-            )
-        )
-    return alerts

@@ -4,7 +4,9 @@ refuses any other with an error that names it (it never guesses at state it cann
 - Identity state (the decision core's part of an identity's table value; the worker's store layer wraps it
   with its own delivery part, streams/delivery.py), format 2: [u8 2][u32 n][model, n bytes][facts as JSON],
   restricted exposures as minute counts ("xm": [newest minute, [count at newest - i, ...]]) and day counts
-  ("xd": [[day, count], ...]).
+  ("xd": [[day, count], ...]). An identity that alerted also has its open alert windows ("w", with the floor
+  "wf" and the late windows counted "wl": decision/alert_state.py); a value without them has none. A version
+  before them ignores these keys: it reads the facts and model, and forgets the windows.
   Format 1 has the same layout with the exposure *times* ("x") of every default-public upload not tagged
   public, a wider set than restricted exposures: they are not carried over (at most 20 minutes of history,
   which would otherwise count a catalog sync's untagged uploads toward its restricted-exposure windows). The
@@ -25,6 +27,7 @@ import json
 import struct
 from typing import Any
 
+from nhiguard.decision.alert_state import AlertWindows
 from nhiguard.decision.identity_state import IdentityFacts, IdentityState
 from nhiguard.decision.package_state import AddedBy, LastRelease, PackageFacts, installers
 from nhiguard.models.anomaly import Baseline
@@ -50,6 +53,7 @@ def encode_identity_state(state: IdentityState) -> bytes:
         "f": f.first_seen_ms,
         "l": f.last_seen_ms,
         "n": f.events,
+        **state.alerts.to_json(),
     }
     return _HEAD.pack(IDENTITY_FORMAT, len(model)) + model + json.dumps(facts, separators=(",", ":")).encode()
 
@@ -63,7 +67,7 @@ def decode_identity_state(blob: bytes) -> IdentityState:
     d = json.loads(blob[start + n :])
     minutes, days = (_minutes(d["xm"]), {int(k): int(v) for k, v in d["xd"]}) if version == 2 else ({}, {})
     facts = IdentityFacts(minutes, days, dict(d["r"]), d["f"], d["l"], int(d["n"]))
-    return IdentityState(facts, Baseline.from_bytes(model) if model else None)
+    return IdentityState(facts, Baseline.from_bytes(model) if model else None, AlertWindows.from_json(d))
 
 
 def _minutes_json(minutes: dict[int, int]) -> list[Any]:

@@ -26,7 +26,7 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from nhiguard.decision import breaker, evidence
+from nhiguard.decision import alerts, breaker, evidence
 from nhiguard.decision.adapters import adapt
 from nhiguard.decision.context import Identities, Identity, Inventory
 from nhiguard.decision.deadletters import dead_letter
@@ -41,7 +41,6 @@ from nhiguard.decision.decide import (
 from nhiguard.decision.enrich import Enriched, enrich
 from nhiguard.decision.records import (
     AdapterError,
-    Alert,
     BatchResult,
     CanonicalEvent,
     Command,
@@ -84,6 +83,7 @@ class DecisionCore:
         self.inventory: Identities = inventory if inventory is not None else Inventory()
         self.state = State(store, max_cached=settings.state_cache_identities)
         self._skew_ms = int(settings.max_time_skew_s * 1000)
+        self._window_ms = settings.alert_window_s * 1000  # alerts group events in windows this long
         # A bundle swap waits for the batch in progress: one batch is decided by one bundle revision.
         self._lock = threading.Lock()
         self.load_bundle(bundle, evaluator)
@@ -96,6 +96,7 @@ class DecisionCore:
             self.evaluator = evaluator or RegoEvaluator(bundle)
             self.bundle = bundle
             self._priors = kind_priors(bundle.data)  # the anomaly model's per-kind priors
+            self._runbooks = {m.policy_id: m.runbook for m in bundle.modules if m.runbook}
             self._enforcement = Enforcement(
                 bundle.revision, self.settings.deny_ttl_s * 1000, self.settings.revoke_ttl_s * 1000
             )
@@ -193,9 +194,7 @@ class DecisionCore:
                 if ev.facts is not None and (key := ev.facts.writes()) is not None:
                     pending.add(key)
             self._run_wave(wave, result)
-            result.alerts = self._alerts(result.decisions) + breaker.held_alerts(
-                result.decisions, self.bundle.revision
-            )
+            result.alerts = alerts.latest(result.alerts)  # a window's last version in this batch
             result.identity_state, result.package_state = self.state.take_changed()
             result.breaker_state = self.state.take_breaker()
             self.state.evict()
@@ -263,28 +262,31 @@ class DecisionCore:
             self.state.breaker(),
             self._limits,
         )
-        result.decisions.append(
-            Decision(
-                decision_id=stable_id(
-                    "decision", item.rec.topic, item.rec.partition, item.rec.offset, ev.event_id
-                ),
-                event=ev,
-                topic=item.rec.topic,
-                partition=item.rec.partition,
-                offset=item.rec.offset,
-                verdict=outcome.verdict,
-                shadow_verdict=outcome.shadow_verdict,
-                findings=findings,
-                anomaly_score=round(score.value, 6) if score else 0.0,
-                anomaly_warm=score.warm if score else False,
-                anomaly_features={k: round(v, 6) for k, v in score.features.items()} if score else {},
-                identity_known=item.identity is not None,
-                identity_kind=item.identity_kind,
-                bundle_revision=self.bundle.revision,
-                commands=commands,
-            )
+        decision = Decision(
+            decision_id=stable_id(
+                "decision", item.rec.topic, item.rec.partition, item.rec.offset, ev.event_id
+            ),
+            event=ev,
+            topic=item.rec.topic,
+            partition=item.rec.partition,
+            offset=item.rec.offset,
+            verdict=outcome.verdict,
+            shadow_verdict=outcome.shadow_verdict,
+            findings=findings,
+            anomaly_score=round(score.value, 6) if score else 0.0,
+            anomaly_warm=score.warm if score else False,
+            anomaly_features={k: round(v, 6) for k, v in score.features.items()} if score else {},
+            identity_known=item.identity is not None,
+            identity_kind=item.identity_kind,
+            bundle_revision=self.bundle.revision,
+            commands=commands,
         )
+        result.decisions.append(decision)
         self.state.apply([*item.observed, *outcome.effects, *([counted] if counted else [])])
+        for a in [] if me is None else alerts.of_decision(decision, self._window_ms, self._runbooks):
+            self.state.apply([a])  # one at a time: each window as this event left it
+            me = self.state.identity(ev.actor.id)
+            result.alerts.append(alerts.snapshot(a, me, self._window_ms, self.bundle.revision))
 
     def _score(self, model: Baseline | None, ev: CanonicalEvent, kind: str, vouched: bool = False) -> Score:
         # An identity's first event is scored against an empty baseline (created when applied).
@@ -331,42 +333,6 @@ class DecisionCore:
         return [
             replace(f, evidence=evidence.for_finding(named.get((f.rule, f.reason), {}), full)) for f in found
         ]
-
-    def _alerts(self, decisions: list[Decision]) -> list[Alert]:
-        """One alert per (identity, policy rule) per batch, with a count: the SOC sees bursts, not floods."""
-        groups: dict[tuple[str, str], list[tuple[Decision, Any]]] = defaultdict(list)
-        for d in decisions:
-            for f in d.findings:
-                groups[(d.event.actor.id, f.rule)].append((d, f))
-        alerts = []
-        for (identity, rule), items in groups.items():
-            first, last = items[0][0], items[-1][0]
-            f = items[0][1]
-            verdict = "REVOKE" if any(d.verdict == "REVOKE" for d, _ in items) else items[0][0].verdict
-            alerts.append(
-                Alert(
-                    alert_id=stable_id("alert", identity, rule, first.event.event_id),
-                    identity=identity,
-                    policy=f.policy,
-                    rule=rule,
-                    severity=f.severity,
-                    verdict=verdict if f.mode == "enforce" else f.mode.upper(),
-                    count=len(items),
-                    first_event_id=first.event.event_id,
-                    last_event_id=last.event.event_id,
-                    first_seen_ms=first.event.occurred_at_ms,
-                    last_seen_ms=last.event.occurred_at_ms,
-                    summary=f.reason
-                    if len(items) == 1
-                    else f"{len(items)}x {rule}; last: {items[-1][1].reason}",
-                    bundle_revision=self.bundle.revision,
-                    title=f.title,
-                    attack=f.attack,
-                    evidence=evidence.merge(g.evidence for _, g in items),
-                    command_ids=tuple(dict.fromkeys(c.command_id for d, _ in items for c in d.commands)),
-                )
-            )
-        return alerts
 
 
 def _with_evidence(commands: list[Command], findings: list[Finding]) -> list[Command]:

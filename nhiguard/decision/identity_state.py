@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from nhiguard.decision.alert_state import AlertWindows
+
 if TYPE_CHECKING:
     from nhiguard.models.anomaly import Baseline
 
@@ -111,8 +113,9 @@ class IdentityFacts:
 
 @dataclass
 class IdentityState:
-    """One identity's stored value: its facts and its behavioural model, read and written together so a
-    restart never pairs a model with facts from another point in the stream."""
+    """One identity's stored value: its facts, its behavioural model and its open alert windows, read and
+    written together so a restart never pairs a model with facts from another point in the stream."""
 
     facts: IdentityFacts = field(default_factory=IdentityFacts)
     model: Baseline | None = None  # None until its first scored event
+    alerts: AlertWindows = field(default_factory=AlertWindows)

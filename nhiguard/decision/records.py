@@ -190,6 +190,15 @@ class Alert:
     attack: tuple[str, ...] = ()
     evidence: Evidence = field(default_factory=dict, hash=False)  # of the grouped findings
     command_ids: tuple[str, ...] = ()  # the commands the alerted decisions produced (held ones included)
+    # The event-time window [start, end) it groups (decision/alerts.py; 0: an alert of no window), the first
+    # decisions of its `count`, the first command ids of command_ids_total, its late number
+    # (decision/alert_state.py) and its policy's runbook (METADATA custom.runbook).
+    window_start_ms: int = 0
+    window_end_ms: int = 0
+    decision_ids: tuple[str, ...] = ()
+    command_ids_total: int = 0
+    late: int = 0
+    runbook: str = ""
 
 
 @dataclass(frozen=True, slots=True)

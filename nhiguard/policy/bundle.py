@@ -6,8 +6,9 @@ Conventions (see README "Adding a policy"):
   `"identities": [...]` to revoke identities other than the actor, and `"evidence"`: the finding's grade,
   hygiene | compromise | harm).
 - A `# METADATA` block before the package gives title, description and `custom: {severity, mode, attack,
-  effects}`. `effects` lists what the policy's findings may do, from alert, deny, revoke (absent: alert and
-  deny, so no policy revokes unless it says so); decide caps a finding to what its policy declares.
+  effects, runbook}`. `effects` lists what the policy's findings may do, from alert, deny, revoke (absent:
+  alert and deny, so no policy revokes unless it says so); decide caps a finding to what its policy declares.
+  `runbook`, an http(s) URL, is what the policy's alerts link to.
 - `policies/data.yaml` holds parameters under `nhiguard.params.<domain>.<name>`.
 Only the modules that can apply to an event's domain are evaluated for it (one query per domain): the
 generated entry module below is what every engine queries.
@@ -58,6 +59,7 @@ class PolicyModule:
     mode: str  # enforce | shadow
     attack: tuple[str, ...]
     effects: tuple[str, ...] = DEFAULT_EFFECTS  # what its findings may do (METADATA custom.effects)
+    runbook: str = ""  # where the SOC reads what to do about its alerts (METADATA custom.runbook, a URL)
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,13 @@ def _effects(custom: dict[str, Any], rel: str) -> tuple[str, ...]:
     return tuple(e for e in EFFECTS if e in declared)
 
 
+def _runbook(custom: dict[str, Any], rel: str) -> str:
+    link = custom.get("runbook", "")
+    if not isinstance(link, str) or (link and not re.fullmatch(r"https?://\S+", link)):
+        raise BundleError(f"{rel}: custom.runbook must be an http(s) URL, not {link!r}")
+    return link
+
+
 def _yaml_part(path: Path, digest: Any) -> dict[str, Any]:
     """A YAML file of the bundle (empty if absent); its text goes into the bundle revision."""
     if not path.exists():
@@ -217,6 +226,7 @@ def load_bundle(root: Path) -> PolicyBundle:
                 mode=mode,
                 attack=tuple(str(a) for a in custom.get("attack", ()) or ()),
                 effects=_effects(custom, rel),
+                runbook=_runbook(custom, rel),
             )
         )
     data = _yaml_part(root / "data.yaml", digest)

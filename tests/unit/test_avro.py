@@ -136,7 +136,16 @@ ADDED = {
         "released_at": None,
         "released_by": "",
     },
-    "Alert": {"evidence": {}, "command_ids": []},
+    "Alert": {
+        "evidence": {},
+        "command_ids": [],
+        "window_start": 0,
+        "window_end": 0,
+        "decision_ids": [],
+        "command_ids_total": 0,
+        "late": 0,
+        "runbook": "",
+    },
 }
 
 
@@ -204,3 +213,26 @@ def test_a_cms_entry_and_a_proxy_package_deny_encode():
         c = _command("DENY", ev, "i", target_type, "x", [f], 1000, Enforcement("rev", 1, 1))
         out = codec.decode(codec.encode("EnforcementCommand", command_record(c)))
         assert out["target_type"] == kept and out["target"].endswith("x")
+
+
+def test_an_alert_the_schema_before_windows_wrote_still_decodes():
+    """nhiguard.Alert.v2.avsc is the schema alerts were written with before alert windows (per batch): records
+    it wrote, still on soc.alerts, decode into the current shape with the window fields at their defaults."""
+    codec = AvroCodec(SCHEMAS)
+    v2 = fastavro.schema.load_schema(SCHEMAS / "nhiguard.Alert.v2.avsc")
+    fp = bytes.fromhex(
+        fastavro.schema.fingerprint(fastavro.schema.to_parsing_canonical_form(v2), "CRC-64-AVRO")
+    )
+    assert fp != codec.fingerprints["Alert"]
+    record = {k: v for k, v in alert_record(_batch().alerts[0]).items() if k not in ADDED["Alert"]}
+    record |= {"evidence": {"identity": ["x"]}, "command_ids": ["c"]}  # v2 had these two
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, v2, record)
+    back = codec.decode(b"\xc3\x01" + fp + buf.getvalue())
+    times = ("first_seen", "last_seen")  # timestamp-millis: decoded as datetimes
+    assert {k: v for k, v in back.items() if k in record and k not in times} == {
+        k: v for k, v in record.items() if k not in times
+    }
+    assert [round(back[k].timestamp() * 1000) for k in times] == [record[k] for k in times]
+    windows = {k: v for k, v in ADDED["Alert"].items() if k not in ("evidence", "command_ids")}
+    assert {k: back[k] for k in windows} == windows

@@ -8,6 +8,8 @@ import itertools
 import random
 from collections import OrderedDict
 
+from nhiguard.decision.alert_state import MAX_IDS, MAX_WINDOWS
+from nhiguard.decision.alerts import Alerted
 from nhiguard.decision.codec import (
     decode_package_state,
     encode_identity_state,
@@ -140,3 +142,36 @@ def test_merged_copies_keep_the_bounds_whatever_the_merge_order():
     for c in copies:
         again.merge(c)
     assert encode_package_state(again) == results[0]
+
+
+def test_alert_windows_driven_past_every_bound_stay_bounded():
+    """Many rules, windows and events, each with long evidence and many commands: at most MAX_WINDOWS
+    windows, each within its caps; the stored value stays within the README's bound."""
+    state = IdentityState()
+    for i in range(2000):
+        evidence = {f"key{k}": [f"{i}-{k}-" + "v" * 120 for _ in range(3)] for k in range(12)}
+        at = T0 + (i % 40) * 600_000 + i
+        Alerted(
+            identity="me",
+            rule=f"registry.policy_{i % 7}.rule_with_a_long_name_{i % 3}",
+            start_ms=at // 600_000 * 600_000,
+            at_ms=at,
+            event_id=f"event-{i:06d}-" + "e" * 40,
+            decision_id=f"{i:032x}",
+            verdict="DENY",
+            command_ids=tuple(f"{i:016x}{c:016x}" for c in range(4)),
+            evidence=evidence,
+            policy="registry.x",
+            severity="high",
+            title="t",
+            attack=(),
+            runbook="",
+            reason="r",
+        ).apply(state)
+    assert len(state.alerts.windows) == MAX_WINDOWS
+    assert all(
+        len(w.decision_ids) <= MAX_IDS and len(w.command_ids) <= MAX_IDS
+        for w in state.alerts.windows.values()
+    )
+    value = encode_identity_state(state)
+    assert len(value) < 40_000, len(value)

@@ -5,6 +5,7 @@ import json
 import shutil
 
 from nhiguard.avro import AvroCodec, alert_record, command_record, decision_record
+from nhiguard.decision.alert_state import EVIDENCE_VALUES
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.evidence import MAX_VALUES, for_finding, merge, of_event
@@ -60,9 +61,11 @@ def test_alerts_carry_the_union_of_their_findings_evidence_and_their_command_ids
     )
     res = core.process(raw_records(generate(default_params())))
     burst = next(
-        a for a in res.alerts if a.rule == "cms.public_exposure.restricted_content_public" and a.count > 3
+        a for a in res.alerts if a.rule == "cms.public_exposure.restricted_content_public" and a.count > 12
     )
-    assert len(burst.evidence["resource"]) == min(burst.count, MAX_VALUES)
+    # An alert keeps its first EVIDENCE_VALUES values of a key and counts the rest (one asset per event).
+    assert len(burst.evidence["resource"]) == EVIDENCE_VALUES < burst.count
+    assert burst.evidence["resource_more"] == [str(burst.count - EVIDENCE_VALUES)]
     assert burst.command_ids and all(len(c) == 32 for c in burst.command_ids)
     back = CODEC.decode(CODEC.encode("Alert", alert_record(burst)))
     assert back["evidence"] == burst.evidence and back["command_ids"] == list(burst.command_ids)

@@ -1,12 +1,18 @@
 """Durable per-identity and per-package state: what the worker's stateful stage writes to its tables and
 reads back, and how it recognises a record it already applied."""
 
+import json
 from dataclasses import replace
 
 import pytest
 
 from nhiguard.decision.adapters import adapt
-from nhiguard.decision.codec import decode_identity_state, decode_package_state, encode_package_state
+from nhiguard.decision.codec import (
+    decode_identity_state,
+    decode_package_state,
+    encode_identity_state,
+    encode_package_state,
+)
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
 from nhiguard.decision.package_state import LastRelease, PackageFacts
@@ -122,16 +128,25 @@ def test_identity_state_fits_the_budget_and_round_trips(records):
     c = tables.worker()
     for i in range(0, len(records), 100):
         tables.write(c, c.process(records[i : i + 100]))
-    sizes = sorted(len(b) for b in tables.identities.values())
-    assert sizes and sizes[-1] <= 4096, sizes[-5:]
+    sizes, windows = [], []
     for value in tables.identities.values():
         core_part, delivery = decode_value(value)
         state = decode_identity_state(core_part)
+        # Open alert windows are apart: ~0.5-1.8 KB each (decision/alert_state.py bounds them).
+        alerts = len(json.dumps(state.alerts.to_json(), separators=(",", ":")))
+        sizes.append(len(value) - alerts)
+        windows += [
+            len(json.dumps(w.to_json(), separators=(",", ":"))) for w in state.alerts.windows.values()
+        ]
         assert state.facts.events > 0 and delivery.marks and delivery.legacy is None
+        again = decode_identity_state(encode_identity_state(state))
+        assert (again.facts, again.alerts) == (state.facts, state.alerts)
         assert decode_value(encode_value(core_part, delivery)) == (core_part, delivery)
         if state.model is not None:
             model = state.model.to_bytes()
             assert Baseline.from_bytes(model).to_bytes() == model
+    assert sizes and max(sizes) <= 4096, sorted(sizes)[-5:]
+    assert windows and max(windows) <= 2048, sorted(windows)[-5:]
 
 
 def test_package_copies_from_several_partitions_merge_to_one_answer():
