@@ -192,13 +192,15 @@ _TABLE: tuple[CorpusClass, ...] = (
         BENIGN,
         "A Strapi catalog instance whose webhook is the sync integration's: bulk entry updates, new entries "
         "published and product images uploaded (public on upload, untagged) several times a day, now and "
-        "then a spec-sheet PDF; merchandisers' edits in working hours arrive under the same integration.",
+        "then a spec-sheet PDF; merchandisers' edits in working hours arrive under the same integration; "
+        "once, a catch-up sync after an outage, several times the usual items at an hour of its own.",
         {
             "syncs_per_day": (2, 4),
             "items": (5, 25),
             "image_share": (0.3, 0.7),
             "document_share": (0.0, 0.05),
             "edits_per_workday": (1.0, 6.0),
+            "catchup_factor": (2.0, 4.0),
         },
     ),
     CorpusClass(

@@ -63,7 +63,7 @@ class CloudActivity:
         share = self.d.uniform("artifact_call_share")
         for job in self.out.sessions:
             if job.runner and job.label.startswith("benign:") and self.rng.random() < share:
-                self.artifacts(self.estates[job.org.slug], job.at, job.end, job.label)
+                self.artifacts(self.estates[job.org.slug], job.address, job.at, job.end, job.label)
         cast = self.out.cast
         for est in self.estates.values():
             hour = self.d.uniform("backup_local_hour")
@@ -107,20 +107,42 @@ class CloudActivity:
             api = call.source.split(".")[0]
             self._emit(est, call, t, who, ip, _SDK.format(api=api), CLOUD)
 
-    def artifacts(self, est: Estate, start: datetime, end: datetime, lab: str) -> None:
+    def artifacts(self, est: Estate, pod_ip: str, start: datetime, end: datetime, lab: str) -> None:
         """A CI job restores its build cache from S3 and saves it back (S3 data events), with the artifact
-        role's session credentials (IRSA: a session per pod) through the cluster's NAT gateway."""
+        role's session credentials (IRSA: a session per pod): through the cluster's NAT gateway, or, where
+        the VPC has an S3 gateway endpoint, from the pod's private address. S3 asks KMS for the bucket key
+        with the same credentials: CloudTrail logs those calls from `s3.amazonaws.com`, no address at all."""
         rng = self.rng
         session = f"botocore-session-{int(start.timestamp())}"
         who = assumed_role(est.account, "ci-artifacts", session, _key("ASIA", est.slug, start))
         bucket = f"arn:aws:s3:::{est.slug}-ci-cache/npm/{stable_hex(start, n=12)}.tgz"
+        key = f"arn:aws:kms:{est.aws_region}:{est.account}:key/{stable_hex(est.slug, 'kms', n=32)}"
+        night = lab == label("night_build")
         for name, at in (("GetObject", start), ("PutObject", end + timedelta(seconds=rng.uniform(5, 60)))):
-            ip = est.nat_at(rng, at)
+            ip = pod_ip if est.s3_endpoint else est.nat_at(rng, at)
             moved = est.nat_move
             fresh = moved is not None and moved[0] <= at < moved[0] + timedelta(days=2) and ip == moved[1]
+            tag = lab if night else NEW_ADDRESS if fresh else CLOUD
             call = AwsCall("s3.amazonaws.com", name, name == "GetObject", bucket, data_event=True)
-            night = lab == label("night_build")
-            self._emit(est, call, at, who, ip, _BOTO, lab if night else NEW_ADDRESS if fresh else CLOUD)
+            body = cloudtrail(rng, call, at, who, est.account, est.aws_region, ip, _BOTO)
+            if est.s3_endpoint:
+                body |= {"vpcEndpointId": est.s3_endpoint, "vpcEndpointAccountId": est.account}
+            self.out.emit(RUNTIME, est.account, body, at, tag, ())
+            kms = AwsCall(
+                "kms.amazonaws.com", "Decrypt" if name == "GetObject" else "GenerateDataKey", True, key
+            )
+            t = at + timedelta(milliseconds=rng.randint(20, 300))
+            body = cloudtrail(
+                rng,
+                kms,
+                t,
+                who | {"invokedBy": "s3.amazonaws.com"},
+                est.account,
+                est.aws_region,
+                "s3.amazonaws.com",
+                "s3.amazonaws.com",
+            )
+            self.out.emit(RUNTIME, est.account, body, t, lab if night else CLOUD, ())
 
     def backup(self, est: Estate, at: datetime) -> None:
         rng = self.rng

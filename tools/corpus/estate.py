@@ -95,6 +95,7 @@ class Estate:
     office_cidr: str
     verdaccio_ip: str
     proxy_ip: str
+    s3_endpoint: str  # the VPC's S3 gateway endpoint ("" without one: S3 calls leave through the NAT)
     scale_sets: dict[str, ScaleSet] = field(default_factory=dict)
     controllers: list[ServiceAccount] = field(default_factory=list)
     apps: list[str] = field(default_factory=list)  # app namespaces (one per app repository)
@@ -187,6 +188,7 @@ def build_estate(cast: Cast) -> dict[str, Estate]:
             office_cidr=f"198.51.100.{office_base}/29",
             verdaccio_ip=f"{org.subnet}.250.{rng.randint(2, 40)}",
             proxy_ip=f"{org.subnet}.250.{rng.randint(41, 90)}",
+            s3_endpoint=f"vpce-{stable_hex(org.slug, 's3', n=17)}" if rng.random() < 0.5 else "",
         )
         _runners(rng, est, ci)
         _cluster(rng, est)

@@ -243,7 +243,7 @@ def _estate(est: Estate) -> list[dict[str, Any]]:
     for repo in sorted(est.deploy_keys):
         subject = f"repo:{repo}:ref:refs/heads/main"
         out.append(entry(f"aws:web-identity/{provider}/{subject}", "ci_bot", f"github-oidc:{repo}"))
-    networks = [est.nat_cidr]
+    networks = [est.nat_cidr, *CI_NETWORKS]  # the NAT gateway's, and the VPC's (S3 gateway endpoint)
     out.append(
         entry(
             est.role("ci-artifacts"), "cloud_role", f"aws-role:{est.role('ci-artifacts')}", networks=networks

@@ -75,6 +75,8 @@ class PlatformActivity:
                 self.gitlab.day(est, day, rates)
                 if est.strapi:
                     self.strapi_day(est, day, rates, strapi)
+            if est.strapi:
+                self.catch_up(est, strapi)
             self.monorepo(est, packages)
 
     # ----------------------------------------------------------------------------------- GitHub audit
@@ -247,6 +249,14 @@ class PlatformActivity:
                         strapi_entry("entry.publish", _UID, doc, num, fields, at, True),
                         at,
                     )
+
+    def catch_up(self, est: Estate, d: Draws) -> None:
+        """After an outage, the sync catches up: several syncs' worth of items at once, when it came back."""
+        rng = self.rng
+        t = clock.in_window(self.out.cast, 0.2, 0.9, rng)
+        for _ in range(round(d.int("items") * d.uniform("catchup_factor"))):
+            t += timedelta(seconds=rng.uniform(0.3, 4))
+            t = self.product(est, t, d.uniform("image_share"), d.uniform("document_share"))
 
     def product(self, est: Estate, at: datetime, image_share: float, document_share: float) -> datetime:
         """One catalog item: an update of a live product, or a new one (created, its image, published)."""

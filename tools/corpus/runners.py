@@ -137,6 +137,15 @@ class RunnerActivity:
         for name, _, tar in job.fetched:
             if tar == BAD_DEP:
                 t = self._malicious(est, pod, npm, workdir, name, t)
+        if est.sensor == "tetragon" and rng.random() < 0.5:
+            # The tests talk to a server the job started on loopback (never judged: it never leaves the pod).
+            tests = _proc(rng, pod, _NODE, "node_modules/.bin/jest --ci", workdir, npm.pid + 200, t)
+            self._exec(est, pod, tests, shell, t, lab, _SCRIPT_RULE)
+            for _ in range(rng.randint(1, 3)):
+                t += timedelta(seconds=rng.uniform(0.5, 20))
+                self._connect(
+                    est, pod, tests, shell, t, ("127.0.0.1", rng.choice((3000, 4000, 5432)), ""), lab
+                )
         done = t + timedelta(seconds=rng.uniform(20, 240))
         gone = K8sCall(arc.username, "delete", "pods", ARC_NS, pod.name, "", pod_ip(rng, est, done))
         emit_k8s(self.out, rng, est, gone, done, k8s_lab)
@@ -222,7 +231,8 @@ class RunnerActivity:
         """A connection; through the org's egress proxy when it has one (a process that honours the proxy
         settings: npm, git and the download scripts do; a dropper calls out directly)."""
         ip, port, host = dest
-        if est.egress == "proxy" and not bad and not ip.startswith(est.pod_prefix + "."):
+        local = ip.startswith((est.pod_prefix + ".", "127."))
+        if est.egress == "proxy" and not bad and not local:
             ip, port, host = est.proxy_ip, 3128, f"proxy.{est.slug}.internal"
         if est.sensor == "tetragon":
             body = tetragon("connect", pod, proc, parent, at, (ip, port))
