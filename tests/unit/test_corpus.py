@@ -42,7 +42,7 @@ REQUIRED = {
         "env_file_release", "fork_or_unexpected_workflow_release", "hijacked_publisher",
         "malicious_new_dependency", "installs_of_bad_version", "proxy_publish", "anomalous_workflow_activity",
         "install_script_egress", "k8s_token_outside_networks", "cloud_key_outside_networks",
-        "github_packages_unexpected_publisher", "strapi_bulk_exposure",
+        "github_packages_unexpected_publisher", "strapi_bulk_exposure", "github_token_outside_networks",
     },
 }  # fmt: skip
 # The classes of everyday work: GitHub, npm and Contentful's, and the clusters', clouds' and platforms'.
@@ -111,6 +111,7 @@ def test_same_seed_same_bytes_other_seed_other_names(tmp_path):
     _, inv = generate_corpus(SEED, DAYS, ORGS)
     _, other = generate_corpus(SEED + 1, DAYS, ORGS)
     ids, other_ids = {i["id"] for i in inv["identities"]}, {i["id"] for i in other["identities"]}
+    assert len(ids) == len(inv["identities"]), "one record per identity"
     spaces = {i.split("/")[0] for i in ids if i.startswith("contentful:")}
     other_spaces = {i.split("/")[0] for i in other_ids if i.startswith("contentful:")}
     assert spaces and not spaces & other_spaces
@@ -293,6 +294,9 @@ def _assert_runtime_attacks_are_the_harmful_acts(corpus):
         author = (b.get("package") or b.get("registry_package"))["package_version"]["author"]["login"]
         ident = inv.get(f"github:bot/{author}")
         assert ident is None or ident.kind != "package_publisher"
+    for r in _of(records, "github_token_outside_networks"):
+        b = _body(r)
+        assert inv.get(f"github:pat/{b['token_id']}").admits_address(b["actor_ip"]) is False
     for r in _of(records, "strapi_bulk_exposure"):
         event = dict(r.headers)["X-Strapi-Event"].decode()
         assert event == "entry.publish" or _body(r)["media"]["mime"] == "application/pdf"

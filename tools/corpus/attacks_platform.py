@@ -1,6 +1,7 @@
 """Platform attacks: a GitHub Packages publish by an identity that is not an expected publisher
-(github_packages_unexpected_publisher), and the Strapi variant of the CMS exposure (strapi_bulk_exposure, a
-known miss: README, Detection quality)."""
+(github_packages_unexpected_publisher); and two known misses (README, Detection quality): a GitHub token used
+from outside its networks (github_token_outside_networks) and the Strapi variant of the CMS exposure
+(strapi_bulk_exposure)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,24 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from tools.corpus import clock
+from tools.corpus import clock, names
 from tools.corpus.classes import Draws, label
 from tools.corpus.estate import Estate
-from tools.corpus.out import CI, CMS, Out
+from tools.corpus.out import CI, CMS, JSON_HEADERS, Out
 from tools.corpus.platform import ACTIONS_BOT, app_account, hosted, product_id
-from tools.corpus.platform_formats import gh_package_event, strapi_entry, strapi_headers, strapi_media
+from tools.corpus.platform_formats import (
+    gh_audit,
+    gh_package_event,
+    strapi_entry,
+    strapi_headers,
+    strapi_media,
+)
 from tools.scenarios._util import stable_hex, uuid4
 from tools.scenarios.formats import gh_headers
 
 PUBLISH = label("github_packages_unexpected_publisher")
 STRAPI = label("strapi_bulk_exposure")
+MIRROR = label("github_token_outside_networks")
 _UNKNOWN_APPS = ("release-helper", "ci-tools", "pkg-sync", "build-cache", "actions-runner-helper")
 _DOCS = (
     "pricing-strategy-{y}",
@@ -37,6 +45,9 @@ def emit_platform_attacks(out: Out, estates: dict[str, Estate], rng: random.Rand
     for _ in range(d.int("instances")):
         est = estates[rng.choice(cast.orgs).slug]
         _publish(out, rng, est, d.chance("known_bot"), clock.in_window(cast, 0.4, 0.93, rng))
+    g = Draws(rng, "github_token_outside_networks")
+    for _ in range(g.int("instances")):
+        _mirror_token(out, rng, estates[rng.choice(cast.orgs).slug], clock.in_window(cast, 0.4, 0.93, rng))
     s = Draws(rng, "strapi_bulk_exposure")
     with_strapi = [e for e in estates.values() if e.strapi]
     for _ in range(s.int("instances")):
@@ -65,6 +76,21 @@ def _publish(out: Out, rng: random.Random, est: Estate, known: bool, at: datetim
         app = rng.choice(est.apps)
         event, body = gh_package_event(repo, author, "container", app, "latest", at)
     out.emit(CI, repo.full_name, body, at, PUBLISH, gh_headers(event, uuid4(rng), repo.org_id))
+
+
+def _mirror_token(out: Out, rng: random.Random, est: Estate, at: datetime) -> None:
+    """The mirror job's token, taken from its host, replayed from the internet: every repository cloned."""
+    ip = names.public_ip(rng)
+    for repo in est.org.repos:
+        body = gh_audit(
+            at, "git.clone", est.mirror_user, est.slug, actor_is_bot=False,
+            programmatic_access_type="Fine-grained personal access token", token_id=est.mirror_token,
+            hashed_token=stable_hex("pat", est.mirror_token, n=44), repo=repo.full_name,
+            repository=repo.full_name, transport_protocol_name="http", transport_protocol=1,
+            operation_type="access", actor_ip=ip, user_agent="git/2.43.0",
+        )  # fmt: skip
+        out.emit(CI, est.slug, body, at, MIRROR, JSON_HEADERS)
+        at += timedelta(seconds=rng.uniform(2, 25))
 
 
 def _strapi_exposure(out: Out, rng: random.Random, est: Estate, d: Draws) -> None:

@@ -336,6 +336,16 @@ _TABLE: tuple[CorpusClass, ...] = (
         {"instances": (1, 3), "known_bot": (0.6, 0.6)},
     ),
     CorpusClass(
+        "github_token_outside_networks",
+        ATTACK,
+        "The machine user's fine-grained token (whose inventory networks are the office's) used from an "
+        "address outside them, at an hour of its own: every repository cloned within minutes.",
+        {"instances": (1, 1)},
+        known_miss="the GitHub audit log names the address (actor_ip), but github.audit reads it into no "
+        "fact, so identity.networks cannot judge it; and the token's own habit is to clone every repository "
+        "at once, so a new hour alone breaks one habit, not three.",
+    ),
+    CorpusClass(
         "strapi_bulk_exposure",
         ATTACK,
         "The Strapi sync integration's token used to publish a not-yet-announced collection's entries and "

@@ -36,6 +36,12 @@ NO_DOWNLOAD = tuple(k for k, (_, d) in SCRIPTS.items() if d is None)
 ARC_NS = "arc-runners"
 SCALE_SET_LABEL = "actions.github.com/scale-set-name"
 _REGIONS = {"gke": "europe-west1", "aks": "westeurope"}
+_AGENTS = (
+    "argocd-application-controller/v2.13.3 (linux/amd64) kubernetes/4b5a9f1",
+    "external-secrets/v0.10.7 (linux/amd64) kubernetes/$Format",
+    "cert-manager-certificates-issuing/v1.16.2 (linux/amd64) cert-manager/8c3cd2c",
+    "gha-runner-scale-set-controller/0.10.1 (linux/amd64)",
+)
 _K8S_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what Kubernetes draws generated name suffixes from
 
 
@@ -66,7 +72,7 @@ class ScaleSet:
 class ServiceAccount:
     ns: str
     name: str
-    team: str
+    agent: str  # the user agent its requests carry
     secrets: tuple[str, ...]  # the secrets it reads or writes
 
     @property
@@ -231,16 +237,23 @@ def _runners(rng: random.Random, est: Estate, ci: Draws) -> None:
 def _cluster(rng: random.Random, est: Estate) -> None:
     org = est.org
     est.apps = [r.name for r in org.repos if not r.description.endswith("library")]
+    # Namespaces carry the org's name: a Kubernetes identity's id does not carry its cluster (README, Known
+    # limits), and the corpus puts every org's cluster on one topic, so `argocd/...` would be one identity.
+    ns = org.slug
     est.controllers = [
-        ServiceAccount("argocd", "argocd-application-controller", "platform", ("argocd-secret",)),
         ServiceAccount(
+            f"{ns}-argocd", "argocd-application-controller", _AGENTS[0], (f"{ns}-argocd/argocd-secret",)
+        ),
+        ServiceAccount(
+            f"{ns}-external-secrets",
             "external-secrets",
-            "external-secrets",
-            "platform",
+            _AGENTS[1],
             tuple(f"{app}/{app}-{kind}" for app in est.apps for kind in ("db", "api-keys")),
         ),
-        ServiceAccount("cert-manager", "cert-manager", "platform", tuple(f"{a}/{a}-tls" for a in est.apps)),
-        ServiceAccount("arc-systems", "arc-gha-rs-controller", "platform", ()),
+        ServiceAccount(
+            f"{ns}-cert-manager", "cert-manager", _AGENTS[2], tuple(f"{a}/{a}-tls" for a in est.apps)
+        ),
+        ServiceAccount(f"{ns}-arc-systems", "arc-gha-rs-controller", _AGENTS[3], ()),
     ]
     est.admins = [h.login for h in org.humans[:3]]
 

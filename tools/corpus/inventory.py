@@ -256,7 +256,9 @@ def _estate(est: Estate) -> list[dict[str, Any]]:
             entry(f"github:deploy_key/{repo}/{key_id}", "service_account", f"github-deploy-key:{key_id}")
         )
     out.append(entry(f"github:bot/{est.secrets_app}", "service_account", f"github-app:{est.secrets_app}"))
-    out.append(entry(f"github:pat/{est.mirror_token}", "service_account", f"github-pat:{est.mirror_token}"))
+    # The mirror job runs in the office: its token is used from there only (the org's IP allow list).
+    pat = entry(f"github:pat/{est.mirror_token}", "service_account", f"github-pat:{est.mirror_token}")
+    out.append(pat | {"networks": [est.office_cidr]})
     release = entry(
         f"github:bot/{est.release_app}",
         "package_publisher",

@@ -16,12 +16,6 @@ from tools.scenarios._util import stable_hex
 
 RUNTIME = "audit.runtime"
 CONTROLLERS = label("k8s_controllers")
-_AGENTS = {
-    "argocd": "argocd-application-controller/v2.13.3 (linux/amd64) kubernetes/4b5a9f1",
-    "external-secrets": "external-secrets/v0.10.7 (linux/amd64) kubernetes/$Format",
-    "cert-manager": "cert-manager-certificates-issuing/v1.16.2 (linux/amd64) cert-manager/8c3cd2c",
-    "arc-systems": "gha-runner-scale-set-controller/0.10.1 (linux/amd64)",
-}
 KUBECTL = "kubectl/v1.31.4 (linux/amd64) kubernetes/a78aa47"
 
 
@@ -62,7 +56,8 @@ class ClusterActivity:
         for _ in range(clock.count(rng, draws.uniform("argocd_syncs_per_day"))):
             at = clock.any_time(rng, cast, org, day)
             app = rng.choice(est.apps)
-            self._call(est, argocd, "get", "secrets", "argocd", "argocd-secret", at)
+            ns, name = argocd.secrets[0].split("/")
+            self._call(est, argocd, "get", "secrets", ns, name, at)
             self._call(
                 est, argocd, "patch", "deployments", app, app, at + timedelta(seconds=rng.uniform(1, 9))
             )
@@ -85,7 +80,7 @@ class ClusterActivity:
         self, est: Estate, sa: ServiceAccount, verb: str, resource: str, ns: str, name: str, at: datetime
     ) -> None:
         ip = pod_ip(self.rng, est, at)
-        call = K8sCall(sa.username, verb, resource, ns, name, source_ip=ip, user_agent=_AGENTS[sa.ns])
+        call = K8sCall(sa.username, verb, resource, ns, name, source_ip=ip, user_agent=sa.agent)
         emit_k8s(self.out, self.rng, est, call, at, place_label(est, at, CONTROLLERS))
 
     def admin(self, est: Estate, at: datetime, exec_share: float) -> None:
