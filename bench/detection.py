@@ -14,6 +14,7 @@ from nhiguard.streams.evaluate import Evaluation, evaluate
 from nhiguard.streams.replayfile import read_replay
 from tools import REPO_ROOT
 from tools.corpus import generate_corpus
+from tools.corpus.classes import KNOWN_MISSES
 
 SEEDS = (1, 2, 3)
 FROZEN = REPO_ROOT / "tests" / "corpus" / "frozen"
@@ -43,9 +44,16 @@ def detection_figures() -> dict[str, Any]:
         "eval_benign_revokes": s["benign_revokes"],
         "eval_deny_precision": s["deny_precision"],
         "eval_revoke_precision": s["revoke_precision"],
+        # Over the classes a shipped policy is meant to catch: a documented known miss is counted apart.
         "eval_min_class_recall": min(
-            (c["recall"] for k, c in s["classes"].items() if k.startswith("attack:")), default=None
+            (
+                c["recall"]
+                for k, c in s["classes"].items()
+                if k.startswith("attack:") and k.removeprefix("attack:") not in KNOWN_MISSES
+            ),
+            default=None,
         ),
+        "eval_known_misses": sum(1 for k in s["classes"] if k.removeprefix("attack:") in KNOWN_MISSES),
         "eval_detail": {"seeds": list(SEEDS), "corpus": s, "per_seed": per_seed, "frozen": frozen},
     }
 

@@ -252,7 +252,12 @@ ROWS = [
     ("anomaly_policy_revokes_per_1000_sensitive", "  ... revokes per 1,000 sensitive actions", "{}"),
     ("eval_attack_classes", "labelled corpus (seeds 1-3): attack classes", "{}"),
     ("eval_attack_classes_caught", "  attack classes caught", "{}"),
-    ("eval_min_class_recall", "  lowest per-class record recall (target >= 0.9)", "{:.2f}"),
+    ("eval_known_misses", "  of them documented known misses (README)", "{}"),
+    (
+        "eval_min_class_recall",
+        "  lowest per-class record recall, known misses aside (target >= 0.9)",
+        "{:.2f}",
+    ),
     ("eval_benign_commands_per_1000", "  benign records commanded per 1,000 (target <= 1)", "{:.2f}"),
     ("eval_benign_revokes", "  benign records revoked (target 0)", "{}"),
     ("eval_deny_precision", "  DENY precision", "{:.3f}"),

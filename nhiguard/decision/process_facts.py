@@ -9,6 +9,7 @@ these as `aliases`: a CI runner's pods labelled `workflow=release` belong to the
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -130,6 +131,15 @@ class ProcessActivity(EventFacts):
             "workload": self.workload.record(),
         }
 
+    def target(self, resource_id: str) -> str:
+        # What a connection acts on, as a habit: where to, not the address. A provider answers one name from
+        # many addresses of its ranges (npm's registry from Cloudflare's /12, Google storage from a /15,
+        # GitHub's /20 and /22): as an address, every download of a build would be a new target.
+        if self.kind != "connect":
+            return resource_id
+        place = destination_place(self.destination_host, self.destination_ip)
+        return place if place == "loopback" else f"{place}:{self.destination_port}"
+
     def deny_target(self, resource_id: str) -> tuple[str, str]:
         # The process, as a request named `process:<node>/<exec id>` (the command schema's target types are
         # request, credential, package_version and asset): an enforcement point on the node stops it.
@@ -163,6 +173,21 @@ class ProcessActivity(EventFacts):
             "rule": [self.rule],
             "priority": [self.priority],
         }
+
+
+def destination_place(host: str, ip: str) -> str:
+    """Where a connection went, for the behavioural model: the host name the sensor resolved, else the
+    address's network (an IPv4 /16, an IPv6 /48: within one provider's published ranges); loopback, whatever
+    the address, never leaves the workload."""
+    if host:
+        return host.lower().rstrip(".")
+    try:
+        addr = ipaddress.ip_address(ip.strip().strip("[]"))
+    except ValueError:
+        return ip
+    if addr.is_loopback:
+        return "loopback"
+    return str(ipaddress.ip_network(f"{addr}/{16 if addr.version == 4 else 48}", strict=False))
 
 
 def image_repository(image: str) -> str:

@@ -19,6 +19,7 @@ from nhiguard.decision.process_facts import (
     workload_of_pod,
 )
 from nhiguard.decision.records import AdapterError, CanonicalEvent, RawRecord
+from nhiguard.models.anomaly import target_of
 from tools import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "sources"
@@ -349,6 +350,35 @@ def test_tetragon_connect_from_an_install_script_is_the_runtime_side_of_the_axio
         "request",
         "process:ci-runner-node-3/cnVubmVyLW5vZGUtMzoxMjM0NTY3ODkwOjQxOTk=",
     )
+
+
+def test_the_model_learns_where_a_build_connects_not_each_address():
+    """A build's downloads reach a provider at any address of its ranges (the corpus's ci_runner_runtime
+    class: install scripts fetching from npm's registry, GitHub, Google storage): the behavioural model's
+    target is the host the sensor resolved, else the address's /16 (IPv6: /48), with the port; loopback is
+    one place. Other process events keep their resource (the binary)."""
+
+    def connect_target(ip: str, port: int = 443, host: str = "") -> str:
+        doc = (
+            body("falco.alert/outbound-connection") if host else body("tetragon.event/install-script-connect")
+        )
+        if host:
+            doc["output_fields"] |= {"fd.sip": ip, "fd.sport": port, "fd.sip.name": host}
+        else:
+            doc["process_connect"] |= {"destination_ip": ip, "destination_port": port}
+        return target_of(read(doc))
+
+    assert connect_target("104.16.3.35") == connect_target("104.16.250.7") == "104.16.0.0/16:443"
+    assert connect_target("104.17.3.35") != connect_target("104.16.3.35")
+    assert connect_target("104.16.3.35", 8000) != connect_target("104.16.3.35")
+    assert (
+        connect_target("2606:4700::6810:1", 443)
+        == connect_target("2606:4700::6810:ff23")
+        == "2606:4700::/48:443"
+    )
+    assert connect_target("127.0.0.1", 3000) == connect_target("127.0.0.2", 5432) == "loopback"
+    assert connect_target("104.18.1.1", host="Registry.npmjs.org.") == "registry.npmjs.org:443"
+    assert target_of(read(body("tetragon.event/process-exec"))) == "/usr/bin/curl"
 
 
 def test_a_connect_kprobe_is_a_connection_and_another_kprobe_is_not():

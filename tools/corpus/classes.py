@@ -19,6 +19,9 @@ class CorpusClass:
     kind: str  # benign | attack | context (an attack's records that are not its harmful act: `nhiguard eval`)
     description: str
     ranges: Mapping[str, tuple[float, float]]
+    # An attack class no shipped policy can catch, and why (README "Detection quality"): its records stay in
+    # the corpus, so `nhiguard eval` shows the miss, and the detection targets do not require it.
+    known_miss: str = ""
 
     @property
     def label(self) -> str:
@@ -106,10 +109,114 @@ _TABLE: tuple[CorpusClass, ...] = (
         {"packages": (1, 2)},
     ),
     CorpusClass(
+        "k8s_controllers",
+        BENIGN,
+        "Kubernetes service accounts at work, from pod addresses inside the org's network (EKS, GKE or AKS "
+        "audit logs): the GitOps controller syncing and reading repository secrets, external-secrets "
+        "refreshing app secrets, cert-manager renewing certificates, the runner controller creating job "
+        "pods, each CI runner's account reading its own registry secret at job start; kubectl by "
+        "administrators (people), exec included.",
+        {
+            "argocd_syncs_per_day": (6, 20),
+            "eso_refresh_min": (30, 90),
+            "admin_sessions_per_workday": (0.5, 3.0),
+            "admin_exec_share": (0.1, 0.4),
+        },
+    ),
+    CorpusClass(
+        "ci_runner_runtime",
+        BENIGN,
+        "A runtime sensor (Tetragon or Falco) on the in-cluster CI runners: git fetches from GitHub, npm ci "
+        "through Verdaccio or the company egress proxy, the repository's prepare script and dependencies' "
+        "install scripts (native packages fetching their binaries from the registry, GitHub or Google "
+        "storage), all to destinations the runner's identity allows.",
+        {"script_packages": (0, 3), "download_share": (0.2, 0.7), "proxy_orgs": (0.3, 0.6)},
+    ),
+    CorpusClass(
+        "new_allowed_destination",
+        BENIGN,
+        "A repository adds a dependency whose install script downloads its binary from a host the runner "
+        "never reached before but its identity allows (first jobs after the change).",
+        {"instances": (2, 4), "from_fraction": (0.3, 0.85), "hours": (24, 72)},
+    ),
+    CorpusClass(
+        "night_build",
+        BENIGN,
+        "An on-call engineer's hotfix build at night: the CI workflow, its installs through Verdaccio and "
+        "its runner's process events at an hour the identities never act at, with their usual destinations.",
+        {"instances": (1, 3), "night_local_hour": (0, 5)},
+    ),
+    CorpusClass(
+        "cloud_ci_roles",
+        BENIGN,
+        "CloudTrail: the deploy role assumed by GitHub OIDC from GitHub-hosted runners (every run another "
+        "address), the in-cluster artifact role through the cluster's NAT gateway, a legacy IAM user's "
+        "access key used by a nightly backup from the office, people at the console.",
+        {
+            "artifact_call_share": (0.3, 0.8),
+            "backup_local_hour": (1, 4),
+            "backup_objects": (3, 12),
+            "console_per_workday": (0.3, 2.0),
+        },
+    ),
+    CorpusClass(
+        "cloud_new_address",
+        BENIGN,
+        "The usual credential from a new address inside its declared networks: the cluster's NAT gateway "
+        "replaced (a new address in its range), or service accounts on a new node pool.",
+        {"instances": (1, 3), "from_fraction": (0.3, 0.8)},
+    ),
+    CorpusClass(
+        "github_audit_tokens",
+        BENIGN,
+        "GitHub's audit log stream: deploy keys the GitOps controller fetches with, a secrets-sync app "
+        "rotating Actions secrets, a machine user's fine-grained token mirroring repositories nightly, and "
+        "the audit copy of every workflow run (labelled as the run).",
+        {"gitops_fetch_min": (40, 90), "mirror_local_hour": (0, 5), "rotations_per_day": (1, 3)},
+    ),
+    CorpusClass(
+        "gitlab_pipelines",
+        BENIGN,
+        "The orgs' infrastructure projects on a self-managed GitLab: pipeline and job hooks for pushes and "
+        "nightly schedules on the instance runners, deployments by CI jobs, merges and pushes by a project "
+        "access token's bot, deploy-token clones by the GitOps controller.",
+        {
+            "projects": (1, 3),
+            "pushes_per_workday": (1.0, 5.0),
+            "schedule_local_hour": (1, 5),
+            "deploy_token_fetch_min": (45, 120),
+        },
+    ),
+    CorpusClass(
+        "strapi_bulk_sync",
+        BENIGN,
+        "A Strapi catalog instance whose webhook is the sync integration's: bulk entry updates, new entries "
+        "published and product images uploaded (public on upload, untagged) several times a day, now and "
+        "then a spec-sheet PDF; merchandisers' edits in working hours arrive under the same integration; "
+        "once, a catch-up sync after an outage, several times the usual items at an hour of its own.",
+        {
+            "syncs_per_day": (2, 4),
+            "items": (5, 25),
+            "image_share": (0.3, 0.7),
+            "document_share": (0.0, 0.05),
+            "edits_per_workday": (1.0, 6.0),
+            "catchup_factor": (2.0, 4.0),
+        },
+    ),
+    CorpusClass(
+        "github_packages_publish",
+        BENIGN,
+        "GitHub Packages publishes by the expected publishers: a container image by github-actions[bot] on "
+        "each deploy, a monorepo release publishing several npm packages at once, by the Actions bot or the "
+        "org's release app (two expected publishers taking turns).",
+        {"monorepo_packages": (3, 8), "monorepo_releases": (1, 3), "app_share": (0.2, 0.6)},
+    ),
+    CorpusClass(
         "attack_context",
         CONTEXT,
         "Records emitted around an attack that are not the harmful act: the tag push and workflow webhooks "
-        "of a bad release, the attacker's clean decoy publish, the metadata GET before a bad install.",
+        "of a bad release, the attacker's clean decoy publish, the metadata GET before a bad install, the "
+        "install script's and its dropped implant's process starts before they connect out.",
         {},
     ),
     # ------------------------------------------------------------------------------------------ attack
@@ -199,11 +306,61 @@ _TABLE: tuple[CorpusClass, ...] = (
         "a new address (a stolen registry token, or a workflow dispatched at night on a new runner).",
         {"instances": (1, 3), "packages": (8, 30), "night_local_hour": (0, 4), "registry_token": (0.5, 0.5)},
     ),
+    CorpusClass(
+        "install_script_egress",
+        ATTACK,
+        "The runtime side of the axios chain: the malicious dependency's postinstall (or the implant it "
+        "drops) on a CI runner connects to a host outside the runner identity's allowed destinations, "
+        "calling home while the build holds its registry token.",
+        {"beacons": (1, 4), "implant_share": (0.3, 0.7), "unlinked_share": (0.2, 0.5)},
+    ),
+    CorpusClass(
+        "k8s_token_outside_networks",
+        ATTACK,
+        "A Kubernetes service account's token used from an address outside the org's network: secrets "
+        "listed and read, a pod exec'd into, a token requested.",
+        {"instances": (1, 2), "requests": (2, 10)},
+    ),
+    CorpusClass(
+        "cloud_key_outside_networks",
+        ATTACK,
+        "An AWS credential used from outside its declared networks: the backup user's access key, or the "
+        "in-cluster artifact role's session credentials taken from a runner.",
+        {"instances": (1, 2), "calls": (3, 12), "role_share": (0.5, 0.5)},
+    ),
+    CorpusClass(
+        "github_packages_unexpected_publisher",
+        ATTACK,
+        "A GitHub Packages publish by an identity that is not an expected publisher: a known update bot's "
+        "app token, or an app the inventory does not know.",
+        {"instances": (1, 3), "known_bot": (0.6, 0.6)},
+    ),
+    CorpusClass(
+        "github_token_outside_networks",
+        ATTACK,
+        "The machine user's fine-grained token (whose inventory networks are the office's) used from an "
+        "address outside them, at an hour of its own: every repository cloned within minutes.",
+        {"instances": (1, 1)},
+        known_miss="the GitHub audit log names the address (actor_ip), but github.audit reads it into no "
+        "fact, so identity.networks cannot judge it; and the token's own habit is to clone every repository "
+        "at once, so a new hour alone breaks one habit, not three.",
+    ),
+    CorpusClass(
+        "strapi_bulk_exposure",
+        ATTACK,
+        "The Strapi sync integration's token used to publish a not-yet-announced collection's entries and "
+        "upload internal PDF documents, a burst at night.",
+        {"instances": (1, 1), "entries": (10, 40), "documents": (3, 12), "minutes": (5, 30)},
+        known_miss="Strapi has no content classification (no tags): nothing marks an entry or file as "
+        "restricted, so cms.public_exposure cannot tell this from a release (public documents alert); its "
+        "webhooks name no actor, and a sync integration's new hour and burst break two habits, not three.",
+    ),
 )
 
 CLASSES: dict[str, CorpusClass] = {c.name: c for c in _TABLE}
 BENIGN_CLASSES = tuple(c.name for c in _TABLE if c.kind == BENIGN)
 ATTACK_CLASSES = tuple(c.name for c in _TABLE if c.kind == ATTACK)
+KNOWN_MISSES = tuple(c.name for c in _TABLE if c.known_miss)
 
 
 def label(name: str) -> str:
@@ -235,5 +392,6 @@ def table_markdown() -> str:
     rows = ["| class | kind | description | parameters |", "|---|---|---|---|"]
     for c in _TABLE:
         params = ", ".join(f"{k} {lo:g}..{hi:g}" for k, (lo, hi) in c.ranges.items())
-        rows.append(f"| `{c.name}` | {c.kind} | {c.description} | {params} |")
+        miss = f" Known miss: {c.known_miss}" if c.known_miss else ""
+        rows.append(f"| `{c.name}` | {c.kind} | {c.description}{miss} | {params} |")
     return "\n".join(rows)

@@ -7,6 +7,7 @@ another part changes; the stream is sorted by record time (stable, so ties keep 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,16 +15,23 @@ from typing import Any
 from nhiguard.streams.replayfile import ReplayRecord, write_replay
 from tools.corpus import clock
 from tools.corpus.attacks_cms import emit_cms_attacks
+from tools.corpus.attacks_platform import emit_platform_attacks
 from tools.corpus.attacks_registry import emit_anomalous, emit_hijack, emit_proxy_publishes, plan_hijack
-from tools.corpus.cast import build_cast
+from tools.corpus.attacks_runtime import emit_runtime_attacks
+from tools.corpus.cast import Cast, build_cast
 from tools.corpus.ci import CiActivity
-from tools.corpus.classes import Draws
+from tools.corpus.classes import Draws, label
+from tools.corpus.cloud import CloudActivity
 from tools.corpus.cms import CmsActivity
 from tools.corpus.deps import emit_dep_publishes, seed_registry
+from tools.corpus.estate import Estate, build_estate
 from tools.corpus.inventory import identities_yaml, inventory
+from tools.corpus.k8s import ClusterActivity
 from tools.corpus.out import Out
+from tools.corpus.platform import PlatformActivity
 from tools.corpus.registry import Registry
 from tools.corpus.releases import emit_release, plan_releases
+from tools.corpus.runners import RunnerActivity
 from tools.scenarios.formats import npm_pack
 
 
@@ -36,6 +44,7 @@ def generate_corpus(seed: int, days: int = 14, orgs: int = 3) -> tuple[list[Repl
         return random.Random(f"{seed}:{part}")
 
     cast = build_cast(seed, days, orgs)
+    estates = build_estate(cast)
     reg = Registry()
     seed_registry(cast, reg, rng("history"))
     for org in cast.orgs:  # what the orgs' own packages were before the window
@@ -82,11 +91,13 @@ def generate_corpus(seed: int, days: int = 14, orgs: int = 3) -> tuple[list[Repl
     emit_cms_attacks(cast, out, rng("cms-attacks"))
     emit_proxy_publishes(cast, out, rng("proxy-publish"))
     emit_anomalous(cast, out, rng("anomalous"))
+    _night_builds(cast, ci, rng("night-builds"))
+    _beyond_github(out, estates, rng)
     records = [
         ReplayRecord(r.topic, r.key, r.value, r.headers, r.timestamp_ms, r.label)
         for r in sorted(out.records, key=lambda r: r.timestamp_ms)
     ]
-    return records, inventory(cast)
+    return records, inventory(cast, estates)
 
 
 def write_corpus(
@@ -100,6 +111,34 @@ def write_corpus(
     write_replay(records, stream)
     identities.write_text(identities_yaml(inv), encoding="utf-8")
     return stream, identities, records
+
+
+def _night_builds(cast: Cast, ci: CiActivity, rng: random.Random) -> None:
+    """An on-call engineer pushes a hotfix at night to a repository whose CI installs through Verdaccio."""
+    d = Draws(rng, "night_build")
+    for _ in range(d.int("instances")):
+        org = rng.choice(cast.orgs)
+        repos = [r for r in org.repos if any(u.repo == r.full_name and u.uses for u in org.proxy_users)]
+        if repos:
+            day = clock.day_of(cast, org, clock.in_window(cast, 0.3, 0.85, rng))
+            at = clock.at_local(cast, org, day, d.uniform("night_local_hour"))
+            ci.run(org, rng.choice(repos), at, rng.choice(org.humans), lab=label("night_build"))
+
+
+def _beyond_github(out: Out, estates: dict[str, Estate], rng: Callable[[str], random.Random]) -> None:
+    """The runtime, cloud and platform sources (issue #12): what the cluster, the sensors, CloudTrail, the
+    audit log stream, GitHub Packages, GitLab and Strapi see, partly read back from the CI jobs and runs
+    emitted above; then their attacks."""
+    RunnerActivity(out, estates, rng("runners")).emit()
+    cluster, cluster_rng = ClusterActivity(out, rng("cluster")), rng("cluster-rates")
+    for est in estates.values():
+        draws = Draws(cluster_rng, "k8s_controllers")
+        for day in range(clock.days(out.cast)):
+            cluster.day(est, day, draws)
+    CloudActivity(out, estates, rng("cloud")).emit()
+    PlatformActivity(out, estates, rng("platform")).emit()
+    emit_runtime_attacks(out, estates, rng("runtime-attacks"))
+    emit_platform_attacks(out, estates, rng("platform-attacks"))
 
 
 def _sync_hours(rng: random.Random, n: int) -> list[float]:

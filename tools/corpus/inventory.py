@@ -6,13 +6,15 @@ the `workflow:<name>` id the adapter derives from its `workflow_job` deliveries 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
 
 from tools.corpus.cast import Cast, Org
-from tools.scenarios._util import iso_s, stable_int
+from tools.corpus.estate import ARC_NS, Estate
+from tools.corpus.platform import hosted
+from tools.scenarios._util import iso_s, stable_hex, stable_int
 
 WORKFLOW_ACTIONS = (
     "ci.github.workflow_run.requested",
@@ -21,6 +23,8 @@ WORKFLOW_ACTIONS = (
 )
 PUBLISH_ACTIONS = (*WORKFLOW_ACTIONS, "ci.release.publish_request")
 PROXY_ACTIONS = ("registry.package.install", "registry.proxy.request")
+RUNNER_ACTIONS = (*PROXY_ACTIONS, "runtime.process.*")  # a CI user's jobs run on in-cluster runners
+PACKAGES_ACTIONS = ("ci.github.release.published", "registry.package.publish")
 BOT_ACTIONS = ("ci.github.push", "ci.github.pull_request.opened", "ci.github.workflow_job.completed")
 # Where an org's Verdaccio CI tokens may be used from: its private network, as a platform team scopes a
 # registry token (npm's CIDR allow-list), not one runner's /16. Every org's runners live in 10/8, before and
@@ -58,7 +62,7 @@ def _entry(
     }
 
 
-def _org(cast: Cast, org: Org) -> list[dict[str, Any]]:
+def _org(cast: Cast, org: Org, est: Estate) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     def since(name: str) -> datetime:
@@ -126,6 +130,7 @@ def _org(cast: Cast, org: Org) -> list[dict[str, Any]]:
         out[-1]["aliases"] = [f"github:{full}/workflow:{wf.name}"]  # its jobs name it so
     for user in [*org.proxy_users, org.sweeper]:
         ident = f"verdaccio:{user.name}"
+        ss = est.scale_sets.get(user.name)
         out.append(
             _entry(
                 ident,
@@ -133,11 +138,14 @@ def _org(cast: Cast, org: Org) -> list[dict[str, Any]]:
                 owner(user.team),
                 user.team,
                 [f"verdaccio-token:{user.name}"],
-                PROXY_ACTIONS,
+                RUNNER_ACTIONS if ss else PROXY_ACTIONS,
                 2,
                 since(ident),
+                destinations=est.destinations() if ss else (),
             )
             | {"networks": list(CI_NETWORKS)}
+            # Its jobs run in its runner scale set's pods: the runtime sensor's events join it by that label.
+            | ({"aliases": [ss.alias]} if ss else {})
         )
     internal = next(w for w in org.workflows if w.path.endswith("publish-internal.yml"))
     ident = f"verdaccio:{org.publisher.name}"
@@ -179,24 +187,99 @@ def _org(cast: Cast, org: Org) -> list[dict[str, Any]]:
     return out
 
 
-def inventory(cast: Cast) -> dict[str, Any]:
-    out = [e for org in cast.orgs for e in _org(cast, org)]
+def inventory(cast: Cast, estates: dict[str, Estate]) -> dict[str, Any]:
+    out = [e for org in cast.orgs for e in [*_org(cast, org, estates[org.slug]), *_estate(estates[org.slug])]]
     first = cast.orgs[0].slug
     for login in sorted(cast.bots):
         actions = ("ci.github.release.published",) if login == "github-actions[bot]" else BOT_ACTIONS
-        out.append(
-            _entry(
-                f"github:bot/{login}",
-                "ci_bot",
-                f"platform@{first}.example",
-                "platform",
-                [f"github-app-installation:{login}"],
-                actions,
-                2,
-                cast.start - timedelta(days=700),
-            )
+        entry = _entry(
+            f"github:bot/{login}",
+            "ci_bot",
+            f"platform@{first}.example",
+            "platform",
+            [f"github-app-installation:{login}"],
+            actions,
+            2,
+            cast.start - timedelta(days=700),
         )
+        if login == "github-actions[bot]":
+            # Every repository's GITHUB_TOKEN: it publishes to GitHub Packages (docs/sources.md: list it as a
+            # publisher when any repository's workflow may publish), by token, the only way GitHub takes.
+            entry |= {"kind": "package_publisher", "allowed_actions": list(PACKAGES_ACTIONS)}
+            entry["expected_publisher"] = {"mechanism": "token"}
+        out.append(entry)
     return {"identities": out}
+
+
+def _estate(est: Estate) -> list[dict[str, Any]]:
+    """The identities of the org's cluster, cloud account and platforms (tools/corpus/estate.py)."""
+    since = datetime(2025, 6, 2, tzinfo=UTC)
+    team, owner = "platform", f"platform@{est.slug}.example"
+
+    def entry(ident: str, kind: str, cred: str, actions: tuple[str, ...] = (), **more: Any) -> dict[str, Any]:
+        return _entry(ident, kind, owner, team, [cred], actions, 2, since) | more
+
+    private = list(CI_NETWORKS)
+    out = [
+        entry(
+            f"k8s:sa/{ARC_NS}/{u}",
+            "k8s_service_account",
+            f"k8s-sa-token:{est.cluster}/{ARC_NS}/{u}",
+            networks=private,
+        )
+        for u in sorted(est.scale_sets)
+    ]
+    out += [
+        entry(
+            sa.identity,
+            "k8s_service_account",
+            f"k8s-sa-token:{est.cluster}/{sa.ns}/{sa.name}",
+            networks=private,
+        )
+        for sa in est.controllers
+    ]
+    provider = f"arn:aws:iam::{est.account}:oidc-provider/token.actions.githubusercontent.com"
+    out.append(entry(est.role("gha-deploy"), "cloud_role", f"aws-role:{est.role('gha-deploy')}"))
+    for repo in sorted(est.deploy_keys):
+        subject = f"repo:{repo}:ref:refs/heads/main"
+        out.append(entry(f"aws:web-identity/{provider}/{subject}", "ci_bot", f"github-oidc:{repo}"))
+    networks = [est.nat_cidr, *CI_NETWORKS]  # the NAT gateway's, and the VPC's (S3 gateway endpoint)
+    out.append(
+        entry(
+            est.role("ci-artifacts"), "cloud_role", f"aws-role:{est.role('ci-artifacts')}", networks=networks
+        )
+    )
+    key = "AKIA" + stable_hex(est.slug, "backup", n=16).upper()
+    out.append(entry(est.backup_user, "service_account", f"aws-access-key:{key}", networks=[est.office_cidr]))
+    for repo, key_id in sorted(est.deploy_keys.items()):
+        out.append(
+            entry(f"github:deploy_key/{repo}/{key_id}", "service_account", f"github-deploy-key:{key_id}")
+        )
+    out.append(entry(f"github:bot/{est.secrets_app}", "service_account", f"github-app:{est.secrets_app}"))
+    # The mirror job runs in the office: its token is used from there only (the org's IP allow list).
+    pat = entry(f"github:pat/{est.mirror_token}", "service_account", f"github-pat:{est.mirror_token}")
+    out.append(pat | {"networks": [est.office_cidr]})
+    release = entry(
+        f"github:bot/{est.release_app}",
+        "package_publisher",
+        f"github-app:{est.release_app}",
+        ("registry.package.publish",),
+    )
+    release["expected_publisher"] = {"mechanism": "token", "repository": hosted(est).full_name}
+    out.append(release)
+    for _, path in est.gitlab_projects:
+        out.append(entry(f"gitlab:{path}/.gitlab-ci.yml", "ci_bot", f"gitlab-ci-job-token:{path}"))
+    pid, path = est.gitlab_projects[0]
+    out.append(entry(f"gitlab:bot/{est.gitlab_bot[0]}", "ci_bot", f"gitlab-project-token:{path}"))
+    token = f"gitlab+deploy-token-{pid % 50 + 3}"
+    out.append(
+        entry(f"gitlab:deploy_token/{path}/{token}", "service_account", f"gitlab-deploy-token:{path}/{token}")
+    )
+    if est.strapi:
+        out.append(
+            entry(f"strapi:{est.strapi}", "cms_integration", f"strapi-api-token:{est.strapi}", ("cms.*",))
+        )
+    return out
 
 
 def identities_yaml(doc: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ import contextlib
 import json
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,12 +29,28 @@ ORDINARY = label("ordinary")
 CONTEXT = label("attack_context")
 
 
+@dataclass
+class Session:
+    """One `npm ci` through Verdaccio, as a job on a runner (or, with `runner` false, a client elsewhere):
+    what the runtime sensor on the runner saw is generated from it (tools/corpus/runtime.py)."""
+
+    org: Org
+    user: ProxyUser
+    at: datetime
+    end: datetime
+    label: str  # the session's label (ordinary, or the class of the run it is part of)
+    address: str  # the client address Verdaccio logged
+    runner: bool  # false: the credential was used from an address given outside any runner
+    fetched: list[tuple[str, str, str]] = field(default_factory=list)  # (package, version, tarball label)
+
+
 class Out:
     def __init__(self, cast: Cast, registry: Registry) -> None:
         self.cast, self.reg = cast, registry
         self.sink = Sink()
         # Verdaccio user -> (from, new address): the new_runner_or_address class.
         self.moved: dict[str, tuple[datetime, str]] = {}
+        self.sessions: list[Session] = []
 
     @property
     def records(self) -> list[SourceRecord]:
@@ -146,6 +162,8 @@ class Out:
         addr, moved = (ip, False) if ip else self.address(user, at)
         if moved and session == ORDINARY:
             session = label("new_runner_or_address")
+        job = Session(org, user, at, at, session, addr, ip is None)
+        self.sessions.append(job)
         todo = list(specs)
         while todo:
             name, _, line = todo.pop(0).partition("#")
@@ -164,10 +182,12 @@ class Out:
             self.fetch(org, user, name, None, _packument_bytes(name), t, meta, ip=addr, status=status)
             t += timedelta(seconds=rng.uniform(0.05, 0.6))
             self.fetch(org, user, name, version, size, t, tar, ip=addr)
+            job.fetched.append((name, version, tar))
             t += timedelta(seconds=rng.uniform(0.2, 2.0))
             pulled = self.reg.pulls.get((name, version))
             if pulled is not None:
                 todo.insert(0, pulled[0])
+        job.end = t
         return t
 
 
