@@ -116,10 +116,13 @@ class LocalVerdaccio:
         users: Mapping[str, str],
         notify_url: str | None = None,
         port: int | None = None,
+        notify_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self.users = dict(users)
         self.notify_url = notify_url
+        # Sent with each notification besides Content-Type (nhiguard serve's route wants Authorization).
+        self.notify_headers = dict(notify_headers or {})
         self.port = port
         self._dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -299,7 +302,10 @@ class LocalVerdaccio:
             config["notify"] = {
                 "publish": {
                     "method": "POST",
-                    "headers": [{"Content-Type": "application/json"}],
+                    "headers": [
+                        {"Content-Type": "application/json"},
+                        *({k: v} for k, v in self.notify_headers.items()),
+                    ],
                     "endpoint": self.notify_url,
                     "content": NOTIFY_CONTENT,
                 }
