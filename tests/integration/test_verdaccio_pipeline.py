@@ -2,8 +2,9 @@
 6.8.0, whose access-log lines a shipper sends to the registry topic and whose publish notifications reach
 `nhiguard serve`'s /webhooks/verdaccio; a worker on the real broker decides them, reading package documents
 from the same Verdaccio. The axios pattern, as far as a local registry carries it (another account than the
-package's earlier release, adding a dependency first published minutes before with a postinstall), is DENIED
-and the CI bot that installed it is REVOKED."""
+package's earlier release, adding a dependency first published minutes before with a postinstall), is DENIED,
+the CI bot that installed it is REVOKED, and `nhiguard enforce verdaccio` applies the worker's signed REVOKE:
+the bot's next install is refused."""
 
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ import pytest
 from confluent_kafka import Producer
 
 from nhiguard.avro import AvroCodec
+from nhiguard.signing import load_signer, new_key_pem
 from nhiguard.streams.identities import load_identities
 from tests.integration.npm_packages import install, publish, write_package
+from tests.integration.test_enforce import Enforcer, installs, refused
 from tests.integration.test_pipeline import pipeline, reader  # noqa: F401  (the fixture)
 from tests.integration.test_serve import _free_port
 from tools.broker import default_cache_dir
@@ -184,67 +187,98 @@ def _axios_on_verdaccio(settings: Any, start: Callable[..., Any], tmp_path: Path
             notify_headers={"Authorization": f"Bearer {NOTIFY_TOKEN}"},
         )
         with registry, shipping(registry, settings):
+            (tmp_path / "worker.pem").write_bytes(new_key_pem())
+            jwks = tmp_path / "jwks.json"
+            jwks.write_text(json.dumps({"keys": [load_signer(tmp_path / "worker.pem", "w1").jwk()]}))
             start(
                 NHIGUARD_REGISTRY_URL=registry.url,
                 NHIGUARD_REGISTRY_TOKEN=registry.token("nhiguard-reader"),
                 NHIGUARD_REGISTRY_DEADLINE_S=30,
+                NHIGUARD_SIGNING_KEY=tmp_path / "worker.pem",
+                NHIGUARD_SIGNING_KID="w1",
             )
-            home = tmp_path / "home"
-            clean = write_package(tmp_path / "http-1.0.0", "exp-http", "1.0.0")
-            publish(registry, "publisher-bot", clean, home / "publisher")
-            first = outputs.wait_for(
-                "decision on exp-http@1.0.0",
-                outputs.decision("verdaccio.notify", "verdaccio:publisher-bot", "exp-http@1.0.0"),
-            )
-            assert first["verdict"] == "ALLOW", first["findings"]
-            dep = write_package(
-                tmp_path / "crypto", "exp-crypto", "4.2.1", scripts={"postinstall": "node setup.js"}
-            )
-            publish(registry, "release-bot-2", dep, home / "release")
-            bad = write_package(
-                tmp_path / "http-1.1.0", "exp-http", "1.1.0", dependencies={"exp-crypto": "^4.2.1"}
-            )
-            publish(registry, "release-bot-2", bad, home / "release")
-            denied = outputs.wait_for(
-                "decision on exp-http@1.1.0",
-                outputs.decision("verdaccio.notify", "verdaccio:release-bot-2", "exp-http@1.1.0"),
-            )
-            # Who published 1.0.0 came from its notification (Verdaccio's document names nobody); what
-            # 1.1.0 adds, and how young its dependency is and what it runs, from Verdaccio's documents.
-            assert denied["verdict"] == "DENY", denied["findings"]
-            assert rules(denied) >= {
-                "publisher_changed_adds_dependency",
-                "malicious_dependency_added",
-                "young_dependency_added",
-            }
-            publish_facts = denied["event"]["publish"]
-            assert publish_facts["added_dependencies"] == ["exp-crypto"] and publish_facts["history_known"]
-            # The PUT in the log is the same publish, judged as a publish through the proxy: allowed.
-            put = outputs.wait_for(
-                "the log's PUT of exp-http",
-                lambda: [
-                    d
-                    for d in outputs.decisions
-                    if d["event"]["source"] == "verdaccio.log"
-                    and d["event"]["action"] == "registry.package.publish"
-                    and d["event"]["actor"]["id"] == "verdaccio:release-bot-2"
-                    and d["event"]["resource_id"] == "exp-http"
-                ],
-            )
-            assert {d["verdict"] for d in put} == {"ALLOW"}
+            enforcer = Enforcer(settings, registry, jwks, tmp_path / "applied", tmp_path)
+            enforcer.start(f"{settings.app_id}-enforce")
+            try:
+                _publish_install_enforce(registry, tmp_path, outputs, enforcer)
+            finally:
+                enforcer.stop()
 
-            lock = install(registry, "ci-bot", tmp_path / "app", home / "ci", "exp-http@1.1.0")
-            assert lock["packages"]["node_modules/exp-crypto"]["version"] == "4.2.1"
-            revoked = outputs.wait_for(
-                "decision on ci-bot's install of exp-http@1.1.0",
-                outputs.decision("verdaccio.log", "verdaccio:ci-bot", "exp-http@1.1.0"),
-            )
-            assert revoked["verdict"] == "REVOKE", revoked["findings"]
-            assert "installed_harmful_version" in rules(revoked)
-            # Its commands are on the enforcement topic: the version denied at the proxy, and a REVOKE of the
-            # credential the inventory names.
-            commands = outputs.wait_for("the decision's commands", outputs.commands_of(revoked))
-            assert {(c["kind"], c["target_type"], c["target"]) for c in commands} == {
-                ("DENY", "package_version", "exp-http@1.1.0"),
-                ("REVOKE", "credential", "verdaccio:ci-bot"),
-            }
+
+def _publish_install_enforce(
+    registry: LocalVerdaccio, tmp_path: Path, outputs: Outputs, enforcer: Enforcer
+) -> None:
+    home = tmp_path / "home"
+    clean = write_package(tmp_path / "http-1.0.0", "exp-http", "1.0.0")
+    publish(registry, "publisher-bot", clean, home / "publisher")
+    first = outputs.wait_for(
+        "decision on exp-http@1.0.0",
+        outputs.decision("verdaccio.notify", "verdaccio:publisher-bot", "exp-http@1.0.0"),
+    )
+    assert first["verdict"] == "ALLOW", first["findings"]
+    dep = write_package(tmp_path / "crypto", "exp-crypto", "4.2.1", scripts={"postinstall": "node setup.js"})
+    publish(registry, "release-bot-2", dep, home / "release")
+    bad = write_package(tmp_path / "http-1.1.0", "exp-http", "1.1.0", dependencies={"exp-crypto": "^4.2.1"})
+    publish(registry, "release-bot-2", bad, home / "release")
+    denied = outputs.wait_for(
+        "decision on exp-http@1.1.0",
+        outputs.decision("verdaccio.notify", "verdaccio:release-bot-2", "exp-http@1.1.0"),
+    )
+    # Who published 1.0.0 came from its notification (Verdaccio's document names nobody); what
+    # 1.1.0 adds, and how young its dependency is and what it runs, from Verdaccio's documents.
+    assert denied["verdict"] == "DENY", denied["findings"]
+    assert rules(denied) >= {
+        "publisher_changed_adds_dependency",
+        "malicious_dependency_added",
+        "young_dependency_added",
+    }
+    publish_facts = denied["event"]["publish"]
+    assert publish_facts["added_dependencies"] == ["exp-crypto"] and publish_facts["history_known"]
+    # The PUT in the log is the same publish, judged as a publish through the proxy: allowed.
+    put = outputs.wait_for(
+        "the log's PUT of exp-http",
+        lambda: [
+            d
+            for d in outputs.decisions
+            if d["event"]["source"] == "verdaccio.log"
+            and d["event"]["action"] == "registry.package.publish"
+            and d["event"]["actor"]["id"] == "verdaccio:release-bot-2"
+            and d["event"]["resource_id"] == "exp-http"
+        ],
+    )
+    assert {d["verdict"] for d in put} == {"ALLOW"}
+
+    lock = install(registry, "ci-bot", tmp_path / "app", home / "ci", "exp-http@1.1.0")
+    assert lock["packages"]["node_modules/exp-crypto"]["version"] == "4.2.1"
+    revoked = outputs.wait_for(
+        "decision on ci-bot's install of exp-http@1.1.0",
+        outputs.decision("verdaccio.log", "verdaccio:ci-bot", "exp-http@1.1.0"),
+    )
+    assert revoked["verdict"] == "REVOKE", revoked["findings"]
+    assert "installed_harmful_version" in rules(revoked)
+    # Its commands are on the enforcement topic: the version denied at the proxy, and a REVOKE of the
+    # credential the inventory names, issued once (the decision on whichever of ci-bot's two installs, of
+    # exp-http@1.1.0 and of the exp-crypto it brings, came first; the other finds it revoked already).
+    commands = outputs.wait_for("the decision's commands", outputs.commands_of(revoked))
+    assert ("DENY", "package_version", "exp-http@1.1.0") in {
+        (c["kind"], c["target_type"], c["target"]) for c in commands
+    }
+    dep_install = outputs.wait_for(
+        "decision on ci-bot's install of exp-crypto@4.2.1",
+        outputs.decision("verdaccio.log", "verdaccio:ci-bot", "exp-crypto@4.2.1"),
+    )
+    assert dep_install["verdict"] == "REVOKE", dep_install["findings"]
+    issued = set(revoked["command_ids"]) | set(dep_install["command_ids"])
+    revoke = outputs.wait_for(
+        "the REVOKE of ci-bot's credential",
+        lambda: next(
+            (c for c in outputs.commands if c["command_id"] in issued and c["kind"] == "REVOKE"), None
+        ),
+    )
+    assert (revoke["target_type"], revoke["target"]) == ("credential", "verdaccio:ci-bot")
+    # The reference enforcer verifies the worker's signature and applies the REVOKE: ci-bot's next
+    # install is refused, whatever token it holds.
+    enforcer.wait_log(f" {revoke['command_id']}: account ci-bot")
+    assert "APPLIED" in enforcer.log.read_text()
+    done = installs(registry, tmp_path, "exp-http@1.0.0")
+    assert refused(done), done.stderr[-1500:]
