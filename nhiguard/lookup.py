@@ -1,13 +1,14 @@
 """The fetch step before the pure core: the registry documents a decision wants and the stream did not carry.
 
-An install names a package version; a publish names its new dependencies. Nobody subscribes a hook to an
-attacker's package, so the stream rarely carries their documents: the age of the version and its install
-scripts are never seen. This step gets each document (npm's `GET /<name>`) from the configured registry,
-cached and within a deadline per batch, and puts what it says into the event's facts as `LookedUp` evidence
-(`found`, `not_found`, or `unavailable` when no answer came in time) before the core runs. The core never
-fetches: what it decided on is in the event, so the decision can be reproduced from the event, and `eval` and
-`replay` use no network unless given `--registry URL` or `--registry-docs DIR` (one document per file,
-`<name>.json`, a scoped name's `/` written `%2f`, as the registry answers `GET /<name>`).
+An install names a package version; a publish names its new dependencies (a notified publish, a Verdaccio's:
+who published which version, wants its own package's document first, which completes it). Nobody subscribes a
+hook to an attacker's package, so the stream rarely carries their documents: the age of the version and its
+install scripts are never seen. This step gets each document (npm's `GET /<name>`) from the configured
+registry, cached and within a deadline per batch, and puts what it says into the event's facts as `LookedUp`
+evidence (`found`, `not_found`, or `unavailable` when no answer came in time) before the core runs. The core
+never fetches: what it decided on is in the event, so the decision can be reproduced from the event, and
+`eval` and `replay` use no network unless given `--registry URL` or `--registry-docs DIR` (one document per
+file, `<name>.json`, a scoped name's `/` written `%2f`, as the registry answers `GET /<name>`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nhiguard.decision.adapters.npm import looked_up
+from nhiguard.decision.adapters.verdaccio_notify import completed, wants_document
+from nhiguard.decision.looked_up import LookedUp, NeedsDocuments
 from nhiguard.decision.records import AdapterError, CanonicalEvent, DeadLetter, RawRecord
-from nhiguard.decision.registry_facts import LookedUp, NeedsDocuments
+from nhiguard.decision.registry_facts import Publish
 from nhiguard.settings import RegistryLookupSettings
 
 Read = tuple[RawRecord, CanonicalEvent | DeadLetter]
@@ -109,6 +112,7 @@ class RegistryLookup:
         self._pool: ThreadPoolExecutor | None = None
 
     def annotate(self, read: list[Read]) -> list[Read]:
+        read = self._complete(read)
         wanted: dict[int, tuple[CanonicalEvent, NeedsDocuments]] = {
             i: (ev, ev.facts)
             for i, (_, ev) in enumerate(read)
@@ -120,6 +124,24 @@ class RegistryLookup:
             at = ev.occurred_at_ms
             found = tuple(self._judge(name, spec, docs.get(name), at) for name, spec in facts.wanted())
             out[i] = (read[i][0], replace(ev, facts=facts.with_lookups(found)))
+        return out
+
+    def _complete(self, read: list[Read]) -> list[Read]:
+        """A notified publish (who published which version, nothing more) completed from its package's
+        document, before its new dependencies are looked up like any publish's."""
+        todo = {
+            i: ev
+            for i, (_, ev) in enumerate(read)
+            if isinstance(ev, CanonicalEvent) and wants_document(ev.facts)
+        }
+        if not todo:
+            return read
+        pairs = {(p.package, p.version) for p in (ev.facts for ev in todo.values()) if isinstance(p, Publish)}
+        docs = self._documents(pairs)
+        out = list(read)
+        for i, ev in todo.items():
+            assert isinstance(ev.facts, Publish)
+            out[i] = (read[i][0], replace(ev, facts=completed(ev.facts, docs.get(ev.facts.package))))
         return out
 
     def close(self) -> None:
@@ -197,4 +219,6 @@ def registry_lookup(
         return RegistryLookup(RecordedRegistry(docs), settings.deadline_s, float("inf"))
     if not url:
         return None
-    return RegistryLookup(HttpRegistry(url), settings.deadline_s, settings.cache_ttl_s)
+    # The configured token is for the configured registry: never sent to a URL given on the command line.
+    token = settings.token if url.rstrip("/") == settings.url.rstrip("/") else ""
+    return RegistryLookup(HttpRegistry(url, token), settings.deadline_s, settings.cache_ttl_s)

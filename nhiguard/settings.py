@@ -14,6 +14,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from nhiguard.kafka_security import KafkaSecurity, load_kafka_security
+from nhiguard.registry_config import RegistryLookupSettings, load_registry_lookup
 from nhiguard.webhook_config import WebhookSecrets, load_webhooks
 
 
@@ -74,17 +75,6 @@ class Topics:
     def domain_of(self, topic: str) -> str | None:
         """Which policy domain an input topic feeds (None for a topic that is not an input)."""
         return {self.cms: "cms", self.ci: "ci", self.registry: "registry", self.runtime: "runtime"}.get(topic)
-
-
-@dataclass(frozen=True)
-class RegistryLookupSettings:
-    """Where the fetch step before the core gets registry documents the stream did not carry (nhiguard/
-    lookup.py): a registry's URL ("" for none: no lookups), how long a batch waits for them, how long a
-    document is reused."""
-
-    url: str = ""
-    deadline_s: float = 2.0
-    cache_ttl_s: float = 300.0
 
 
 class SettingsError(ValueError):
@@ -149,8 +139,7 @@ class Settings:
     # How often the worker looks for a changed policy bundle on disk (0: never; restart to change policies).
     policy_reload_s: float = 5.0
     data_dir: Path = field(default_factory=lambda: _default_cache_dir() / "worker")
-    # The registry documents of installed versions and new dependencies (NHIGUARD_REGISTRY_URL,
-    # NHIGUARD_REGISTRY_DEADLINE_S, NHIGUARD_REGISTRY_CACHE_TTL_S).
+    # The registry documents of installed versions and new dependencies (nhiguard/registry_config.py).
     registry_lookup: RegistryLookupSettings = field(default_factory=RegistryLookupSettings)
     # Signatures (nhiguard/signing.py, README "Signed commands"): the Ed25519 private key (PEM or JWK) that
     # signs commands and its key id (default: the JWK's kid, else its thumbprint); the JWKS trusted for
@@ -241,15 +230,6 @@ def _flag(text: str) -> bool:
     raise ValueError(f"not a flag (1 or 0): {text!r}")
 
 
-def _registry_lookup(env: Mapping[str, str]) -> RegistryLookupSettings:
-    d = RegistryLookupSettings()
-    return RegistryLookupSettings(
-        url=env.get("NHIGUARD_REGISTRY_URL", d.url),
-        deadline_s=float(env.get("NHIGUARD_REGISTRY_DEADLINE_S", d.deadline_s)),
-        cache_ttl_s=float(env.get("NHIGUARD_REGISTRY_CACHE_TTL_S", d.cache_ttl_s)),
-    )
-
-
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Build Settings from the environment (`KAFKA_BOOTSTRAP`, `NHIGUARD_*`) plus explicit overrides."""
     env = os.environ if env is None else env
@@ -260,7 +240,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     }
     kw: dict[str, object] = {
         "topics": Topics(**topic_kw),
-        "registry_lookup": _registry_lookup(env),
+        "registry_lookup": load_registry_lookup(env),
         "kafka": load_kafka_security(env),
         "webhooks": load_webhooks(env),
     }

@@ -33,8 +33,9 @@ _SECRETS = {
     "gitlab": ("NHIGUARD_GITLAB_WEBHOOK_TOKEN", "gitlab"),
     "contentful.signing_secret": ("NHIGUARD_CONTENTFUL_SIGNING_SECRET", "contentful_signing"),
     "contentful.token": ("NHIGUARD_CONTENTFUL_WEBHOOK_TOKEN", "contentful_token"),
+    "verdaccio": ("NHIGUARD_VERDACCIO_WEBHOOK_TOKEN", "verdaccio"),
 }
-_FILE_KEYS = {"github", "gitlab", "contentful", "strapi"}
+_FILE_KEYS = {"github", "gitlab", "contentful", "strapi", "verdaccio"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class WebhookSecrets:
     contentful_signing: str | None = field(default=None, repr=False)  # x-contentful-signature HMAC key
     contentful_token: str | None = field(default=None, repr=False)  # Authorization: Bearer <token>
     strapi: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (integration, Authorization token)
+    verdaccio: str | None = field(default=None, repr=False)  # Authorization: Bearer <token> (notify headers)
     # A signed Contentful request older (or newer) than this is refused: a replay. Contentful's own verifier
     # defaults to 30 s.
     signature_ttl_s: float = 30.0
@@ -60,6 +62,7 @@ class WebhookSecrets:
             "gitlab": self.gitlab,
             "contentful": self.contentful_signing or self.contentful_token,
             "strapi": self.strapi,
+            "verdaccio": self.verdaccio,
         }
         return tuple(name for name, secret in have.items() if secret)
 

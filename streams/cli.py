@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from nhiguard.settings import SettingsError, load_settings
-from nhiguard.streams import alerts, backtest, gate, ingest, serve
+from nhiguard.streams import alerts, backtest, enforce, gate, ingest, serve
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -350,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     backtest.add_parser(sub, _registry_args)
     ingest.add_parser(sub, SANDBOX)
     serve.add_parser(sub, [SANDBOX])
+    enforce.add_parser(sub, [SANDBOX])
     gate.add_parser(sub)
     alerts.add_parser(sub, SANDBOX)
     tp = sub.add_parser("topics", help="topic administration")

@@ -1,6 +1,6 @@
 """The webhook routes of `nhiguard serve`: one per source, served only when its secret is configured
 (nhiguard/webhook_config.py): `POST /webhooks/github`, `/webhooks/gitlab`, `/webhooks/contentful`,
-`/webhooks/strapi/<integration>`.
+`/webhooks/strapi/<integration>`, `/webhooks/verdaccio` (its publish notifications).
 
 A delivery is checked in this order, and the first failure answers: 413 (over NHIGUARD_MAX_RECORD_BYTES: not
 read further), 401 (the sender's proof, before anything about the content is said), 415 (not JSON). Then its
@@ -32,6 +32,7 @@ from nhiguard.streams.webhooks import (
     verify_github,
     verify_gitlab,
     verify_strapi,
+    verify_verdaccio,
 )
 
 log = logging.getLogger("nhiguard.serve")
@@ -119,6 +120,8 @@ class Receiver:
                 verify_gitlab(secrets.gitlab or "", delivery)
             elif source.name == "contentful":
                 verify_contentful(secrets, delivery, int(self.clock() * 1000))
+            elif source.name == "verdaccio":
+                verify_verdaccio(secrets.verdaccio or "", delivery)
             else:
                 integration = request.match_info["integration"]
                 token = secrets.strapi_token(integration)

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p = sub.add_parser(
         "serve",
         parents=parents,
-        help="receive signed webhooks (GitHub, GitLab, Contentful, Strapi) onto the input topics; "
+        help="receive signed webhooks (GitHub, GitLab, Contentful, Strapi, Verdaccio) onto the input topics; "
         "answer 2xx only once Kafka has them",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

@@ -80,6 +80,7 @@ def _bearer(token: str, d: Delivery) -> None:
 
 
 verify_strapi = _bearer
+verify_verdaccio = _bearer  # Verdaccio's notify sends the headers its configuration lists
 
 
 # Contentful request verification (x-contentful-signature), as Contentful's own verifier computes it
@@ -175,6 +176,7 @@ SOURCES = {
         Source("contentful", "cms", lambda b: _path(b, "sys", "space", "sys", "id")),
         # Keyed by the integration (the route's), set by the receiver, not from the body.
         Source("strapi", "cms", lambda b: None),
+        Source("verdaccio", "registry", lambda b: _path(b, "name")),
     )
 }
 

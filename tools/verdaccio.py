@@ -116,10 +116,13 @@ class LocalVerdaccio:
         users: Mapping[str, str],
         notify_url: str | None = None,
         port: int | None = None,
+        notify_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self.users = dict(users)
         self.notify_url = notify_url
+        # Sent with each notification besides Content-Type (nhiguard serve's route wants Authorization).
+        self.notify_headers = dict(notify_headers or {})
         self.port = port
         self._dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -141,6 +144,11 @@ class LocalVerdaccio:
     @property
     def log_path(self) -> Path:
         return self.directory / _LOG_NAME
+
+    @property
+    def htpasswd_path(self) -> Path:
+        """Its htpasswd file (auth.htpasswd.file): what `nhiguard enforce verdaccio --htpasswd` changes."""
+        return self.directory / "htpasswd"
 
     @property
     def running(self) -> bool:
@@ -217,6 +225,15 @@ class LocalVerdaccio:
             raise VerdaccioError(f"login of {user!r} gave no token: {str(answer)[:200]}")
         return token
 
+    def set_password(self, user: str, password: str) -> None:
+        """What an operator does to restore an account: a new password in the htpasswd file (its other lines
+        kept); its next token is a new login."""
+        path = self.htpasswd_path
+        lines = [x for x in path.read_text().splitlines(keepends=True) if x.split(":", 1)[0] != user]
+        path.write_text("".join(lines) + htpasswd_line(user, password))
+        self.users[user] = password
+        self._tokens.pop(user, None)
+
     def npmrc(self, user: str | None, path: Path) -> Path:
         """Write an .npmrc at `path` that uses this registry, as `user` (None: anonymous)."""
         host = self.url.removeprefix("http:")
@@ -282,13 +299,13 @@ class LocalVerdaccio:
     # -------------------------------------------------------------------------------------------------------
     def _write_config(self) -> Path:
         d = self.directory
-        (d / "htpasswd").write_text("".join(htpasswd_line(u, p) for u, p in self.users.items()))
+        self.htpasswd_path.write_text("".join(htpasswd_line(u, p) for u, p in self.users.items()))
         rule = {"access": "$authenticated", "publish": "$authenticated", "unpublish": "$authenticated"}
         config: dict[str, Any] = {
             "storage": str(d / "storage"),
             "plugins": str(d / "plugins"),
             # max_users -1: nobody registers; only the users written above exist.
-            "auth": {"htpasswd": {"file": str(d / "htpasswd"), "max_users": -1}},
+            "auth": {"htpasswd": {"file": str(self.htpasswd_path), "max_users": -1}},
             "uplinks": {},  # no proxying: nothing leaves this machine
             "packages": {"@*/*": rule, "**": rule},
             "listen": f"127.0.0.1:{self.port}",
@@ -299,7 +316,10 @@ class LocalVerdaccio:
             config["notify"] = {
                 "publish": {
                     "method": "POST",
-                    "headers": [{"Content-Type": "application/json"}],
+                    "headers": [
+                        {"Content-Type": "application/json"},
+                        *({k: v} for k, v in self.notify_headers.items()),
+                    ],
                     "endpoint": self.notify_url,
                     "content": NOTIFY_CONTENT,
                 }

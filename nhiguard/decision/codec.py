@@ -18,7 +18,8 @@ refuses any other with an error that names it (it never guesses at state it cann
   latest, the first install the earliest listed). Either is read by either version (unknown keys ignored).
   Format 2 ([u8 2][JSON]) and format 1 (the JSON alone, beginning with `{`) listed denied versions without a
   grade: they read as denied for compromise (installs are denied, not revoked: a REVOKE needs evidence of
-  harm).
+  harm). Who published which version, as notifications named them ("pb"), is written only when known: a
+  value without it reads as none known, and a version that does not know the key ignores it.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def _minutes(doc: list[Any]) -> dict[int, int]:
 
 
 def package_json(facts: PackageFacts) -> dict[str, Any]:
+    named = {"pb": dict(sorted(facts.publishers.items()))} if facts.publishers else {}
     return {
         "r": facts.last_release.record() if facts.last_release else None,
         "rt": facts.last_release_ms,
@@ -99,7 +101,7 @@ def package_json(facts: PackageFacts) -> dict[str, Any]:
         "n": facts.new_tops,
         "u": sorted(facts.unvouched),
         "fi": facts.first_installed_ms,
-    }
+    } | named
 
 
 def _added_by(a: AddedBy) -> tuple[str, str, int]:
@@ -138,4 +140,5 @@ def decode_package_state(blob: bytes) -> PackageFacts:
         int(d.get("n", 0)),
         set(d.get("u", ())),
         first,
+        {str(v): str(w) for v, w in d.get("pb", {}).items()},
     )

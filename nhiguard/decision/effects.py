@@ -168,3 +168,16 @@ class ProxyPublished(PackageEffect):
 
     def apply(self, facts: PackageFacts) -> bool:
         return facts.proxy_published()
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedBy(PackageEffect):
+    """Who published a version, as a notification named them: what later publishes of the package are judged
+    against when its registry's document names no publisher (a Verdaccio's)."""
+
+    package: str
+    version: str
+    publisher: str
+
+    def apply(self, facts: PackageFacts) -> bool:
+        return facts.published_by(self.version, self.publisher)

@@ -31,6 +31,9 @@ MAX_UNVOUCHED = 16  # the highest kept: an unvouched version lower than 16 other
 # one takes a flood of denied publishes of one package, each of which is itself denied (and, for harm,
 # revokes its publisher).
 MAX_DENIED = 128
+# Who published each version, as a notification named them (a Verdaccio keeps no publisher in its documents):
+# the highest versions' (a publish is judged against its 32 most recent releases).
+MAX_PUBLISHERS = 64
 
 # How strong the evidence behind a denial is (the convention's evidence grades), weakest first: installs of a
 # version denied for hygiene alert, for compromise deny, and for harm (install scripts, a malicious new
@@ -125,6 +128,7 @@ class PackageFacts:
     new_tops: int = 0
     unvouched: set[str] = field(default_factory=set)
     first_installed_ms: int | None = None  # the first install seen, kept when its version is evicted
+    publishers: dict[str, str] = field(default_factory=dict)  # version -> the account a notification named
 
     def copy(self) -> PackageFacts:
         installs = {v: list(xs) for v, xs in self.installs.items()}
@@ -142,6 +146,7 @@ class PackageFacts:
             self.new_tops,
             set(self.unvouched),
             self.first_installed_ms,
+            dict(self.publishers),
         )
 
     def merge(self, other: PackageFacts) -> None:
@@ -164,6 +169,8 @@ class PackageFacts:
             self.top = other.top
         self.unvouched |= other.unvouched
         _evict(self.unvouched, MAX_UNVOUCHED, _by_version)
+        for version, who in other.publishers.items():
+            self.published_by(version, who)
 
     # -- questions (enrichment asks them) ----------------------------------------------------------------
     def first_install_ms(self) -> int | None:
@@ -247,6 +254,14 @@ class PackageFacts:
             return False
         self.vouched_ms = at_ms
         return True
+
+    def published_by(self, version: str, who: str) -> bool:
+        """Remember who published a version (two names for one version, which a registry never gives: the
+        smaller, so copies merge to one answer)."""
+        before = self.publishers.get(version)
+        self.publishers[version] = who if before is None else min(before, who)
+        _evict(self.publishers, MAX_PUBLISHERS, _by_version)
+        return self.publishers.get(version) != before
 
     def proxy_published(self) -> bool:
         self.proxy_publishes += 1

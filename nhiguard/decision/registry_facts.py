@@ -5,7 +5,8 @@ proxy: proxy_facts.py).
 Their decisions meet in package state (package_state.py): a denied version with the grade of its denial, the
 dependencies a denied version added, the publishes the proxy allowed. What the stream did not say (the
 registry document of a new dependency, of an installed version) the fetch step (nhiguard/lookup.py) puts into
-the facts before the core runs, as `LookedUp` evidence, so a replay of the event reproduces the decision.
+the facts before the core runs, as `LookedUp` evidence (looked_up.py), so a replay of the event reproduces
+the decision.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from nhiguard.decision.effects import (
     Effect,
     Installed,
     PackageCreated,
+    PublishedBy,
     VersionDenied,
 )
-from nhiguard.decision.facts import DAY_MS, Context, EventFacts
+from nhiguard.decision.facts import Context, EventFacts
+from nhiguard.decision.looked_up import LookedUp, NeedsDocuments, days_between
 from nhiguard.decision.package_state import AddedBy, PackageFacts, stronger
 from nhiguard.decision.semver import satisfies, version_key
 
@@ -46,10 +49,6 @@ def registry_grade(findings: Sequence[Finding]) -> str:
         if f.mode == "enforce" and f.effect in ("deny", "revoke") and f.policy.startswith("registry."):
             grade = stronger(f.grade or "compromise", grade)  # a denial that says no evidence: compromise
     return grade
-
-
-def _days(at_ms: int, since_ms: int | None) -> float | None:
-    return None if not since_ms else round((at_ms - since_ms) / DAY_MS, 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,54 +102,6 @@ class Requirement:
 
 
 @dataclass(frozen=True, slots=True)
-class LookedUp:
-    """A package's registry document as the fetch step found it: `status` found | not_found | unavailable (no
-    answer within the deadline, an error, or no registry configured for a lookup that was wanted)."""
-
-    name: str
-    status: str
-    version: str = ""  # the version judged: the one installed, or the one a range resolved to then
-    version_published_ms: int = 0  # its time[version] (0: unknown)
-    package_created_ms: int = 0  # time.created (0: unknown)
-    install_scripts: tuple[str, ...] = ()  # of that version
-    publisher: str = ""  # its _npmUser.name
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "version": self.version,
-            "version_published_ms": self.version_published_ms,
-            "package_created_ms": self.package_created_ms,
-            "install_scripts": list(self.install_scripts),
-            "publisher": self.publisher,
-        }
-
-    def judged(self, at_ms: int) -> dict[str, Any]:
-        """What a policy reads: ages at the event's time and how many install scripts (no input strings)."""
-        found = self.status == "found"
-        return {
-            "status": self.status,
-            "package_age_days": _days(at_ms, self.package_created_ms) if found else None,
-            "version_age_days": _days(at_ms, self.version_published_ms) if found else None,
-            "install_scripts": len(self.install_scripts) if found else 0,
-        }
-
-
-class NeedsDocuments:
-    """A family whose judgement wants registry documents the stream may not carry (the fetch step asks)."""
-
-    __slots__ = ()
-
-    def wanted(self) -> tuple[tuple[str, str], ...]:
-        """(package, version or range) to look up."""
-        return ()
-
-    def with_lookups(self, found: tuple[LookedUp, ...]) -> EventFacts:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True, slots=True)
 class Publish(NeedsDocuments, EventFacts):
     """A package version the registry published, with the package's earlier releases to judge it by."""
 
@@ -170,6 +121,10 @@ class Publish(NeedsDocuments, EventFacts):
     # False when the source names no earlier release (a GitHub Packages webhook): what this version added is
     # unknown, so nothing is judged as added (not everything, which would make every release a first one).
     history_known: bool = True
+    # True when a notification named who published which version and nothing more (a Verdaccio's): the fetch
+    # step completes the rest from the package's document, and the publisher is remembered (package state),
+    # since such a registry's documents name none. Not part of the record: what was completed is.
+    notified: bool = False
 
     def policy_input(self) -> dict[str, Any]:
         # The history and the documents reach the policies as facts of the context (below), not as lists.
@@ -226,9 +181,10 @@ class Publish(NeedsDocuments, EventFacts):
         return replace(self, lookups=found)
 
     def context(self, view: StateView, actor: str, at_ms: int) -> Context:
-        denied = view.package(self.package).denied
-        # Established: the earlier releases not denied (a hijacker's earlier versions are no history).
-        established = [r for r in self.history if r.version not in denied]
+        pkg = view.package(self.package)
+        # Established: the earlier releases not denied (a hijacker's earlier versions are no history), each
+        # with its publisher (from a notification remembered, where the document names none).
+        established = [_named(r, pkg.publishers) for r in self.history if r.version not in pkg.denied]
         below = [r for r in established if version_key(r.version) < version_key(self.version)]
         prev = max(below, key=lambda r: version_key(r.version)) if below else None
         added = sorted(set(self.dependencies) - set(prev.dependencies)) if prev else list(self.dependencies)
@@ -252,7 +208,10 @@ class Publish(NeedsDocuments, EventFacts):
         )
 
     def observed(self, actor: str, at_ms: int) -> tuple[Effect, ...]:
-        return (PackageCreated(self.package, self.package_created_ms or at_ms),)
+        created = PackageCreated(self.package, self.package_created_ms or at_ms)
+        if self.notified and self.publisher.name:
+            return created, PublishedBy(self.package, self.version, self.publisher.name)
+        return (created,)
 
     def decided(self, verdict: str, at_ms: int, findings: Sequence[Finding] = ()) -> tuple[Effect, ...]:
         if verdict == "ALLOW":
@@ -285,23 +244,31 @@ class Publish(NeedsDocuments, EventFacts):
 
 def _history(pub: Publisher, established: list[PastRelease], prev: PastRelease | None) -> dict[str, Any]:
     """Whether this publisher has published the package before, by account and by e-mail, over every
-    established release (maintainers who take turns are no change); the mechanism and provenance of the
-    release before it."""
+    established release whose publisher is known (maintainers who take turns are no change; a release nobody
+    named, published before a registry's notifications were followed, is no evidence either way); the
+    mechanism and provenance of the release before it."""
+    known = [r for r in established if r.publisher.name or r.publisher.email]
     return {
-        "releases": len(established),
-        "name_published": any(r.publisher.name == pub.name for r in established),
-        "email_published": bool(pub.email) and any(r.publisher.email == pub.email for r in established),
+        "releases": len(known),
+        "name_published": any(r.publisher.name == pub.name for r in known),
+        "email_published": bool(pub.email) and any(r.publisher.email == pub.email for r in known),
         "previous": None
         if prev is None
         else {"mechanism": prev.publisher.mechanism, "provenance": prev.publisher.provenance},
     }
 
 
+def _named(release: PastRelease, publishers: dict[str, str]) -> PastRelease:
+    if release.publisher.name or release.version not in publishers:
+        return release
+    return replace(release, publisher=replace(release.publisher, name=publishers[release.version]))
+
+
 def _dependency(dep: PackageFacts, looked: LookedUp | None, spec: str, at_ms: int) -> dict[str, Any]:
     """An added dependency: its age (from a hook the stream carried, else its looked-up document), its
     install scripts, and the strongest denial among its versions the range admits."""
     judged = looked.judged(at_ms) if looked is not None else None
-    age = _days(at_ms, dep.created_ms) if dep.created_ms is not None else None
+    age = days_between(at_ms, dep.created_ms) if dep.created_ms is not None else None
     if age is None and judged is not None:
         age = judged["package_age_days"]
     grade = ""

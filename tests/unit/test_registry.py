@@ -433,3 +433,45 @@ def test_ranges(version, spec, ok):
 def test_max_satisfying():
     assert max_satisfying(["3.1.0", "3.1.1", "4.0.0"], "^3.1.0") == "3.1.1"
     assert max_satisfying(["1.0.0"], "^2") is None
+
+
+def test_the_registry_token_reads_the_configured_registry_only(tmp_path: Path):
+    import http.server
+
+    seen: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            body = json.dumps({"name": "x", "versions": {}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    secret = tmp_path / "token"
+    secret.write_text("verdaccio-read-token\n")
+    try:
+        s = load_settings(
+            env={"NHIGUARD_REGISTRY_URL": url + "/", "NHIGUARD_REGISTRY_TOKEN_FILE": str(secret)}
+        )
+        assert s.registry_lookup.token == "verdaccio-read-token" and "read-token" not in repr(s)
+        for given in (url, url.replace("127.0.0.1", "localhost")):  # the configured one, then another
+            lookup = registry_lookup(s.registry_lookup, given)
+            assert lookup is not None
+            assert lookup.source.fetch("x", 5.0)["name"] == "x"
+            lookup.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == ["Bearer verdaccio-read-token", None]
+    with pytest.raises(ValueError, match="without NHIGUARD_REGISTRY_URL"):
+        load_settings(env={"NHIGUARD_REGISTRY_TOKEN": "t"})
+    with pytest.raises(ValueError, match="must be positive"):
+        load_settings(env={"NHIGUARD_REGISTRY_DEADLINE_S": "0"})

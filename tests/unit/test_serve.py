@@ -36,6 +36,7 @@ GITHUB_SECRET = "gh-webhook-secret-0123456789"
 GITLAB_TOKEN = "gl-webhook-token-0123456789"
 CONTENTFUL_TOKEN = "shared-token-0123456789"  # the Authorization header the second signed vector carries
 STRAPI_TOKENS = {"docs-site": "strapi-docs-token-0123456789", "shop": "strapi-shop-token-0123456789"}
+VERDACCIO_TOKEN = "verdaccio-notify-token-0123456789"
 
 ENV = {
     "NHIGUARD_GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
@@ -328,6 +329,47 @@ def test_strapi_authorization_is_per_integration(tmp_path, route, token, status)
         return await post(client, route, headers, body)
 
     assert serve(settings_with(tmp_path), scenario)[0] == status
+
+
+# --- Verdaccio --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "authorization, status",
+    [
+        (f"Bearer {VERDACCIO_TOKEN}", 202),
+        (VERDACCIO_TOKEN, 202),  # the token alone, as a notify header may be set
+        ("Bearer not-the-token-0123456789", 401),
+        (None, 401),
+    ],
+)
+def test_a_verdaccio_notification_goes_to_the_registry_topic_by_package(tmp_path, authorization, status):
+    path, headers, body = delivery("verdaccio-publish.json")
+    if authorization:
+        headers["Authorization"] = authorization
+
+    async def scenario(client, sender):
+        return await post(client, path, headers, body)
+
+    sender = Recorder()
+    env = ENV | {"NHIGUARD_VERDACCIO_WEBHOOK_TOKEN": VERDACCIO_TOKEN}
+    answer = serve(settings_with(tmp_path, env), scenario, sender)
+    assert answer[0] == status, answer
+    if status != 202:
+        assert not sender.records
+        return
+    [(topic, key, value, _)] = sender.records
+    assert (topic, key, value) == ("audit.registry", b"exp-b", body)
+    assert kafka_headers(sender.records[0]) == {"Content-Type": "application/json"}  # no token on Kafka
+
+
+def test_the_verdaccio_route_exists_only_with_its_token(tmp_path):
+    path, headers, body = delivery("verdaccio-publish.json")
+
+    async def scenario(client, sender):
+        return await post(client, path, headers | {"Authorization": f"Bearer {VERDACCIO_TOKEN}"}, body)
+
+    assert serve(settings_with(tmp_path), scenario)[0] == 404
 
 
 # --- size, content type, routes ---------------------------------------------------------------------------

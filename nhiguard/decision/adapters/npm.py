@@ -150,11 +150,36 @@ def _hook_publish(rec: RawRecord, body: dict[str, Any]) -> CanonicalEvent:
     name = str(need(body, "name"))
     version = str(get(body, "change", "version") or need(body, "version"))
     packument = need(body, "payload")
+    publish = document_publish(name, version, packument)
+    times = packument.get("time") or {}
+    return CanonicalEvent(
+        event_id=f"npm:{name}@{version}:publish",
+        source=HOOK_SOURCE,
+        domain="registry",
+        action="registry.package.publish",
+        occurred_at_ms=iso_ms(times.get(version), iso_ms(body.get("time"), rec.timestamp_ms)),
+        actor=Actor(
+            id=f"npm:{publish.publisher.name}",
+            display=publish.publisher.name,
+            human=False,
+            source_principal=publish.publisher.name,
+        ),
+        resource_type="npm.package_version",
+        resource_id=f"{name}@{version}",
+        facts=publish,
+    )
+
+
+def document_publish(name: str, version: str, packument: Any, publisher: Publisher | None = None) -> Publish:
+    """The publish of `version` as its package document tells it: what changed against the release below it,
+    and the releases before it (AdapterError for a document without the version). `publisher`: who published
+    it, when another source names them (a Verdaccio keeps no `_npmUser`; its notification names the account);
+    else the version's `_npmUser`."""
     versions = need(packument, "versions")
     manifest = versions.get(version)
     if not isinstance(manifest, dict):
         raise AdapterError("unknown_shape", f"payload.versions has no {version!r}")
-    if not get(manifest, "_npmUser", "name"):
+    if publisher is None and not get(manifest, "_npmUser", "name"):
         raise AdapterError("missing_identity", f"versions[{version!r}]._npmUser.name missing")
     # The previous release: the greatest version below this one (what the publish changes against).
     older = sorted((v for v in versions if version_key(v) < version_key(version)), key=version_key)
@@ -162,11 +187,10 @@ def _hook_publish(rec: RawRecord, body: dict[str, Any]) -> CanonicalEvent:
     deps = manifest_dependencies(manifest)
     prev_deps = set(manifest_dependencies(prev or {}))
     times = packument.get("time") or {}
-    publisher = _publisher(manifest)
-    publish = Publish(
+    return Publish(
         package=name,
         version=version,
-        publisher=publisher,
+        publisher=publisher or _publisher(manifest),
         previous=PreviousRelease(older[-1], _publisher(prev)) if prev else None,
         dependencies=tuple(sorted(deps)),
         added_dependencies=tuple(sorted(set(deps) - prev_deps)),
@@ -177,22 +201,6 @@ def _hook_publish(rec: RawRecord, body: dict[str, Any]) -> CanonicalEvent:
         package_created_ms=iso_ms(times.get("created"), 0),
         requirements=tuple(Requirement(k, v) for k, v in sorted(deps.items())),
         history=_history(versions, times if isinstance(times, dict) else {}, version),
-    )
-    return CanonicalEvent(
-        event_id=f"npm:{name}@{version}:publish",
-        source=HOOK_SOURCE,
-        domain="registry",
-        action="registry.package.publish",
-        occurred_at_ms=iso_ms(times.get(version), iso_ms(body.get("time"), rec.timestamp_ms)),
-        actor=Actor(
-            id=f"npm:{publisher.name}",
-            display=publisher.name,
-            human=False,
-            source_principal=publisher.name,
-        ),
-        resource_type="npm.package_version",
-        resource_id=f"{name}@{version}",
-        facts=publish,
     )
 
 
