@@ -130,3 +130,22 @@ def test_ingest_of_history_needs_a_sandbox_or_live_and_dry_run_writes_nothing(tm
     assert done.returncode == 0, done.stderr
     first, second = done.stdout.splitlines()
     assert first.startswith(f"{data}:1\taudit.runtime\tk8s.audit ") and "unknown_shape" in second
+
+
+def test_a_gzip_file_that_inflates_past_the_bound_is_refused_unread(tmp_path, monkeypatch):
+    from nhiguard.streams import reader
+
+    monkeypatch.setattr(reader, "MAX_FILE_BYTES", 1 << 20)
+    items = _items(tmp_path, "bomb.json.gz", gzip.compress(b" " * (8 << 20)))
+    assert [(i.reason, "inflates past" in i.detail) for i in items] == [("unreadable_file", True)]
+    # Concatenated members are one file, as gzip writes them.
+    two = gzip.compress(json.dumps(_k8s()).encode() + b"\n") + gzip.compress(json.dumps(_k8s()).encode())
+    assert [type(i).__name__ for i in _items(tmp_path, "two.json.gz", two)] == ["Read", "Read"]
+    assert _items(tmp_path, "cut.json.gz", two[:-30])[0].reason == "unreadable_file"
+
+
+def test_line_numbers_stay_right_deep_into_a_file(tmp_path):
+    lines = [json.dumps(_k8s())] * 2000 + ["{bad"] + [json.dumps(_k8s())]
+    items = _items(tmp_path, "long.ndjson", "\n\n".join(lines).encode())
+    (bad,) = [i for i in items if isinstance(i, Unreadable)]
+    assert bad.line == 4001 and items[-1].line == 4003
