@@ -118,8 +118,10 @@ def test_after_sigkill_and_restart_the_soc_gets_the_alerts_and_findings_of_a_run
         assert time.monotonic() < deadline, "the worker's alerts never matched the run without a kill"
     for key, value in alerts:
         versions[key].append(codec.decode(value)["count"])
-    # A window's versions never go back (a version sent twice across the kill repeats its count).
-    assert all(v == sorted(v) for v in versions.values())
+    # At least once: the batches after the last checkpoint are decided again, so a version the killed worker
+    # sent may be followed by an earlier count once more; the last version is the whole window, and the
+    # versions before it only ever count fewer events (README, For the SOC).
+    assert all(v[-1] == max(v) for v in versions.values())
     assert any(len(set(v)) > 1 for v in versions.values()), "windows that grew were sent again"
     spanned = {a["alert_id"] for a in partial["alerts"]} & {k for k, v in versions.items() if v[-1] > min(v)}
     assert spanned, "some window was open across the kill"
