@@ -98,6 +98,11 @@ def _produce(settings: Settings, items: list[Item], progress: bool) -> int:
 
     with _bar(len(items), progress) as advance:
         for item in items:
+            if not isinstance(item, Unreadable) and item.record.topic not in settings.topics.inputs:
+                # Only this deployment's input topics are written (a sandbox's when sandboxed).
+                inputs = ", ".join(settings.topics.inputs)
+                why = f"topic {item.record.topic!r} is not an input topic here ({inputs})"
+                item = Unreadable(item.file, item.line, "unknown_topic", why, item.record.value)
             if isinstance(item, Unreadable):
                 value = codec.encode("DeadLetter", deadletter_record(item.dead_letter()))
                 _send(producer, settings.topics.deadletter, None, value, (), done)

@@ -15,7 +15,7 @@ import json
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +155,11 @@ def _records(
 ) -> Iterator[Item]:
     if isinstance(doc, dict) and "topic" in doc and ("value" in doc or "value_base64" in doc):
         try:
-            yield Read(from_line(raw.decode("utf-8")), name, line)
+            rec = from_line(raw.decode("utf-8"))
+            # A line names a topic by its default name (`audit.ci`): here it is this deployment's, a
+            # sandbox's included, so a recording never lands on a live topic because it was written for one.
+            rec = replace(rec, topic=_renamed(topics).get(rec.topic, rec.topic))
+            yield Read(rec, name, line)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             yield Unreadable(name, line, "malformed_json", f"not a replay record: {exc}"[:200], raw)
         return
@@ -189,6 +193,10 @@ def _recognised(
         return Unreadable(name, line, "unknown_shape", "no source recognises this record (try --format)", raw)
     topic = getattr(topics, source.domains[0])
     return Read(ReplayRecord(topic, None, raw, hdrs, 0), name, line, source.name)
+
+
+def _renamed(topics: Topics) -> dict[str, str]:
+    return {default: getattr(topics, field) for field, default in vars(Topics()).items()}
 
 
 def _compact(obj: Any) -> bytes:

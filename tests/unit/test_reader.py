@@ -149,3 +149,15 @@ def test_line_numbers_stay_right_deep_into_a_file(tmp_path):
     items = _items(tmp_path, "long.ndjson", "\n\n".join(lines).encode())
     (bad,) = [i for i in items if isinstance(i, Unreadable)]
     assert bad.line == 4001 and items[-1].line == 4003
+
+
+def test_a_replay_line_lands_on_this_deployments_topic_a_sandboxs_included(tmp_path):
+    from nhiguard.settings import load_settings
+
+    rec = ReplayRecord("audit.ci", None, b"{}", (), 1)
+    path = tmp_path / "r.ndjson"
+    path.write_text(to_line(rec) + "\n" + to_line(ReplayRecord("elsewhere", None, b"{}", (), 1)) + "\n")
+    topics = load_settings(env={"NHIGUARD_SANDBOX": "hist"}).topics
+    first, second = read_inputs([path], topics)
+    assert first.record.topic == "hist.audit.ci"  # never the live audit.ci
+    assert second.record.topic == "elsewhere"  # not an input here: ingest dead-letters it, the core too
