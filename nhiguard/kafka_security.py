@@ -12,14 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nhiguard.config_values import settings_error
+
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
-
-
-def _error(message: str) -> Exception:
-    from nhiguard.settings import SettingsError  # settings.py imports this module
-
-    return SettingsError(message)
 
 
 @dataclass(frozen=True)
@@ -38,20 +34,20 @@ class KafkaSecurity:
 
     def __post_init__(self) -> None:
         if self.protocol not in SECURITY_PROTOCOLS:
-            raise _error(
+            raise settings_error(
                 f"NHIGUARD_KAFKA_SECURITY_PROTOCOL: {self.protocol!r} is not one of {SECURITY_PROTOCOLS}"
             )
         if self.sasl_mechanism not in SASL_MECHANISMS:
-            raise _error(
+            raise settings_error(
                 f"NHIGUARD_KAFKA_SASL_MECHANISM: {self.sasl_mechanism!r} is not one of {SASL_MECHANISMS}"
             )
         if self.sasl and not (self.username and self.password):
-            raise _error(
+            raise settings_error(
                 f"security protocol {self.protocol} needs NHIGUARD_KAFKA_SASL_USERNAME and a password"
                 " (NHIGUARD_KAFKA_SASL_PASSWORD or NHIGUARD_KAFKA_SASL_PASSWORD_FILE)"
             )
         if (self.cert_file is None) != (self.key_file is None):
-            raise _error("NHIGUARD_KAFKA_SSL_CERT_FILE and NHIGUARD_KAFKA_SSL_KEY_FILE go together")
+            raise settings_error("NHIGUARD_KAFKA_SSL_CERT_FILE and NHIGUARD_KAFKA_SSL_KEY_FILE go together")
 
     @property
     def tls(self) -> bool:
@@ -65,7 +61,7 @@ class KafkaSecurity:
 def _named_flag(var: str, text: str) -> bool:
     text = text.strip().lower()
     if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise _error(f"{var}: expected true or false, got {text!r}")
+        raise settings_error(f"{var}: expected true or false, got {text!r}")
     return text in ("1", "true", "yes", "on")
 
 
@@ -76,7 +72,9 @@ def load_kafka_security(env: Mapping[str, str]) -> KafkaSecurity:
         try:
             password = Path(path).read_text().rstrip("\r\n")
         except OSError as exc:
-            raise _error(f"NHIGUARD_KAFKA_SASL_PASSWORD_FILE: cannot read {path}: {exc.strerror}") from None
+            raise settings_error(
+                f"NHIGUARD_KAFKA_SASL_PASSWORD_FILE: cannot read {path}: {exc.strerror}"
+            ) from None
     files = {
         name: Path(env[var])
         for name, var in (
@@ -88,7 +86,7 @@ def load_kafka_security(env: Mapping[str, str]) -> KafkaSecurity:
     }
     for name, path in files.items():
         if not path.is_file():
-            raise _error(f"NHIGUARD_KAFKA_SSL_{name.upper()}: no such file: {path}")
+            raise settings_error(f"NHIGUARD_KAFKA_SSL_{name.upper()}: no such file: {path}")
     check = env.get("NHIGUARD_KAFKA_SSL_CHECK_HOSTNAME")
     return KafkaSecurity(
         protocol=env.get("NHIGUARD_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").strip().upper(),

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nhiguard.config_values import seconds, settings_error
+
 
 @dataclass(frozen=True)
 class RegistryLookupSettings:
@@ -26,29 +28,14 @@ class RegistryLookupSettings:
     token: str = field(default="", repr=False)
 
 
-def _seconds(env: Mapping[str, str], var: str, default: float) -> float:
-    text = env.get(var, "").strip()
-    try:
-        value = float(text) if text else default
-    except ValueError:
-        raise _error(f"{var}: not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise _error(f"{var}: must be positive, got {text}")
-    return value
-
-
-def _error(message: str) -> Exception:
-    from nhiguard.settings import SettingsError  # settings.py imports this module at its top
-
-    return SettingsError(message)
-
-
 def _token(env: Mapping[str, str]) -> str:
     if path := env.get("NHIGUARD_REGISTRY_TOKEN_FILE", "").strip():
         try:
             return Path(path).read_text().strip()
         except OSError as exc:
-            raise _error(f"NHIGUARD_REGISTRY_TOKEN_FILE: cannot read {path}: {exc.strerror}") from None
+            raise settings_error(
+                f"NHIGUARD_REGISTRY_TOKEN_FILE: cannot read {path}: {exc.strerror}"
+            ) from None
     return env.get("NHIGUARD_REGISTRY_TOKEN", "").strip()
 
 
@@ -57,10 +44,12 @@ def load_registry_lookup(env: Mapping[str, str]) -> RegistryLookupSettings:
     token = _token(env)
     url = env.get("NHIGUARD_REGISTRY_URL", d.url).strip()
     if token and not url:
-        raise _error("NHIGUARD_REGISTRY_TOKEN is set without NHIGUARD_REGISTRY_URL: the registry it is for")
+        raise settings_error(
+            "NHIGUARD_REGISTRY_TOKEN is set without NHIGUARD_REGISTRY_URL: the registry it is for"
+        )
     return RegistryLookupSettings(
         url=url,
-        deadline_s=_seconds(env, "NHIGUARD_REGISTRY_DEADLINE_S", d.deadline_s),
-        cache_ttl_s=_seconds(env, "NHIGUARD_REGISTRY_CACHE_TTL_S", d.cache_ttl_s),
+        deadline_s=seconds(env, "NHIGUARD_REGISTRY_DEADLINE_S", d.deadline_s),
+        cache_ttl_s=seconds(env, "NHIGUARD_REGISTRY_CACHE_TTL_S", d.cache_ttl_s),
         token=token,
     )

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from nhiguard.config_values import seconds, settings_error
+
 # Shorter than this, a shared secret can be guessed online; every vendor's own generator makes longer ones.
 MIN_SECRET_CHARS = 16
 # Contentful's own rule for a webhook signing secret (its docs, "Webhook signing secrets").
@@ -70,18 +72,11 @@ class WebhookSecrets:
         return dict(self.strapi).get(integration)
 
 
-def _error(message: str) -> Exception:
-    # Imported here: settings.py imports this module at its top, so a top-level import would be circular.
-    from nhiguard.settings import SettingsError
-
-    return SettingsError(message)
-
-
 def _read(var: str, path: str) -> str:
     try:
         return Path(path).read_text().rstrip("\r\n")
     except OSError as exc:
-        raise _error(f"{var}: cannot read {path}: {exc.strerror}") from None
+        raise settings_error(f"{var}: cannot read {path}: {exc.strerror}") from None
 
 
 def _from_env(env: Mapping[str, str], var: str) -> str | None:
@@ -98,23 +93,23 @@ def _from_file(env: Mapping[str, str]) -> dict[str, Any]:
     try:
         data = yaml.safe_load(_read("NHIGUARD_WEBHOOK_SECRETS_FILE", path))
     except yaml.YAMLError as exc:
-        raise _error(f"NHIGUARD_WEBHOOK_SECRETS_FILE {path}: not YAML: {exc}") from None
+        raise settings_error(f"NHIGUARD_WEBHOOK_SECRETS_FILE {path}: not YAML: {exc}") from None
     if data is None:
         return {}
     if isinstance(data, dict):  # an empty section (`strapi:` and nothing under it) configures nothing
         data = {k: v for k, v in data.items() if v is not None}
     if not isinstance(data, dict) or set(data) - _FILE_KEYS:
         unknown = sorted(map(str, set(data) - _FILE_KEYS)) if isinstance(data, dict) else type(data).__name__
-        raise _error(
+        raise settings_error(
             f"NHIGUARD_WEBHOOK_SECRETS_FILE {path}: expected a mapping with keys {sorted(_FILE_KEYS)},"
             f" got {unknown}"
         )
     for key in ("contentful", "strapi"):
         if not isinstance(data.get(key, {}), dict):
-            raise _error(f"NHIGUARD_WEBHOOK_SECRETS_FILE {path}: {key} must be a mapping")
+            raise settings_error(f"NHIGUARD_WEBHOOK_SECRETS_FILE {path}: {key} must be a mapping")
     unknown = set(data.get("contentful", {})) - {"signing_secret", "token"}
     if unknown:
-        raise _error(
+        raise settings_error(
             f"NHIGUARD_WEBHOOK_SECRETS_FILE {path}: contentful takes signing_secret and token, "
             f"not {sorted(map(str, unknown))}"
         )
@@ -123,9 +118,9 @@ def _from_file(env: Mapping[str, str]) -> dict[str, Any]:
 
 def _checked(name: str, value: object) -> str:
     if not isinstance(value, str):  # a YAML number or date: its text is not what the sender was given
-        raise _error(f"webhook secret {name}: must be a string (quote it in YAML)")
+        raise settings_error(f"webhook secret {name}: must be a string (quote it in YAML)")
     if len(value) < MIN_SECRET_CHARS:
-        raise _error(f"webhook secret {name}: shorter than {MIN_SECRET_CHARS} characters (guessable)")
+        raise settings_error(f"webhook secret {name}: shorter than {MIN_SECRET_CHARS} characters (guessable)")
     return value
 
 
@@ -134,7 +129,7 @@ def _strapi(env: Mapping[str, str], from_file: dict[str, Any]) -> tuple[tuple[st
     token = _from_env(env, "NHIGUARD_STRAPI_WEBHOOK_TOKEN")
     name = env.get("NHIGUARD_STRAPI_INTEGRATION", "").strip()
     if token and not name:
-        raise _error(
+        raise settings_error(
             "NHIGUARD_STRAPI_WEBHOOK_TOKEN needs NHIGUARD_STRAPI_INTEGRATION: the integration the webhook"
             " belongs to (Strapi's payload names no actor)"
         )
@@ -142,22 +137,11 @@ def _strapi(env: Mapping[str, str], from_file: dict[str, Any]) -> tuple[tuple[st
         integrations[name] = token
     for integration in integrations:
         if not isinstance(integration, str) or not _INTEGRATION.fullmatch(integration):
-            raise _error(
+            raise settings_error(
                 f"Strapi integration name {integration!r}: letters, digits, '.', '_' and '-' only"
                 " (up to 128, not starting with a punctuation mark)"
             )
     return tuple(sorted((k, _checked(f"strapi.{k}", v)) for k, v in integrations.items()))
-
-
-def _seconds(env: Mapping[str, str], var: str, default: float) -> float:
-    text = env.get(var, "").strip()
-    try:
-        value = float(text) if text else default
-    except ValueError:
-        raise _error(f"{var}: not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise _error(f"{var}: must be positive, got {text}")
-    return value
 
 
 def load_webhooks(env: Mapping[str, str]) -> WebhookSecrets:
@@ -171,12 +155,12 @@ def load_webhooks(env: Mapping[str, str]) -> WebhookSecrets:
             found[attr] = _checked(key, value)
     signing = found.get("contentful_signing")
     if signing is not None and not _CONTENTFUL_SIGNING.fullmatch(signing):
-        raise _error(
+        raise settings_error(
             "Contentful signing secret: Contentful's are exactly 64 characters of letters, digits and +/=_-"
         )
     return WebhookSecrets(
         **found,
         strapi=_strapi(env, from_file),
-        signature_ttl_s=_seconds(env, "NHIGUARD_CONTENTFUL_SIGNATURE_TTL_S", 30.0),
-        ack_timeout_s=_seconds(env, "NHIGUARD_SERVE_ACK_TIMEOUT_S", 10.0),
+        signature_ttl_s=seconds(env, "NHIGUARD_CONTENTFUL_SIGNATURE_TTL_S", 30.0),
+        ack_timeout_s=seconds(env, "NHIGUARD_SERVE_ACK_TIMEOUT_S", 10.0),
     )

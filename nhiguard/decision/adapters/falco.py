@@ -6,17 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from nhiguard.decision.adapters.common import body_hash, long_field, utc_ms
-from nhiguard.decision.adapters.principals import text
+from nhiguard.decision.adapters.principals import text, workload_actor
 from nhiguard.decision.adapters.registry import Recogniser, source
 from nhiguard.decision.process_facts import (
     MAX_ARGUMENTS,
     ProcessActivity,
     Workload,
-    image_repository,
     runs_install_script,
     workload_of_pod,
 )
-from nhiguard.decision.records import Actor, AdapterError, CanonicalEvent, RawRecord
+from nhiguard.decision.records import AdapterError, CanonicalEvent, RawRecord
 
 SOURCE = "falco.alert"
 _KINDS = {"connect": "connect", "execve": "exec", "execveat": "exec"}
@@ -119,12 +118,7 @@ def adapt(rec: RawRecord, body: Any) -> CanonicalEvent:
         domain="runtime",
         action=f"runtime.process.{kind}",
         occurred_at_ms=utc_ms(body.get("time"), rec.timestamp_ms),
-        actor=Actor(
-            id=workload.actor_id,
-            display=workload.name or workload.node,
-            human=False,
-            source_principal=image_repository(workload.image) or workload.node,
-        ),
+        actor=workload_actor(workload),
         resource_type=resource[0],
         resource_id=resource[1],
         facts=facts,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from nhiguard.decision.adapters.common import get
+from nhiguard.decision.process_facts import Workload, image_repository
 from nhiguard.decision.records import Actor, AdapterError
 
 # Kubernetes users that are the platform's own components: the control plane (`system:kube-scheduler`, …) and
@@ -190,3 +191,14 @@ def aws_actor(uid: Any, console: bool, account: str = "") -> tuple[Actor, str]:
             "missing_identity", f"userIdentity of type {kind or 'none'!r}: {_NEEDS.get(kind, 'unknown')}"
         )
     return found
+
+
+def workload_actor(workload: Workload) -> Actor:
+    """The actor of a runtime sensor's event (Falco, Tetragon): the workload, else the host; its principal the
+    image repository the process ran from."""
+    return Actor(
+        id=workload.actor_id,
+        display=workload.name or workload.node,
+        human=False,
+        source_principal=image_repository(workload.image) or workload.node,
+    )
