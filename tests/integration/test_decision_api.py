@@ -1,19 +1,25 @@
 """The decision API as a client uses it: `nhiguard serve` with a token, a worker, the real broker. A gate
 request is answered with the decision the worker made (the same decision on authz.decisions), its findings,
-reasons and evidence; without a worker the answer is the domain's failure mode; refusals say why.
+reasons and evidence; without a worker the answer is the domain's failure mode; refusals say why; and
+`nhiguard gate npm-publish --url` exits on the server's decision.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.integration.npm_packages import write_package
 from tests.integration.test_pipeline import collect, pipeline  # noqa: F401  (the fixture)
 from tests.integration.test_verdaccio_pipeline import serving
 
@@ -61,6 +67,29 @@ def post(base: str, body: Any, token: str = TOKEN, query: str = "") -> tuple[int
         return exc.code, json.load(exc)
 
 
+def gate(pkg: Path, base: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """`nhiguard gate npm-publish --url` as a GitHub Actions step runs it."""
+    keep = {k: os.environ[k] for k in ("PATH", "PYTHONPATH", "NHIGUARD_WORKTREE") if k in os.environ}
+    env = keep | {
+        "HOME": str(home),
+        "npm_config_update_notifier": "false",
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": "acme/cli",
+        "GITHUB_WORKFLOW_REF": f"{WORKFLOW}@refs/tags/v1.4.0",
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_REF": "refs/tags/v1.4.0",
+        "NHIGUARD_API_TOKEN": TOKEN,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "nhiguard.streams.cli", "gate", "npm-publish", str(pkg), "--url", base],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
 def test_a_client_gets_the_workers_decision_or_the_failure_mode(pipeline, tmp_path):  # noqa: F811
     settings, start, _ = pipeline
     with serving(settings, tmp_path, NHIGUARD_API_TOKEN=TOKEN, NHIGUARD_API_DEADLINE_S="240") as base:
@@ -106,3 +135,18 @@ def test_a_client_gets_the_workers_decision_or_the_failure_mode(pipeline, tmp_pa
         by_id = {d["decision_id"]: d for d in out["decisions"]}
         assert by_id[denied["decision_id"]]["verdict"] == "DENY"
         assert early_ref in {tuple(d["input"].values()) for d in out["decisions"]}
+
+        # The gate a CI step runs, asking the server.
+        # Unscoped: public releases (a scoped package is restricted unless it says otherwise).
+        clean = write_package(tmp_path / "clean", "acme-cli", "1.4.1")
+        leaky = write_package(tmp_path / "leaky", "acme-cli", "1.4.2", {"cli.js": "x\n", "cli.js.map": "{}"})
+        (tmp_path / "home").mkdir()
+        ok = gate(clean, base, tmp_path / "home")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "ALLOW acme-cli@1.4.1" in ok.stdout and f"asked {base}" in ok.stdout
+        bad = gate(leaky, base, tmp_path / "home")
+        assert bad.returncode == 1, bad.stdout + bad.stderr
+        assert (
+            "DENY ci.release_artifacts.prohibited_source_map" in bad.stdout
+            and "files: cli.js.map" in bad.stdout
+        )
