@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from importlib.resources import files
 from pathlib import Path
 
+from nhiguard.api_config import ApiSettings, load_api
 from nhiguard.kafka_security import KafkaSecurity, load_kafka_security
 from nhiguard.registry_config import RegistryLookupSettings, load_registry_lookup
 from nhiguard.webhook_config import WebhookSecrets, load_webhooks
@@ -165,6 +166,8 @@ class Settings:
     sandbox: str = ""
     # `nhiguard serve`: each webhook source's secret (a source without one is not served) and its deadlines.
     webhooks: WebhookSecrets = field(default_factory=WebhookSecrets)
+    # `nhiguard serve`'s decision API: its bearer token (none: not served) and its deadline.
+    api: ApiSettings = field(default_factory=ApiSettings)
 
     def __post_init__(self) -> None:
         if self.alert_window_s <= 0:
@@ -243,6 +246,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "registry_lookup": load_registry_lookup(env),
         "kafka": load_kafka_security(env),
         "webhooks": load_webhooks(env),
+        "api": load_api(env),
     }
     if "KAFKA_BOOTSTRAP" in env:
         kw["bootstrap"] = env["KAFKA_BOOTSTRAP"]

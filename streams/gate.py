@@ -1,10 +1,11 @@
 """`nhiguard gate npm-publish [DIR]` and `nhiguard gate npm-install [package-lock.json]`: a CI step asks
 before the harm (a source map published, a hijacked version installed) and fails on DENY.
 
-Exit 0 allow, 1 deny, 2 error. `--offline` decides here, with the bundled (or `--policies`) policies, by the
-decision core on the request's own time, with no state: what needs state (the package's previous release,
-the identity's history) or an inventory that was not given is printed as *not checked*, and never denies by
-itself. The publish gate judges what `npm pack` would publish and where the job runs
+Exit 0 allow, 1 deny, 2 error. `--url URL` asks a running nhiguard (streams/gate_remote.py: the decision API,
+with the server's state and inventory). `--offline` decides here, with the bundled (or `--policies`) policies,
+by the decision core on the request's own time, with no state: what needs state (the package's previous
+release, the identity's history) or an inventory that was not given is printed as *not checked*, and never
+denies by itself. The publish gate judges what `npm pack` would publish and where the job runs
 (streams/gate_context.py); the install gate judges every locked version by its registry document
 (streams/gate_install.py).
 """
@@ -152,10 +153,23 @@ def publish_settings(directory: Path, name: str, args: Any, env: dict[str, str])
 def run_publish(settings: Settings, args: Any, env: dict[str, str]) -> int:
     directory = Path(args.dir or ".")
     job = gate_context.job_from_env(env)
+    if args.url and job.github is None:
+        raise GateError("--url asks about a CI job (GitHub Actions, GitLab CI): outside CI, use --offline")
     packed = gate_context.pack(directory, env)
     registry, access, tag = publish_settings(directory, str(packed.get("name", "")), args, env)
+    request = publish_request(job, packed, registry, access, tag)
+    if args.url:
+        from nhiguard.streams.gate_remote import remote
+
+        server = remote(args, env)
+        subject = f"{packed.get('name')}@{packed.get('version')}"
+        answer = server.ask(request)
+        result = server.judged(subject, answer, [])
+        print(f"nhiguard gate npm-publish: {subject} to {registry} ({access}, tag {tag}), asked {args.url}")
+        print_judged(result, str((answer or {}).get("bundle_revision") or "unknown"))
+        return DENY if result.denied else ALLOW
     offline = OfflineCore(settings, _path(args.identities), _path(args.policies))
-    rec = offline.record(settings.topics.ci, publish_request(job, packed, registry, access, tag))
+    rec = offline.record(settings.topics.ci, request)
     ev = offline.core.read(rec)
     if isinstance(ev, DeadLetter):
         raise GateError(f"the gate request for {directory} is unreadable: {ev.reason}: {ev.detail}")
@@ -205,6 +219,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--access", choices=("public", "restricted"), help="as npm publish --access")
     p.add_argument("--tag", help="as npm publish --tag")
     p.add_argument("--registry", metavar="URL", help="as npm publish --registry")
+    p.add_argument(
+        "--deadline", type=float, default=60.0, metavar="S", help="for the decision (--url; default 60)"
+    )
     _common(p)
     p.set_defaults(func=_cli, gate=run_publish)
     from nhiguard.streams import gate_install
@@ -213,11 +230,17 @@ def add_parser(sub: Any) -> None:
 
 
 def _common(p: Any) -> None:
-    p.add_argument(
-        "--offline",
-        action="store_true",
-        help="decide here with the bundled policies, no server (required for now)",
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--offline", action="store_true", help="decide here with the bundled policies, no server"
     )
+    where.add_argument("--url", metavar="URL", help="ask a running nhiguard serve (its decision API)")
+    p.add_argument(
+        "--api-token-env",
+        metavar="VAR",
+        help="the variable holding the decision API's token (--url; default NHIGUARD_API_TOKEN)",
+    )
+    p.add_argument("--fail-open", action="store_true", help="--url: allow what is not decided in time")
     p.add_argument("--identities", metavar="FILE", help="identity inventory (offline: else not checked)")
     p.add_argument("--policies", metavar="DIR", help="policy bundle directory (default: the bundled one)")
 
@@ -226,8 +249,8 @@ def _cli(args: Any) -> int:
     from nhiguard.settings import load_settings
 
     name = f"nhiguard gate {args.gate_command}"
-    if not args.offline:
-        print(f"{name}: give --offline (asking a running nhiguard is not available yet)", file=sys.stderr)
+    if not args.offline and not args.url:
+        print(f"{name}: give --url URL (a running nhiguard serve) or --offline", file=sys.stderr)
         return ERROR
     try:
         return int(args.gate(load_settings(), args, dict(os.environ)))

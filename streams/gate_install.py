@@ -11,6 +11,9 @@ Documents come from the configured registry (`npm config get registry`, or `--re
 package, concurrently, within `--deadline`; a registry that lets only its users read takes a token from the
 environment (`--token-env`). A document that does not come, or that names no publisher (a Verdaccio records
 none in it), leaves those facts *not checked*: they never deny by themselves.
+
+With `--url`, the same publishes are decided by a running nhiguard (streams/gate_remote.py), one at a time,
+oldest first, with its state and inventory: each is on authz.decisions like any other.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from nhiguard.settings import Settings
 from nhiguard.streams import gate_context
 from nhiguard.streams.gate import ALLOW, DENY, Judged, OfflineCore, judged, print_judged
 from nhiguard.streams.gate_context import GateError
+from nhiguard.streams.gate_remote import Remote
 
 UNNAMED = "(no publisher in the document)"
 # What the registry policies judge from who published a version: unknowable from a document that names none.
@@ -203,20 +207,26 @@ def run_install(settings: Settings, args: Any, env: dict[str, str]) -> int:
     names = [args.token_env] if args.token_env else TOKEN_VARIABLES
     registry = HttpRegistry(url, next((env[v] for v in names if env.get(v)), ""))
     docs, missing = fetch_all(registry, {x.name for x in locked if not x.skipped}, args.deadline)
-    lookup = RegistryLookup(Prefetched(docs, registry), args.deadline, float("inf"))
-    try:
-        offline = OfflineCore(settings, _path(args.identities), _path(args.policies), lookup)
-        rows = judge_locked(offline, locked, docs, missing)
-    finally:
-        lookup.close()
     if docs == {} and any(not x.skipped for x in locked):
         first = next(iter(missing.values()), "")
         raise GateError(f"no registry document of the locked packages could be read from {url}: {first}")
-    print(f"nhiguard gate npm-install: {len(rows)} locked versions in {path}, documents from {url}")
+    if args.url:
+        from nhiguard.streams.gate_remote import remote
+
+        rows, revision = judge_remote(remote(args, env), locked, docs, missing)
+    else:
+        lookup = RegistryLookup(Prefetched(docs, registry), args.deadline, float("inf"))
+        try:
+            offline = OfflineCore(settings, _path(args.identities), _path(args.policies), lookup)
+            rows, revision = judge_locked(offline, locked, docs, missing), offline.revision
+        finally:
+            lookup.close()
+    asked = f", asked {args.url}" if args.url else ""
+    print(f"nhiguard gate npm-install: {len(rows)} locked versions in {path}, documents from {url}{asked}")
     _table(rows)
     for r in rows:
         if r.denied:
-            print_judged(r, offline.revision)
+            print_judged(r, revision)
     _not_checked(rows)
     denied = sum(r.denied for r in rows)
     unchecked = sum(bool(r.not_checked) for r in rows)
@@ -224,13 +234,19 @@ def run_install(settings: Settings, args: Any, env: dict[str, str]) -> int:
     return DENY if denied else ALLOW
 
 
-def judge_locked(
-    offline: OfflineCore, locked: list[Locked], docs: dict[str, Any], missing: dict[str, str]
-) -> list[Judged]:
-    """Each locked version judged as its registry's publish of it (in the order of `locked`); a version
-    without a document, or locked from elsewhere than a registry, is not checked."""
+Pending = list[
+    tuple[int, Locked, dict[str, Any], bool]
+]  # (publish time, version, hook body, publisher named)
+
+
+def _pending(
+    locked: list[Locked], docs: dict[str, Any], missing: dict[str, str]
+) -> tuple[dict[str, Judged], Pending]:
+    """What is not checked (a version without a document, or locked from elsewhere than a registry), and the
+    hook body of every other version, oldest publish first: what a version's dependencies were judged
+    (denied for harm) is known by the time it is."""
     results = {x.subject: Judged(x.subject, "ALLOW", [], [x.skipped]) for x in locked if x.skipped}
-    pending: list[tuple[int, Locked, dict[str, Any], bool]] = []
+    pending: Pending = []
     for x in locked:
         found = publish_body(x.name, x.version, docs[x.name]) if x.name in docs and not x.skipped else None
         if found is not None:
@@ -238,8 +254,30 @@ def judge_locked(
         elif not x.skipped:
             why = missing.get(x.name) or "the registry's document does not have this version"
             results[x.subject] = Judged(x.subject, "ALLOW", [], [f"registry document: {why}"])
-    # Oldest publish first: what a version's dependencies were judged (denied for harm) is known by then.
     pending.sort(key=lambda p: (p[0], p[1].name, version_key(p[1].version)))
+    return results, pending
+
+
+def judge_remote(
+    server: Remote, locked: list[Locked], docs: dict[str, Any], missing: dict[str, str]
+) -> tuple[list[Judged], str]:
+    """Each locked version's publish decided by a running nhiguard, one at a time, oldest first (so that the
+    server has decided a version's dependencies before it); and the server's bundle revision."""
+    results, pending = _pending(locked, docs, missing)
+    revision = "unknown"
+    for _, x, body, named in pending:
+        answer = server.ask({"format": "npm.hook", "record": body})
+        revision = str((answer or {}).get("bundle_revision") or revision)
+        results[x.subject] = _unnamed_set_aside(server.judged(x.subject, answer, []), named)
+    return [results[x.subject] for x in locked], revision
+
+
+def judge_locked(
+    offline: OfflineCore, locked: list[Locked], docs: dict[str, Any], missing: dict[str, str]
+) -> list[Judged]:
+    """Each locked version judged as its registry's publish of it (in the order of `locked`); a version
+    without a document, or locked from elsewhere than a registry, is not checked."""
+    results, pending = _pending(locked, docs, missing)
     topic = offline.settings.topics.registry
     records = [offline.record(topic, body, i) for i, (_, _, body, _) in enumerate(pending)]
     decided = offline.decide([(rec, offline.core.read(rec)) for rec in records])
@@ -251,7 +289,10 @@ def judge_locked(
 def _judged(x: Locked, outcome: Decision | DeadLetter, publisher_named: bool, inventory: bool) -> Judged:
     if isinstance(outcome, DeadLetter):
         return Judged(x.subject, "ALLOW", [], [f"registry document unreadable: {outcome.reason}"])
-    result = judged(x.subject, outcome, inventory, [])
+    return _unnamed_set_aside(judged(x.subject, outcome, inventory, []), publisher_named)
+
+
+def _unnamed_set_aside(result: Judged, publisher_named: bool) -> Judged:
     if publisher_named:
         return result
     # The document names nobody: what the publisher rules said compares a placeholder, not a publisher.
@@ -263,7 +304,7 @@ def _judged(x: Locked, outcome: Decision | DeadLetter, publisher_named: bool, in
     ]
     note = "who published it (publisher or mechanism change, provenance): the document names no publisher"
     note += f"; set aside: {', '.join(dropped)}" if dropped else ""
-    return Judged(x.subject, verdict_of(kept), kept, [*result.not_checked, note])
+    return Judged(result.subject, verdict_of(kept), kept, [*result.not_checked, note])
 
 
 def _not_checked(rows: list[Judged]) -> None:

@@ -1,6 +1,6 @@
-"""nhiguard's one HTTP process (`nhiguard serve`): the application and its lifecycle. Today it serves the
-webhook receiver (streams/receiver.py) and `GET /healthz`; the decision API (#13) and the SSF transmitter
-(#14) add their routes in `build_app`.
+"""nhiguard's one HTTP process (`nhiguard serve`): the application and its lifecycle. It serves the webhook
+receiver (streams/receiver.py), the decision API (streams/decision_api.py, when its token is configured) and
+`GET /healthz`; the SSF transmitter (#14) adds its routes in `build_app`.
 
 It stops on SIGTERM or SIGINT: it stops listening, lets the deliveries in flight get Kafka's answer (and their
 senders theirs), then flushes the producer.
@@ -20,6 +20,7 @@ from aiohttp import web
 
 from nhiguard.settings import Settings
 from nhiguard.streams.acks import AckedProducer, DeliveryFailed
+from nhiguard.streams.decision_api import ApiStartError, DecisionApi, start_api
 from nhiguard.streams.receiver import Receiver, Sender, error
 from nhiguard.streams.webhooks import SOURCES
 
@@ -41,24 +42,33 @@ async def json_errors(request: web.Request, handler: Callable[[web.Request], Awa
         return error(500, "internal error (logged)")
 
 
-def build_app(settings: Settings, sender: Sender, clock: Callable[[], float] = time.time) -> web.Application:
-    """The HTTP application: the webhook routes of the configured sources, and /healthz."""
+def build_app(
+    settings: Settings,
+    sender: Sender,
+    clock: Callable[[], float] = time.time,
+    api: DecisionApi | None = None,
+) -> web.Application:
+    """The HTTP application: the webhook routes of the configured sources, the decision API, /healthz."""
     # aiohttp's own body limit is never what answers: the receiver stops reading at max_record_bytes (413).
     app = web.Application(middlewares=[json_errors], client_max_size=settings.max_record_bytes + 1)
     sources = list(settings.webhooks.sources)
 
     async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "webhooks": sources})
+        return web.json_response({"status": "ok", "webhooks": sources, "decision_api": api is not None})
 
     app.add_routes([web.get("/healthz", healthz), *Receiver(settings, sender, clock).routes()])
+    if api is not None:
+        app.add_routes(api.routes())
     return app
 
 
-async def serve_until_signalled(settings: Settings, producer: AckedProducer, host: str, port: int) -> None:
+async def serve_until_signalled(
+    settings: Settings, producer: AckedProducer, host: str, port: int, api: DecisionApi | None = None
+) -> None:
     """Serve on host:port until SIGTERM or SIGINT, then stop listening, let the deliveries in flight be
     answered, and flush the producer."""
     runner = web.AppRunner(
-        build_app(settings, producer),
+        build_app(settings, producer, api=api),
         # In-flight deliveries get Kafka's answer (at most the ack timeout) before the process goes.
         shutdown_timeout=producer.timeout_s + 5.0,
         access_log=None,
@@ -70,7 +80,8 @@ async def serve_until_signalled(settings: Settings, producer: AckedProducer, hos
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     bound = ", ".join(f"http://{a[0]}:{a[1]}" for a in runner.addresses)
-    log.info("serving on %s: webhooks %s", bound, ", ".join(settings.webhooks.sources))
+    api_on = " and the decision API (POST /v1/decisions)" if api is not None else ""
+    log.info("serving on %s: webhooks %s%s", bound, ", ".join(settings.webhooks.sources) or "none", api_on)
     await stop.wait()
     log.info("stopping: finishing the deliveries in flight")
     await runner.cleanup()
@@ -81,18 +92,21 @@ async def serve_until_signalled(settings: Settings, producer: AckedProducer, hos
 def run_serve(settings: Settings, host: str, port: int) -> int:
     """Serve until SIGTERM or SIGINT; exit 2 with one line on stderr when it cannot start."""
     hooks = settings.webhooks
-    if not hooks.sources:
+    if not hooks.sources and not settings.api.enabled:
         print(
-            "nhiguard serve: no webhook source has a secret, so none would be served (set"
-            " NHIGUARD_WEBHOOK_SECRETS_FILE or a source's variable: README, Webhook receiver)",
+            "nhiguard serve: no webhook source has a secret and the decision API has no token, so nothing"
+            " would be served (README: Webhook receiver, Gates)",
             file=sys.stderr,
         )
         return 2
     producer = AckedProducer(settings, hooks.ack_timeout_s)
     topics = sorted({getattr(settings.topics, SOURCES[s].topic_field) for s in hooks.sources})
+    if settings.api.enabled:
+        topics = sorted({*topics, *settings.topics.inputs})
     try:
         missing = producer.check(topics)
-    except DeliveryFailed as exc:
+        api = start_api(settings, producer) if settings.api.enabled else None
+    except (DeliveryFailed, ApiStartError) as exc:
         print(f"nhiguard serve: Kafka at {settings.bootstrap}: {exc}", file=sys.stderr)
         producer.close(0)
         return 2
@@ -100,9 +114,12 @@ def run_serve(settings: Settings, host: str, port: int) -> int:
         # Not fatal: the worker (or `nhiguard topics create`) creates them; until then deliveries get 503.
         log.warning("input topics %s do not exist yet: deliveries to them are answered 503", missing)
     try:
-        asyncio.run(serve_until_signalled(settings, producer, host, port))
+        asyncio.run(serve_until_signalled(settings, producer, host, port, api))
     except OSError as exc:  # the address is in use, or not this host's
         print(f"nhiguard serve: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         producer.close(0)
         return 2
+    finally:
+        if api is not None:
+            api.waiter.close()
     return 0

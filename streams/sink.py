@@ -29,6 +29,10 @@ from nhiguard.signing import command_signer
 
 log = logging.getLogger("nhiguard.sink")
 
+# On each decision: the input record it decides (`topic|partition|offset`, as its `input` field says), so a
+# reader waiting for one decision (the decision API of nhiguard serve) finds it without decoding the others.
+INPUT_HEADER = "nhiguard-input"
+
 
 class OutputError(RuntimeError):
     """An output record could not be encoded or delivered: progress must stop."""
@@ -96,9 +100,9 @@ class OutputSink:
         try:
             for d in result.decisions:
                 key = d.event.actor.id
-                self._produce(
-                    self.topics.decisions, key, self.codec.encode("Decision", decision_record(d, now))
-                )
+                value = self.codec.encode("Decision", decision_record(d, now))
+                ref = f"{d.topic}|{d.partition}|{d.offset}".encode()
+                self._produce(self.topics.decisions, key, value, [(INPUT_HEADER, ref)])
                 for c in d.commands:
                     # A REVOKE the circuit breaker held waits on its own topic, keyed by command id, until an
                     # operator releases it (nhiguard commands release).

@@ -27,6 +27,7 @@ from nhiguard.signing import load_signer, new_key_pem
 from nhiguard.streams.identities import load_identities
 from tests.integration.npm_packages import install, publish, write_package
 from tests.integration.test_enforce import Enforcer, installs, refused
+from tests.integration.test_gates import gate
 from tests.integration.test_pipeline import pipeline, reader  # noqa: F401  (the fixture)
 from tests.integration.test_serve import _free_port
 from tools.broker import default_cache_dir
@@ -44,6 +45,7 @@ USERS = {
     "nhiguard-reader": "reader-secret-4",
 }
 NOTIFY_TOKEN = "verdaccio-notify-token-0123456789"
+API_TOKEN = "decision-api-token-0123456789"
 INVENTORY = """
 - {id: 'verdaccio:publisher-bot', kind: package_publisher, owner: web@acme.example, team: web,
    credential_ids: ['verdaccio:publisher-bot'], allowed_actions: ['registry.*'],
@@ -179,7 +181,9 @@ def test_the_axios_pattern_on_verdaccio_is_denied_and_its_installer_revoked(pipe
 
 
 def _axios_on_verdaccio(settings: Any, start: Callable[..., Any], tmp_path: Path, outputs: Outputs) -> None:
-    with serving(settings, tmp_path, NHIGUARD_VERDACCIO_WEBHOOK_TOKEN=NOTIFY_TOKEN) as base:
+    with serving(
+        settings, tmp_path, NHIGUARD_VERDACCIO_WEBHOOK_TOKEN=NOTIFY_TOKEN, NHIGUARD_API_TOKEN=API_TOKEN
+    ) as base:
         registry = LocalVerdaccio(
             default_cache_dir(),
             USERS,
@@ -203,6 +207,7 @@ def _axios_on_verdaccio(settings: Any, start: Callable[..., Any], tmp_path: Path
                 _publish_install_enforce(registry, tmp_path, outputs, enforcer)
             finally:
                 enforcer.stop()
+            _install_gate_asks_the_server(registry, tmp_path, base)
 
 
 def _publish_install_enforce(
@@ -282,3 +287,18 @@ def _publish_install_enforce(
     assert "APPLIED" in enforcer.log.read_text()
     done = installs(registry, tmp_path, "exp-http@1.0.0")
     assert refused(done), done.stderr[-1500:]
+
+
+def _install_gate_asks_the_server(registry: LocalVerdaccio, tmp_path: Path, base: str) -> None:
+    """`nhiguard gate npm-install --url` on the lockfile of ci-bot's install: each locked version decided by
+    the running worker (its lookups, its state), the bad version and its dependency denied."""
+    home = tmp_path / "gate-home"
+    home.mkdir()
+    app = tmp_path / "app"
+    reader = registry.token("nhiguard-reader")
+    args = ("--url", base, "--registry", registry.url)
+    done = gate("npm-install", *args, home=home, cwd=app, NPM_TOKEN=reader, NHIGUARD_API_TOKEN=API_TOKEN)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"asked {base}" in done.stdout and "2 denied, 0 allowed" in done.stdout
+    assert "DENY registry.publisher_integrity.malicious_dependency_added:" in done.stdout  # exp-http@1.1.0
+    assert "DENY registry.publisher_integrity.install_script_added:" in done.stdout  # exp-crypto@4.2.1
