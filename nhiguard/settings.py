@@ -14,6 +14,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from nhiguard.api_config import ApiSettings, load_api
+from nhiguard.format_config import DOMAINS, TopicFormats, load_topic_formats
 from nhiguard.kafka_security import KafkaSecurity, load_kafka_security
 from nhiguard.registry_config import RegistryLookupSettings, load_registry_lookup
 from nhiguard.webhook_config import WebhookSecrets, load_webhooks
@@ -168,6 +169,8 @@ class Settings:
     webhooks: WebhookSecrets = field(default_factory=WebhookSecrets)
     # `nhiguard serve`'s decision API: its bearer token (none: not served) and its deadline.
     api: ApiSettings = field(default_factory=ApiSettings)
+    # Which source formats each input topic holds (NHIGUARD_TOPIC_FORMATS; none listed: any of its domain's).
+    formats: TopicFormats = field(default_factory=TopicFormats)
 
     def __post_init__(self) -> None:
         if self.alert_window_s <= 0:
@@ -241,8 +244,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         for f in fields(Topics)
         if _ENV_TOPIC_PREFIX + f.name.upper() in env
     }
+    topics = Topics(**topic_kw)
     kw: dict[str, object] = {
-        "topics": Topics(**topic_kw),
+        "topics": topics,
+        "formats": load_topic_formats(env, {d: getattr(topics, d) for d in DOMAINS}),
         "registry_lookup": load_registry_lookup(env),
         "kafka": load_kafka_security(env),
         "webhooks": load_webhooks(env),

@@ -176,6 +176,8 @@ class DecisionApi:
         assert source is not None
         domain = source.domains[0]
         topic = getattr(self.settings.topics, domain)
+        if (formats := self.settings.formats.of(domain)) and fmt not in formats:
+            raise Refused(422, f"format {fmt}: {topic} is configured for {', '.join(formats)} only")
         value = json.dumps(record, separators=(",", ":")).encode()
         if len(value) > self.settings.max_record_bytes:
             raise Refused(
@@ -183,7 +185,7 @@ class DecisionApi:
             )
         rec = RawRecord(topic, 0, 0, value, None, tuple(headers), int(time.time() * 1000))
         try:
-            ev = adapt(rec, domain)
+            ev = adapt(rec, domain, self.settings.formats.of(domain))
         except AdapterError as exc:
             raise Refused(422, f"{fmt} record unreadable: {exc.reason}: {exc.detail}") from None
         return topic, ev.actor.id.encode(), value, ev.action, domain

@@ -32,7 +32,8 @@ def _identity(settings: Settings, item: Read) -> tuple[str | None, str]:
     r = item.record
     rec = RawRecord(r.topic, 0, 0, r.value, r.key, r.headers, r.timestamp_ms)
     try:
-        ev = adapt(rec, settings.topics.domain_of(r.topic))
+        domain = settings.topics.domain_of(r.topic)
+        ev = adapt(rec, domain, settings.formats.of(domain))
     except AdapterError as exc:
         return None, f"dead letter: {exc.reason}: {exc.detail}"[:160]
     return ev.actor.id, f"{ev.source} {ev.action} by {ev.actor.id}"

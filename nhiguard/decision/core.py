@@ -123,7 +123,8 @@ class DecisionCore:
             detail = f"{len(rec.value)} bytes > limit {self.settings.max_record_bytes}"
             return dead_letter(rec, "oversized", detail, limit)
         try:
-            ev = adapt(rec, self.settings.topics.domain_of(rec.topic))
+            domain = self.settings.topics.domain_of(rec.topic)
+            ev = adapt(rec, domain, self.settings.formats.of(domain))
         except AdapterError as exc:
             return dead_letter(rec, exc.reason, exc.detail, limit)
         return self._timed(self._resolved(ev), rec.timestamp_ms)

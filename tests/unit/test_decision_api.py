@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -260,3 +261,11 @@ def test_the_token_comes_from_a_mounted_file(tmp_path: Path):
     (tmp_path / "token").write_text(TOKEN + "\n")
     s = load_settings(env={"NHIGUARD_API_TOKEN_FILE": str(tmp_path / "token"), "NHIGUARD_API_TOKEN": "x"})
     assert s.api.token == TOKEN and TOKEN not in repr(s)
+
+
+def test_a_format_its_topic_is_not_configured_for_is_422_and_nothing_produced(monkeypatch):
+    env = {"NHIGUARD_API_TOKEN": TOKEN, "NHIGUARD_TOPIC_FORMATS": "audit.registry=npm.hook"}
+    monkeypatch.setattr(sys.modules[__name__], "SETTINGS", load_settings(env=env))
+    status, answer, produced = call({"format": "verdaccio.log", "record": INSTALL})
+    assert (status, produced) == (422, [])
+    assert answer["error"] == "format verdaccio.log: audit.registry is configured for npm.hook only"

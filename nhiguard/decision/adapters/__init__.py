@@ -19,9 +19,10 @@ for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
         importlib.import_module(f"{__name__}.{_module}")
 
 
-def adapt(rec: RawRecord, domain: str | None) -> CanonicalEvent:
-    """Map one raw record from the given input domain to a canonical event, or raise AdapterError."""
-    return REGISTRY.adapt(rec, domain)
+def adapt(rec: RawRecord, domain: str | None, formats: tuple[str, ...] = ()) -> CanonicalEvent:
+    """Map one raw record from the given input domain (whose topic holds only `formats`, when configured:
+    Settings.formats) to a canonical event, or raise AdapterError."""
+    return REGISTRY.adapt(rec, domain, formats)
 
 
 def external_principals(source: str) -> bool:

@@ -80,11 +80,22 @@ class Registry:
     def get(self, name: str) -> Source | None:
         return self._sources.get(name)
 
-    def recognise(self, rec: RawRecord, body: dict[str, Any], domain: str | None = None) -> Source | None:
-        """The source of a record: the one its format header names (FORMAT_HEADER; it must serve the
-        domain), else the most specific that recognises it among the domain's (every domain's for a record
-        read from a file, which has no topic yet)."""
+    def recognise(
+        self, rec: RawRecord, body: dict[str, Any], domain: str | None = None, formats: tuple[str, ...] = ()
+    ) -> Source | None:
+        """The source of a record. On a topic configured with formats (format_config.py), one format is the
+        source, whatever the record says; of several, the most specific that recognises it, or the one its
+        format header names among them. Otherwise the one its format header (FORMAT_HEADER) names, if it
+        serves the domain, else the most specific that recognises it among the domain's (every domain's for
+        a record read from a file, which has no topic yet)."""
         named = rec.header(FORMAT_HEADER)
+        if formats:
+            if len(formats) == 1:
+                return self._sources.get(formats[0])
+            if named is not None:
+                return self._sources.get(named.strip()) if named.strip() in formats else None
+            listed = [s for s in self._by_domain.get(domain or "", []) if s.name in formats]
+            return next((s for s in listed if s.recognise.matches(rec, body)), None)
         if named is not None:
             source = self._sources.get(named.strip())
             return source if source is not None and (domain is None or domain in source.domains) else None
@@ -100,17 +111,23 @@ class Registry:
         source = self._sources.get(name)
         return source is not None and source.external_principals
 
-    def adapt(self, rec: RawRecord, domain: str | None) -> CanonicalEvent:
-        """Map one raw record from the given input domain to a canonical event, or raise AdapterError."""
+    def adapt(self, rec: RawRecord, domain: str | None, formats: tuple[str, ...] = ()) -> CanonicalEvent:
+        """Map one raw record from the given input domain (whose topic holds `formats`, if configured) to a
+        canonical event, or raise AdapterError."""
         body = parse_json(rec.value)
         if not isinstance(body, dict):
             raise AdapterError("unknown_shape", f"top-level JSON {type(body).__name__}, expected an object")
-        source = self.recognise(rec, body, domain or "")
+        source = self.recognise(rec, body, domain or "", formats)
         if source is None:
             named = rec.header(FORMAT_HEADER)
-            why = (
-                f"format {named!r} is no source of" if named is not None else "no adapter for this record on"
-            )
+            if formats and named is not None:
+                why = f"format {named!r} is not one of the formats ({', '.join(formats)}) configured for"
+            elif formats:
+                why = f"none of the formats configured ({', '.join(formats)}) recognises this record on"
+            elif named is not None:
+                why = f"format {named!r} is no source of"
+            else:
+                why = "no adapter for this record on"
             raise AdapterError("unknown_shape", f"{why} domain {domain!r}")
         try:
             return source.adapt(rec, body)
