@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from nhiguard.decision.access_facts import PlatformAccess
 from nhiguard.decision.cluster_facts import CloudCall, K8sRequest
 from nhiguard.decision.facts import CmsChange, EventFacts, ReleaseRequest
 from nhiguard.decision.process_facts import ProcessActivity
@@ -22,4 +23,5 @@ FAMILIES: tuple[type[EventFacts], ...] = (
     K8sRequest,
     CloudCall,
     ProcessActivity,
+    PlatformAccess,
 )

@@ -3,15 +3,17 @@ registry proxy logged, through the whole core (identity.networks)."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 
 from nhiguard.decision.context import Identity, Inventory
 from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.records import Decision
+from nhiguard.decision.records import Decision, RawRecord
 from nhiguard.settings import load_settings
 from tests.unit.test_registry import BUNDLE, T0, World, kinds
+from tools import REPO_ROOT
 
 CI_WEB = {
     "id": "verdaccio:ci-web",
@@ -102,3 +104,27 @@ def test_networks_reach_the_identities_topic_and_back():
     codec = AvroCodec(load_settings(env={}).schemas_dir)
     ident = Identity.from_dict(SCOPED)
     assert decode_identity(codec, encode_identity(codec, ident)) == ident
+
+
+def test_a_github_token_cloning_from_outside_its_networks_is_revoked_and_from_inside_allowed():
+    """The GitHub audit log's actor_ip (platform_access facts) is judged like any source's client address."""
+    path = REPO_ROOT / "tests/fixtures/sources/github.audit/git-clone-by-fine-grained-token.json"
+    body = json.loads(path.read_text())["body"]
+    token = {
+        "id": "github:pat/90023311",
+        "kind": "service_account",
+        "credential_ids": ["github-pat:90023311"],
+        "networks": ["198.51.100.0/24"],
+    }
+    core = DecisionCore(load_settings(env={}), BUNDLE, Inventory.load_dict([token]))
+
+    def clone(n: int, address: str) -> Decision:
+        value = json.dumps(body | {"_document_id": f"doc-{n}", "actor_ip": address}).encode()
+        [d] = core.process([RawRecord("audit.ci", 0, n, value, None, ())]).decisions
+        return d
+
+    inside = clone(1, "198.51.100.20")
+    assert inside.verdict == "ALLOW" and not network_rules(inside)
+    outside = clone(2, "203.0.113.17")
+    assert outside.verdict == "REVOKE" and network_rules(outside)
+    assert [c.target for c in outside.commands if c.kind == "REVOKE"] == ["github-pat:90023311"]

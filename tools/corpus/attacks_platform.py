@@ -1,7 +1,7 @@
 """Platform attacks: a GitHub Packages publish by an identity that is not an expected publisher
-(github_packages_unexpected_publisher); and two known misses (README, Detection quality): a GitHub token used
-from outside its networks (github_token_outside_networks) and the Strapi variant of the CMS exposure
-(strapi_bulk_exposure)."""
+(github_packages_unexpected_publisher); a GitHub token used from outside its networks
+(github_token_outside_networks); and a known miss (README, Detection quality), the Strapi variant of the CMS
+exposure (strapi_bulk_exposure)."""
 
 from __future__ import annotations
 

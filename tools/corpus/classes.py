@@ -341,9 +341,6 @@ _TABLE: tuple[CorpusClass, ...] = (
         "The machine user's fine-grained token (whose inventory networks are the office's) used from an "
         "address outside them, at an hour of its own: every repository cloned within minutes.",
         {"instances": (1, 1)},
-        known_miss="the GitHub audit log names the address (actor_ip), but github.audit reads it into no "
-        "fact, so identity.networks cannot judge it; and the token's own habit is to clone every repository "
-        "at once, so a new hour alone breaks one habit, not three.",
     ),
     CorpusClass(
         "strapi_bulk_exposure",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from nhiguard.decision.access_facts import PlatformAccess
 from nhiguard.decision.adapters.common import body_hash, long_field, text
 from nhiguard.decision.adapters.github import (
     MILLISECONDS,
@@ -129,6 +130,16 @@ def _workflow_run(action: str, body: dict[str, Any], repo: str) -> tuple[Actor, 
     )
 
 
+def _access(action: str, body: dict[str, Any], repo: str) -> PlatformAccess | None:
+    """Where the credential was used from, when the log names it (`actor_ip`: GitHub includes it for an
+    enterprise that enables IP disclosure, and in every git event's copy to a stream)."""
+    address = text(body, "actor_ip")
+    if not address:
+        return None
+    transport = text(body, "transport_protocol_name")
+    return PlatformAccess("github", action, repo, transport, address, text(body, "user_agent"))
+
+
 def _event_time(body: dict[str, Any]) -> Any:
     """`@timestamp` (Unix milliseconds in GitHub's stream), else `created_at` (the same, or ISO-8601).
     Panther's copy of the log renames `@timestamp` to `at_sign_timestamp` and writes it in UTC without a zone
@@ -162,5 +173,5 @@ def adapt(rec: RawRecord, body: Any) -> CanonicalEvent:
         actor=actor,
         resource_type=resource_type,
         resource_id=resource_id,
-        facts=run[1] if run else None,
+        facts=run[1] if run else _access(action, body, repo),
     )
