@@ -270,8 +270,8 @@ SANDBOX.add_argument(
 )
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and its arguments (main runs the one given; the README's snippets are checked here)."""
     parser = argparse.ArgumentParser(prog="nhiguard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     w = sub.add_parser(
@@ -361,7 +361,12 @@ def main(argv: list[str] | None = None) -> int:
         help="create the topics the worker needs (as it does at start), e.g. with an admin's credentials",
     )
     tc.set_defaults(func=_topics_create)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
     if getattr(args, "sandbox", None):
         # Read by every load_settings() of this command, and inherited by what it starts.
         os.environ["NHIGUARD_SANDBOX"] = args.sandbox
