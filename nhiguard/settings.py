@@ -16,6 +16,7 @@ from pathlib import Path
 from nhiguard.api_config import ApiSettings, load_api
 from nhiguard.kafka_security import KafkaSecurity, load_kafka_security
 from nhiguard.registry_config import RegistryLookupSettings, load_registry_lookup
+from nhiguard.ssf_config import SsfSettings, load_ssf
 from nhiguard.webhook_config import WebhookSecrets, load_webhooks
 
 
@@ -168,6 +169,8 @@ class Settings:
     webhooks: WebhookSecrets = field(default_factory=WebhookSecrets)
     # `nhiguard serve`'s decision API: its bearer token (none: not served) and its deadline.
     api: ApiSettings = field(default_factory=ApiSettings)
+    # `nhiguard serve`'s SSF/CAEP transmitter: its issuer URL (none: off) and its push receivers.
+    ssf: SsfSettings = field(default_factory=SsfSettings)
 
     def __post_init__(self) -> None:
         if self.alert_window_s <= 0:
@@ -247,6 +250,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "kafka": load_kafka_security(env),
         "webhooks": load_webhooks(env),
         "api": load_api(env),
+        "ssf": load_ssf(env),
     }
     if "KAFKA_BOOTSTRAP" in env:
         kw["bootstrap"] = env["KAFKA_BOOTSTRAP"]
