@@ -94,6 +94,7 @@ async def serve_until_signalled(
         loop.add_signal_handler(sig, stop.set)
     bound = ", ".join(f"http://{a[0]}:{a[1]}" for a in runner.addresses)
     api_on = " and the decision API (POST /v1/decisions)" if api is not None else ""
+    api_on += f", SSF transmitter {ssf.signer.issuer}" if ssf is not None else ""
     log.info("serving on %s: webhooks %s%s", bound, ", ".join(settings.webhooks.sources) or "none", api_on)
     transmitting = _transmit(ssf, stop)
     await stop.wait()

@@ -103,10 +103,10 @@ class Transmitter:
                 level = logging.INFO if result.outcome == ACKNOWLEDGED else logging.ERROR
                 log.log(
                     level,
-                    "%s SET %s of %s by %s: %s",
-                    result.outcome.upper(),
+                    "SET %s of %s %s by %s: %s",
                     jti,
                     cid,
+                    result.outcome,
                     receiver.name,
                     result.detail,
                 )
