@@ -130,7 +130,7 @@ class Transmitter:
         pool = ThreadPoolExecutor(1, "nhiguard-ssf")  # the consumer is used from one thread only
         consumer = await loop.run_in_executor(pool, self._consumer)
         topic = self.settings.topics.commands
-        consumer.subscribe([topic])
+        await loop.run_in_executor(pool, consumer.subscribe, [topic])
         names = ", ".join(r.name for r in self.settings.ssf.receivers)
         log.info("SSF: transmitting the REVOKEs of %s to %s", topic, names)
         try:
@@ -153,11 +153,22 @@ class Transmitter:
                     )
                 elif not await self.transmit(cmd, stop):
                     break  # stopped before every receiver answered: not committed, pushed again on restart
-                await loop.run_in_executor(pool, lambda m=msg: consumer.commit(message=m, asynchronous=False))
+                await loop.run_in_executor(pool, _commit, consumer, msg)
         finally:
             await loop.run_in_executor(pool, consumer.close)
             pool.shutdown(wait=False)
             await self.pusher.close()
+
+
+def _commit(consumer: Any, msg: Any) -> None:
+    """Commit past `msg`; a commit the group refuses (a rebalance took the partition) is not fatal: the record
+    comes again to whoever has it, and its SETs are in the state file already."""
+    from confluent_kafka import KafkaException
+
+    try:
+        consumer.commit(message=msg, asynchronous=False)
+    except KafkaException as exc:
+        log.warning("commit of %s[%d]@%d refused: %s", msg.topic(), msg.partition(), msg.offset(), exc)
 
 
 def start_ssf(settings: Settings) -> Transmitter:
@@ -175,7 +186,13 @@ def start_ssf(settings: Settings) -> Transmitter:
             settings.ssf.issuer, load_signer(settings.signing_key, settings.signing_kid or None)
         )
         jwks = Jwks.load(settings.command_keys)
-        delivered = Delivered(settings.data_dir / "ssf-delivered")
-    except (SigningError, OSError) as exc:
+    except SigningError as exc:
         raise SsfStartError(str(exc)) from None
+    path = settings.data_dir / "ssf-delivered"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.open("a").close()  # unwritable: said now, in one line, not at the first REVOKE
+        delivered = Delivered(path)
+    except OSError as exc:
+        raise SsfStartError(f"the SSF state file {path}: {exc.strerror or exc}") from None
     return Transmitter(settings, signer, jwks, delivered)

@@ -47,7 +47,7 @@ class Delivered:
         try:
             lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
         except (OSError, UnicodeDecodeError) as exc:
-            raise OSError(f"cannot read the SSF state file {path}: {exc}") from None
+            raise OSError(f"cannot read it: {exc}") from None
         self.done = {tuple(line.split("\t", 2)[:2]) for line in lines if line.count("\t") >= 2}
 
     def __contains__(self, receiver_jti: tuple[str, str]) -> bool:

@@ -262,6 +262,9 @@ OURS = ("NHIGUARD_SSF", "NHIGUARD_SIGNING", "NHIGUARD_COMMAND_KEYS", "NHIGUARD_W
 
 
 def test_serve_with_an_issuer_but_no_signing_key_says_so_in_one_line_and_exits_2(tmp_path):
+    (tmp_path / "key.pem").write_bytes(new_key_pem())
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [load_signer(tmp_path / "key.pem").jwk()]}))
+    (tmp_path / "a-file").write_text("not a directory")
     env = {
         "NHIGUARD_SSF_ISSUER": ISSUER,
         "NHIGUARD_SSF_PUSH_URL": "http://127.0.0.1:9/push",
@@ -275,6 +278,14 @@ def test_serve_with_an_issuer_but_no_signing_key_says_so_in_one_line_and_exits_2
             "cannot read signing key",
         ),
         ({"NHIGUARD_SSF_PUSH_URL": "http://idp.example/push"}, "https is required"),
+        (
+            {
+                "NHIGUARD_SIGNING_KEY": str(tmp_path / "key.pem"),
+                "NHIGUARD_COMMAND_KEYS": str(tmp_path / "jwks.json"),
+                "NHIGUARD_DATA_DIR": str(tmp_path / "a-file" / "data"),
+            },
+            "the SSF state file",
+        ),
     ]:
         run_env = {k: v for k, v in os.environ.items() if not k.startswith(OURS)} | env | extra
         p = subprocess.run(
@@ -346,6 +357,28 @@ def test_a_400_is_a_refusal_logged_with_its_err_and_not_retried(signer):
         1,
     )
     assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "status, body, outcome, detail",
+    [
+        (200, b"", ACKNOWLEDGED, "200 (RFC 8935 answers 202)"),
+        (400, b"<html>bad request</html>", REFUSED, "400 no RFC 8935 error body"),
+        (302, b"", None, "HTTP 302"),
+        (401, b"", None, "HTTP 401"),
+        (503, b"", None, "HTTP 503"),
+    ],
+)
+def test_one_attempts_outcome_by_the_receivers_answer(status, body, outcome, detail):
+    async def scenario(target):
+        pusher = Pusher(timeout_s=5, retry_max_s=0.05)
+        try:
+            return await pusher.attempt(target, "a.b.c")
+        finally:
+            await pusher.close()
+
+    got = asyncio.run(_with_receiver(Receiver([status], body), scenario))
+    assert got[0] == outcome and got[1].startswith(detail)
 
 
 def test_an_unreachable_receiver_is_retried_until_the_transmitter_stops():
