@@ -1,7 +1,8 @@
 """`nhiguard serve` as an SSF/CAEP transmitter, on the real broker: a receiver discovers it through
 /.well-known/ssf-configuration, fetches its JWKS, verifies every SET pushed to it and acknowledges with 202.
 Each signed REVOKE on the commands topic reaches it once, with its subject; unsigned and forged commands and
-DENYs do not; a receiver that fails is retried; after a restart nothing is pushed again."""
+DENYs do not; a receiver that fails is retried; after a restart nothing is pushed again. And end to end: the
+REVOKEs a worker issues for CloudTrail calls from outside a role's networks reach the receiver as SETs."""
 
 from __future__ import annotations
 
@@ -24,9 +25,12 @@ from nhiguard.avro import AvroCodec
 from nhiguard.secevent import CREDENTIAL_CHANGE, SESSION_REVOKED, set_id, verify
 from nhiguard.settings import Topics, load_settings
 from nhiguard.signing import load_signer, new_key_pem
+from nhiguard.streams.identities import load_identities
 from nhiguard.streams.topics import ensure_topics
 from tests.integration.test_enforce import command
+from tests.integration.test_pipeline import collect, pipeline  # noqa: F401  (the fixture)
 from tests.integration.test_serve import _free_port
+from tools import REPO_ROOT
 from tools.demo import worker_env
 
 pytestmark = pytest.mark.integration
@@ -38,7 +42,8 @@ class Receiver:
     """An RFC 8935 push receiver: verifies each SET against the transmitter's JWKS (fetched through its
     metadata, as a receiver configures itself), keeps the ones it acknowledges; the first push gets a 503."""
 
-    def __init__(self) -> None:
+    def __init__(self, fail_first: bool = True) -> None:
+        self.fail_first = fail_first
         self.jwks: dict | None = None
         self.issuer = ""
         self.received: list[dict] = []
@@ -50,7 +55,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode()
                 receiver.pushes += 1
-                if receiver.pushes == 1:
+                if receiver.pushes == 1 and receiver.fail_first:
                     return self._answer(503, b"")
                 if self.headers["Authorization"] != AUTH or receiver.jwks is None:
                     receiver.failures.append(
@@ -231,3 +236,96 @@ def test_a_receiver_gets_one_verified_set_per_signed_revoke_and_nothing_else(kaf
     finally:
         serve.stop()
         receiver.server.shutdown()
+
+
+RELEASE, DEPLOY = (
+    "arn:aws:iam::210987654321:role/ci/gha-release",
+    "arn:aws:iam::210987654321:role/ci/gha-deploy",
+)
+INVENTORY = f"""
+- {{id: '{RELEASE}', kind: ci_bot, owner: devex@acme.example, team: devex, networks: ['10.0.0.0/8'],
+   credential_ids: ['aws-role:{RELEASE}', 'github-oidc:acme/cli']}}
+- {{id: '{DEPLOY}', kind: ci_bot, owner: devex@acme.example, team: devex, networks: ['10.0.0.0/8']}}
+"""
+
+
+def _calls_from_outside(settings) -> None:
+    """Each role reads a secret now, from an address outside its networks (identity.networks: REVOKE)."""
+    fixture = REPO_ROOT / "tests/fixtures/sources/aws.cloudtrail/assumed-role-reads-secret.json"
+    record = json.loads(fixture.read_text())
+    topic = {t: getattr(settings.topics, f) for f, t in vars(Topics()).items()}[record["topic"]]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    producer = Producer({"bootstrap.servers": settings.bootstrap, "enable.idempotence": True, "acks": "all"})
+    for role in ("gha-release", "gha-deploy"):
+        body = json.loads(json.dumps(record["body"]).replace("gha-release", role))
+        body |= {"eventTime": now, "eventID": str(uuid.uuid4())}
+        producer.produce(topic, value=json.dumps(body).encode())
+    assert producer.flush(30) == 0
+
+
+def test_the_revokes_a_worker_issues_reach_the_receiver_as_verified_sets(pipeline):  # noqa: F811
+    settings, start, tmp_path = pipeline
+    (tmp_path / "ssf-identities.yaml").write_text(INVENTORY)
+    load_identities(settings, tmp_path / "ssf-identities.yaml")
+    (tmp_path / "worker.pem").write_bytes(new_key_pem())
+    (tmp_path / "jwks.json").write_text(
+        json.dumps({"keys": [load_signer(tmp_path / "worker.pem", "w1").jwk()]})
+    )
+    receiver, port = Receiver(fail_first=False), _free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    keys = {"NHIGUARD_SIGNING_KEY": str(tmp_path / "worker.pem"), "NHIGUARD_SIGNING_KID": "w1"}
+    env = (
+        worker_env(settings)
+        | keys
+        | {
+            "NHIGUARD_SSF_ISSUER": issuer,
+            "NHIGUARD_SSF_PUSH_URL": receiver.endpoint,
+            "NHIGUARD_SSF_PUSH_AUTHORIZATION": AUTH,
+            "NHIGUARD_COMMAND_KEYS": str(tmp_path / "jwks.json"),
+        }
+    )
+    serve = Serve(env, port, tmp_path / "serve.log")
+    try:
+        serve.start()
+        receiver.discover(issuer)
+        start(**keys)
+        _calls_from_outside(settings)
+        out = collect(
+            settings, 10**9, stop_when=lambda o: sum(c["kind"] == "REVOKE" for c in o["commands"]) >= 3
+        )
+        revokes = {c["command_id"]: c for c in out["commands"] if c["kind"] == "REVOKE"}
+        assert sorted(c["target"] for c in revokes.values()) == [
+            f"aws-role:{RELEASE}",
+            "github-oidc:acme/cli",
+            f"identity:{DEPLOY}",
+        ], out["decisions"]
+        receiver.wait_for({set_id(cid) for cid in revokes})
+        serve.stop()
+    finally:
+        serve.stop()
+        receiver.server.shutdown()
+    assert receiver.failures == [] and len(receiver.received) == 3
+    by_target = {}
+    for claims in receiver.received:
+        ((event_type, event),) = claims["events"].items()
+        by_target[revokes[claims["txn"]]["target"]] = (
+            event_type,
+            event.get("credential_type"),
+            claims["sub_id"],
+        )
+    app = {"format": "iss_sub", "iss": issuer}
+    assert by_target[f"identity:{DEPLOY}"] == (
+        SESSION_REVOKED,
+        None,
+        {"format": "complex", "application": app | {"sub": DEPLOY}},
+    )
+    assert by_target["github-oidc:acme/cli"] == (
+        CREDENTIAL_CHANGE,
+        "ci-oidc-trust",
+        {
+            "format": "complex",
+            "application": app | {"sub": RELEASE},
+            "credential": {"format": "opaque", "id": "github-oidc:acme/cli"},
+        },
+    )
+    assert by_target[f"aws-role:{RELEASE}"][:2] == (CREDENTIAL_CHANGE, "nhi-credential")
