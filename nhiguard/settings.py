@@ -17,6 +17,7 @@ from nhiguard.api_config import ApiSettings, load_api
 from nhiguard.format_config import DOMAINS, TopicFormats, load_topic_formats
 from nhiguard.kafka_security import KafkaSecurity, load_kafka_security
 from nhiguard.registry_config import RegistryLookupSettings, load_registry_lookup
+from nhiguard.ssf_config import SsfSettings, load_ssf
 from nhiguard.webhook_config import WebhookSecrets, load_webhooks
 
 
@@ -171,6 +172,8 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     # Which source formats each input topic holds (NHIGUARD_TOPIC_FORMATS; none listed: any of its domain's).
     formats: TopicFormats = field(default_factory=TopicFormats)
+    # `nhiguard serve`'s SSF/CAEP transmitter: its issuer URL (none: off) and its push receivers.
+    ssf: SsfSettings = field(default_factory=SsfSettings)
 
     def __post_init__(self) -> None:
         if self.alert_window_s <= 0:
@@ -252,6 +255,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "kafka": load_kafka_security(env),
         "webhooks": load_webhooks(env),
         "api": load_api(env),
+        "ssf": load_ssf(env),
     }
     if "KAFKA_BOOTSTRAP" in env:
         kw["bootstrap"] = env["KAFKA_BOOTSTRAP"]

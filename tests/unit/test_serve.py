@@ -448,7 +448,10 @@ def test_a_source_without_a_secret_is_not_served_and_errors_are_json(tmp_path):
     gitlab, get, health = serve(settings_with(tmp_path, env), scenario)
     assert gitlab[0] == 404 and gitlab[1]["error"].startswith("Not Found")
     assert get[0] == 405 and get[1]["status"] == 405
-    assert health == (200, {"status": "ok", "webhooks": ["github", "strapi"], "decision_api": False})
+    assert health == (
+        200,
+        {"status": "ok", "webhooks": ["github", "strapi"], "decision_api": False, "ssf": False},
+    )
 
 
 # --- Kafka's acknowledgement ------------------------------------------------------------------------------
