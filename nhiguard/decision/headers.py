@@ -22,6 +22,7 @@ ALLOWED = frozenset(
         "x-contentful-topic",
         "x-contentful-webhook-name",
         "x-nhiguard-format",  # adapters/registry.py FORMAT_HEADER: decide must read it as route did
+        "x-nhiguard-redriven-from",  # streams/redrive.py: where a redriven record was first read
         "x-gitlab-event",
         "x-gitlab-event-uuid",
         "x-strapi-event",
