@@ -51,7 +51,13 @@ def choose(settings: Settings, reasons: set[str], since_ms: int | None) -> tuple
     chosen: list[Redrive] = []
     skipped: Counter[str] = Counter()
     for msg in read_to_end(settings, settings.topics.deadletter, "redrive", missing_ok=True):
-        x = codec.decode(msg.value())
+        try:
+            if codec.schema_name(msg.value() or b"") != "DeadLetter":
+                raise ValueError("not a dead letter")
+            x = codec.decode(msg.value())
+        except (ValueError, EOFError, TypeError):  # not written by nhiguard: nothing to send back
+            skipped["not a dead-letter record"] += 1
+            continue
         _, written = msg.timestamp()
         if (reasons and x["reason"] not in reasons) or (since_ms is not None and written < since_ms):
             continue
@@ -87,27 +93,28 @@ def already_redriven(settings: Settings) -> set[str]:
 
 def run_redrive(settings: Settings, reasons: set[str], since: str | None, dry_run: bool = False) -> int:
     from nhiguard.streams.replay_kafka import parse_time
-    from nhiguard.streams.topics import TopicReadError
 
     try:
         since_ms = parse_time(since, "--since") if since else None
         chosen, skipped = choose(settings, reasons, since_ms)
         done = already_redriven(settings)
-    except ValueError as exc:
+        todo = [r for r in chosen if r.redrive_id not in done]
+        if len(chosen) > len(todo):
+            skipped["already redriven"] += len(chosen) - len(todo)
+        if dry_run:
+            for r in todo:
+                print(f"{r.redrive_id}\t-> {r.topic}\t{dict(r.headers)[FROM_HEADER].decode()}")
+            print(f"would redrive: {len(todo)}; not: {dict(skipped)}")
+            return 0
+        return _send(settings, todo, skipped)
+    except (ValueError, RuntimeError) as exc:  # RuntimeError: a topic that cannot be read (TopicReadError)
         print(f"nhiguard deadletters redrive: {exc}", file=sys.stderr)
         return 2
-    except (KafkaException, TopicReadError) as exc:
-        print(f"nhiguard deadletters redrive: Kafka: {exc}", file=sys.stderr)
+    except KafkaException as exc:
+        print(
+            f"nhiguard deadletters redrive: Kafka: {exc.args[0].str() if exc.args else exc}", file=sys.stderr
+        )
         return 2
-    todo = [r for r in chosen if r.redrive_id not in done]
-    if len(chosen) > len(todo):
-        skipped["already redriven"] += len(chosen) - len(todo)
-    if dry_run:
-        for r in todo:
-            print(f"{r.redrive_id}\t-> {r.topic}\t{dict(r.headers)[FROM_HEADER].decode()}")
-        print(f"would redrive: {len(todo)}; not: {dict(skipped)}")
-        return 0
-    return _send(settings, todo, skipped)
 
 
 def _send(settings: Settings, todo: list[Redrive], skipped: Counter[str]) -> int:

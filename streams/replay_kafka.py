@@ -136,25 +136,31 @@ def run_to_kafka(
 ) -> int:
     """Replay the files into the sandbox's topics; 0 when every record is on them, 1 if some were not
     acknowledged, 2 for input or a configuration that cannot be used, 130 when interrupted."""
-    from nhiguard.streams.topics import TopicReadError, ensure_topics
-
     if not settings.sandbox:
         print("nhiguard replay: --to-kafka writes history: give --sandbox PREFIX", file=sys.stderr)
         return 2
+    from nhiguard.streams.topics import ensure_topics
+
     try:
         planned = plan(settings, files, fmt, headers, window)
         ensure_topics(settings)
         rid = replay_id(planned)
         sent = already_sent(settings, rid)
-    except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: topics that do not fit, or unread
+        todo = [p for p in planned if p.seq not in sent]
+        print(
+            f"replay {rid}: {len(planned)} records, {len(planned) - len(todo)} already on {settings.sandbox}"
+        )
+        return _send_all(settings, rid, todo, speed, progress)
+    # RuntimeError: topics that do not fit (ensure_topics), or that cannot be read back (TopicReadError)
+    except (OSError, ValueError, RuntimeError) as exc:
         print(f"nhiguard replay: {exc}", file=sys.stderr)
         return 2
-    except (KafkaException, TopicReadError) as exc:
-        print(f"nhiguard replay: Kafka: {exc}", file=sys.stderr)
+    except KafkaException as exc:
+        print(f"nhiguard replay: Kafka: {exc.args[0].str() if exc.args else exc}", file=sys.stderr)
         return 2
-    todo = [p for p in planned if p.seq not in sent]
-    print(f"replay {rid}: {len(planned)} records, {len(planned) - len(todo)} already on {settings.sandbox}")
-    return _send_all(settings, rid, todo, speed, progress)
+    except KeyboardInterrupt:  # while reading the files or the topics: nothing sent
+        print("nhiguard replay: interrupted before sending", file=sys.stderr)
+        return 130
 
 
 def _send_all(settings: Settings, rid: str, todo: list[Planned], speed: float | None, progress: bool) -> int:
