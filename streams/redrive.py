@@ -4,11 +4,11 @@
 Reads the dead-letter topic from the start to its current end and sends each chosen dead letter's original
 bytes, with the headers it kept, back to the input topic it was read from. The record says where it came
 from: `X-Nhiguard-Redriven-From: <topic>|<partition>|<offset>|<timestamp ms>` (allow-listed, so it stays
-with the record through route and into a dead letter should it fail again). It is decided as a new record of
-that topic: the redelivery guard (streams/delivery.py) judges it by where it now is, because its old offset
-is below its identity's watermark once later records of that partition were applied (it would be skipped as
-applied), and because coordinates taken from an input header would let anyone who writes to an input topic
-move another identity's watermark.
+with the record through route, into a dead letter should it fail again, and into its decision's flags as
+`redriven:<the same>`). It is decided as a new record of that topic: the redelivery guard
+(streams/delivery.py) judges it by where it now is, because its old offset is below its identity's watermark
+once later records of that partition were applied (it would be skipped as applied), and because coordinates
+taken from an input header would let anyone who writes to an input topic move another identity's watermark.
 
 Once per dead letter: each redriven record carries `nhiguard-redrive: <dead-letter topic>|<partition>|
 <offset>`, and a run first reads the input topics back and leaves out the dead letters already there.
@@ -26,11 +26,12 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from nhiguard.avro import AvroCodec
+from nhiguard.decision.headers import REDRIVEN_FROM
 from nhiguard.settings import Settings
 from nhiguard.streams.ingest import Writer
 
 REDRIVE_HEADER = "nhiguard-redrive"  # the tool's own: route drops it (decision/headers.py)
-FROM_HEADER = "X-Nhiguard-Redriven-From"  # where the record was first read: kept with it
+FROM_HEADER = REDRIVEN_FROM  # where the record was first read: kept with it, named in its decision
 
 
 @dataclass(frozen=True)

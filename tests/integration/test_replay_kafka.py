@@ -195,7 +195,7 @@ def test_redriven_unknown_shapes_are_decided_once_an_adapter_reads_them(pipeline
         out = collect(settings, 10**9, stop_when=lambda o: len(o["decisions"]) >= 2)
         assert sorted(d["event"]["resource_id"] for d in out["decisions"]) == ["svc-0", "svc-1"]
         assert {d["event"]["source"] for d in out["decisions"]} == {"tiny.deployer"}
-        # Each redriven record names where it was first read (and the dead letter's coordinates say the same).
+        # Each redriven record, and its decision, name where it was first read (as its dead letter did).
         origins = sorted(
             f"{x['topic']}|{x['partition']}|{x['offset']}"
             for x in first["deadletters"]
@@ -204,6 +204,8 @@ def test_redriven_unknown_shapes_are_decided_once_an_adapter_reads_them(pipeline
         on_ci = _on_topics(settings, [settings.topics.ci])
         redriven = [dict(m.headers() or []) for m in on_ci if FROM_HEADER in dict(m.headers() or [])]
         assert sorted(h[FROM_HEADER].decode().rsplit("|", 1)[0] for h in redriven) == origins
+        flags = [f for d in out["decisions"] for f in d["flags"] if f.startswith("redriven:")]
+        assert sorted(f.removeprefix("redriven:").rsplit("|", 1)[0] for f in flags) == origins
         # Again: once per dead letter.
         again = _cli(settings, "deadletters", "redrive", "--reason", "unknown_shape")
         assert again.returncode == 0 and "'already redriven': 2" in again.stdout, again.stdout
