@@ -82,14 +82,10 @@ def _ms(value: Any) -> int:
 
 
 def already_redriven(settings: Settings) -> set[str]:
-    """The redrive ids on the input topics (read to their end)."""
-    from nhiguard.streams.topics import read_to_end
+    """The redrive ids on the input topics."""
+    from nhiguard.streams.replay_kafka import header_values
 
-    ids: set[str] = set()
-    for topic in settings.topics.inputs:
-        for msg in read_to_end(settings, topic, "redrive-done", missing_ok=True):
-            ids.update(v.decode() for k, v in msg.headers() or [] if k == REDRIVE_HEADER)
-    return ids
+    return {v.decode() for v in header_values(settings, list(settings.topics.inputs), REDRIVE_HEADER)}
 
 
 def run_redrive(settings: Settings, reasons: set[str], since: str | None, dry_run: bool = False) -> int:

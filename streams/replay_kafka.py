@@ -111,18 +111,34 @@ def replay_id(planned: list[Planned]) -> str:
     return h.hexdigest()[:20]
 
 
-def already_sent(settings: Settings, rid: str) -> set[int]:
-    """The sequence numbers of replay `rid` on the sandbox's input and dead-letter topics, read to the end."""
-    from nhiguard.streams.topics import read_to_end
+def header_values(settings: Settings, topics: list[str], name: str, patience_s: float = 30.0) -> list[bytes]:
+    """The values of header `name` on every record of the topics, read to their end as of now. A topic just
+    created may have no partition leader yet: reading is tried again for `patience_s`."""
+    from nhiguard.streams.topics import TopicReadError, read_to_end
 
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return [
+                v
+                for topic in topics
+                for msg in read_to_end(settings, topic, "read-back", missing_ok=True)
+                for k, v in msg.headers() or []
+                if k == name
+            ]
+        except TopicReadError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def already_sent(settings: Settings, rid: str) -> set[int]:
+    """The sequence numbers of replay `rid` on the sandbox's input and dead-letter topics."""
     prefix = f"{rid}|".encode()
-    seqs: set[int] = set()
-    for topic in (*settings.topics.inputs, settings.topics.deadletter):
-        for msg in read_to_end(settings, topic, "replay-resume", missing_ok=True):
-            for k, v in msg.headers() or []:
-                if k == REPLAY_HEADER and v.startswith(prefix):
-                    seqs.add(int(v[len(prefix) :]))
-    return seqs
+    topics = [*settings.topics.inputs, settings.topics.deadletter]
+    return {
+        int(v[len(prefix) :]) for v in header_values(settings, topics, REPLAY_HEADER) if v.startswith(prefix)
+    }
 
 
 def run_to_kafka(
