@@ -19,10 +19,13 @@ headers: decisions never see it.)
 from __future__ import annotations
 
 import hashlib
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
@@ -151,64 +154,87 @@ def run_to_kafka(
     progress: bool = True,
 ) -> int:
     """Replay the files into the sandbox's topics; 0 when every record is on them, 1 if some were not
-    acknowledged, 2 for input or a configuration that cannot be used, 130 when interrupted."""
+    acknowledged, 2 for input or a configuration that cannot be used, 128 + the signal when interrupted."""
     if not settings.sandbox:
         print("nhiguard replay: --to-kafka writes history: give --sandbox PREFIX", file=sys.stderr)
         return 2
     from nhiguard.streams.topics import ensure_topics
 
-    try:
-        planned = plan(settings, files, fmt, headers, window)
-        ensure_topics(settings)
-        rid = replay_id(planned)
-        sent = already_sent(settings, rid)
+    with _Stop() as stop:
+        try:
+            planned = plan(settings, files, fmt, headers, window)
+            ensure_topics(settings)
+            rid = replay_id(planned)
+            sent = already_sent(settings, rid)
+        # RuntimeError: topics that do not fit (ensure_topics), or that cannot be read back (TopicReadError)
+        except (OSError, ValueError, RuntimeError) as exc:
+            print(f"nhiguard replay: {exc}", file=sys.stderr)
+            return 2
+        except KafkaException as exc:
+            print(f"nhiguard replay: Kafka: {exc.args[0].str() if exc.args else exc}", file=sys.stderr)
+            return 2
+        if stop.signum:
+            print("nhiguard replay: interrupted before sending", file=sys.stderr)
+            return 128 + stop.signum
         todo = [p for p in planned if p.seq not in sent]
         print(
             f"replay {rid}: {len(planned)} records, {len(planned) - len(todo)} already on {settings.sandbox}"
         )
-        return _send_all(settings, rid, todo, speed, progress)
-    # RuntimeError: topics that do not fit (ensure_topics), or that cannot be read back (TopicReadError)
-    except (OSError, ValueError, RuntimeError) as exc:
-        print(f"nhiguard replay: {exc}", file=sys.stderr)
-        return 2
-    except KafkaException as exc:
-        print(f"nhiguard replay: Kafka: {exc.args[0].str() if exc.args else exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # while reading the files or the topics: nothing sent
-        print("nhiguard replay: interrupted before sending", file=sys.stderr)
-        return 130
+        return _send_all(settings, rid, todo, _Pace(speed, stop), progress)
 
 
-def _send_all(settings: Settings, rid: str, todo: list[Planned], speed: float | None, progress: bool) -> int:
+def _send_all(settings: Settings, rid: str, todo: list[Planned], pace: _Pace, progress: bool) -> int:
     writer = Writer(settings)
-    pace = _Pace(writer.producer, speed)
-    try:
-        with progress_bar(len(todo), f"replay {rid[:8]}", progress) as advance:
-            for p in todo:
-                pace.wait(p.time_ms)
-                topic, key, value, hdrs = p.out
-                writer.send(topic, key, value, (*hdrs, (REPLAY_HEADER, f"{rid}|{p.seq}".encode())))
-                advance()
-    except KeyboardInterrupt:
+    with progress_bar(len(todo), f"replay {rid[:8]}", progress) as advance:
+        for p in todo:
+            pace.wait(writer.producer, p.time_ms)
+            if pace.stop.signum:
+                break
+            topic, key, value, hdrs = p.out
+            writer.send(topic, key, value, (*hdrs, (REPLAY_HEADER, f"{rid}|{p.seq}".encode())))
+            advance()
+    if pace.stop.signum:
         writer.producer.flush(10)
         n = sum(writer.counts.values())
         print(f"interrupted: {n} of {len(todo)} sent; the same command continues where this one stopped")
-        return 130
+        return 128 + pace.stop.signum
     return writer.close("replay")
+
+
+class _Stop:
+    """SIGINT and SIGTERM ask the replay to stop between two records (a signal inside the producer's C code
+    would not stop it cleanly): what was handed to the producer is delivered, and a later run continues."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._old: dict[int, Any] = {}
+
+    def _set(self, signum: int, _frame: object) -> None:
+        self.signum = signum
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._set)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 class _Pace:
     """`--speed N`: the gap between two records' event times, N times faster; no waiting without it."""
 
-    def __init__(self, producer: Producer, speed: float | None) -> None:
-        self.producer, self.speed = producer, speed
+    def __init__(self, speed: float | None, stop: _Stop) -> None:
+        self.speed, self.stop = speed, stop
         self.start: tuple[float, int] | None = None  # (monotonic, event time) of the first timed record
 
-    def wait(self, time_ms: int | None) -> None:
+    def wait(self, producer: Producer, time_ms: int | None) -> None:
         if not self.speed or time_ms is None:
             return
         if self.start is None:
             self.start = (time.monotonic(), time_ms)
         due = self.start[0] + (time_ms - self.start[1]) / 1000 / self.speed
-        while (left := due - time.monotonic()) > 0:
-            self.producer.poll(min(left, 0.2))  # deliveries are served while waiting
+        while (left := due - time.monotonic()) > 0 and not self.stop.signum:
+            producer.poll(min(left, 0.2))  # deliveries are served while waiting
