@@ -101,7 +101,10 @@ def event_record(d: Decision) -> dict[str, Any]:
 
 def decision_flags(d: Decision) -> list[str]:
     """What is unusual about how the decision was made (Decision.flags in the schema)."""
-    return ["time_skew"] if d.event.claimed_at_ms is not None else []
+    flags = ["time_skew"] if d.event.claimed_at_ms is not None else []
+    if d.redriven_from is not None:  # sent back from the dead letters: where it was first read
+        flags.append(f"redriven:{redact(d.redriven_from[:300])}")
+    return flags
 
 
 def decision_record(d: Decision, decided_at_ms: int) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from nhiguard.settings import SettingsError, load_settings
-from nhiguard.streams import alerts, backtest, enforce, gate, ingest, serve
+from nhiguard.streams import alerts, backtest, enforce, gate, ingest, redrive, replay, serve
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -35,19 +35,6 @@ def _worker(args: argparse.Namespace) -> int:
         logging.getLogger("nhiguard.worker").error("not started: %s", exc)
         return 2
     return 0
-
-
-def _replay(args: argparse.Namespace) -> int:
-    from nhiguard.streams.replay import run_replay
-
-    return run_replay(
-        load_settings(),
-        Path(args.file),
-        Path(args.identities) if args.identities else None,
-        Path(args.policies) if args.policies else None,
-        args.registry,
-        Path(args.registry_docs) if args.registry_docs else None,
-    )
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -281,16 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--identities", help="load this inventory file (YAML, JSON or CSV) to the identities topic first"
     )
     w.set_defaults(func=_worker)
-    r = sub.add_parser(
-        "replay",
-        help="run a recorded stream (NDJSON replay file) through the decision core "
-        "offline and print what would have been stopped",
-    )
-    r.add_argument("file")
-    r.add_argument("--identities", help="identity inventory file")
-    r.add_argument("--policies", help="policy bundle directory (test a change before it goes live)")
-    _registry_args(r)
-    r.set_defaults(func=_replay)
+    replay.add_parser(sub, _registry_args, SANDBOX)
     ev = sub.add_parser(
         "eval",
         help="detection quality on labelled recordings (replay files whose lines carry "
@@ -353,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     enforce.add_parser(sub, [SANDBOX])
     gate.add_parser(sub)
     alerts.add_parser(sub, SANDBOX)
+    redrive.add_parser(sub, SANDBOX)
     tp = sub.add_parser("topics", help="topic administration")
     tp_sub = tp.add_subparsers(dest="topics_command", required=True)
     tc = tp_sub.add_parser(

@@ -87,66 +87,93 @@ def _produce(settings: Settings, items: list[Item], progress: bool) -> int:
 
     ensure_topics(settings)
     codec = AvroCodec(settings.schemas_dir)
-    producer = Producer(confluent_config(settings, **{"enable.idempotence": True, "linger.ms": 20}))
-    counts: Counter[str] = Counter()
-    errors: list[str] = []
-
-    def done(err: object, msg: object) -> None:
-        if err is not None:
-            errors.append(str(err))
-        else:
-            counts[msg.topic()] += 1  # type: ignore[attr-defined]
-
-    with _bar(len(items), progress) as advance:
+    writer = Writer(settings)
+    with progress_bar(len(items), "ingest", progress and len(items) > 1000) as advance:
         for item in items:
-            if not isinstance(item, Unreadable) and item.record.topic not in settings.topics.inputs:
-                # Only this deployment's input topics are written (a sandbox's when sandboxed).
-                inputs = ", ".join(settings.topics.inputs)
-                why = f"topic {item.record.topic!r} is not an input topic here ({inputs})"
-                item = Unreadable(item.file, item.line, "unknown_topic", why, item.record.value)
-            if isinstance(item, Unreadable):
-                value = codec.encode("DeadLetter", deadletter_record(item.dead_letter()))
-                _send(producer, settings.topics.deadletter, None, value, (), done)
-            else:
-                key, _ = _identity(settings, item)
-                r = item.record
-                _send(producer, r.topic, key.encode() if key else r.key, r.value, r.headers, done)
+            writer.send(*outgoing(settings, codec, item))
             advance()
-    left = producer.flush(60)
-    print(f"written: {dict(counts)}" + (f"; not acknowledged: {left}" if left else ""))
-    if errors or left:
-        print(f"nhiguard ingest: {len(errors) + left} records not written: {errors[:3]}", file=sys.stderr)
-        return 1
-    return 0
+    return writer.close("ingest")
 
 
-def _send(
-    producer: Producer,
-    topic: str,
-    key: bytes | None,
-    value: bytes,
-    headers: tuple[tuple[str, bytes], ...],
-    done: Callable[[object, object], None],
-) -> None:
-    while True:
-        try:
-            producer.produce(topic, value=value, key=key, headers=list(headers), on_delivery=done)
-            break
-        except BufferError:  # the local queue is full: let deliveries drain it
-            producer.poll(0.1)
-    producer.poll(0)
+Outgoing = tuple[str, bytes | None, bytes, tuple[tuple[str, bytes], ...]]
+
+
+def outgoing(settings: Settings, codec: AvroCodec, item: Item) -> Outgoing:
+    """(topic, key, value, headers) of what the reader read: the record to its input topic, keyed by the
+    identity its adapter names; a dead letter for one it could not read or whose topic is no input here."""
+    if not isinstance(item, Unreadable) and item.record.topic not in settings.topics.inputs:
+        # Only this deployment's input topics are written (a sandbox's when sandboxed).
+        inputs = ", ".join(settings.topics.inputs)
+        why = f"topic {item.record.topic!r} is not an input topic here ({inputs})"
+        item = Unreadable(item.file, item.line, "unknown_topic", why, item.record.value)
+    if isinstance(item, Unreadable):
+        return (
+            settings.topics.deadletter,
+            None,
+            codec.encode("DeadLetter", deadletter_record(item.dead_letter())),
+            (),
+        )
+    key, _ = _identity(settings, item)
+    r = item.record
+    return r.topic, key.encode() if key else r.key, r.value, r.headers
+
+
+class Writer:
+    """The idempotent producer ingest, replay and redrive write input records with (retries never duplicate
+    or reorder), and what it delivered."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.producer = Producer(confluent_config(settings, **{"enable.idempotence": True, "linger.ms": 20}))
+        self.counts: Counter[str] = Counter()  # delivered, per topic
+        self.errors: list[str] = []
+
+    def _done(self, err: object, msg: object) -> None:
+        if err is not None:
+            self.errors.append(str(err))
+        else:
+            self.counts[msg.topic()] += 1  # type: ignore[attr-defined]
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: tuple[tuple[str, bytes], ...]
+    ) -> None:
+        while True:
+            try:
+                self.producer.produce(
+                    topic, value=value, key=key, headers=list(headers), on_delivery=self._done
+                )
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it
+                self.producer.poll(0.1)
+        self.producer.poll(0)
+
+    def close(self, tool: str, done: str = "written") -> int:
+        """Wait for every delivery and say what was written; 0, or 1 if any record was not."""
+        left = self.producer.flush(60)
+        print(f"{done}: {dict(self.counts)}" + (f"; not acknowledged: {left}" if left else ""))
+        if self.errors or left:
+            print(
+                f"nhiguard {tool}: {len(self.errors) + left} records not written: {self.errors[:3]}",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
 
 
 @contextmanager
-def _bar(total: int, enabled: bool) -> Iterator[Callable[[], None]]:
-    """A progress bar with rate and time left on a terminal (rich) for long inputs; nothing otherwise."""
-    if not (enabled and total > 1000 and sys.stderr.isatty()):
+def progress_bar(total: int, label: str, enabled: bool) -> Iterator[Callable[[], None]]:
+    """A progress bar with count, rate and time left on a terminal (rich); nothing otherwise."""
+    if not (enabled and sys.stderr.isatty()):
         yield lambda: None
         return
-    from rich.progress import MofNCompleteColumn, Progress
+    from rich.progress import MofNCompleteColumn, Progress, ProgressColumn
+    from rich.text import Text
 
-    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), transient=True) as bar:
-        task = bar.add_task("ingest", total=total)
+    class Rate(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed:,.0f} rec/s" if task.speed else "- rec/s", style="progress.data.speed")
+
+    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), Rate(), transient=True) as bar:
+        task = bar.add_task(label, total=total)
         yield lambda: bar.advance(task)
 
 

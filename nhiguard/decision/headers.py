@@ -22,6 +22,7 @@ ALLOWED = frozenset(
         "x-contentful-topic",
         "x-contentful-webhook-name",
         "x-nhiguard-format",  # adapters/registry.py FORMAT_HEADER: decide must read it as route did
+        "x-nhiguard-redriven-from",  # REDRIVEN_FROM
         "x-gitlab-event",
         "x-gitlab-event-uuid",
         "x-strapi-event",
@@ -33,6 +34,11 @@ ALLOWED = frozenset(
 )
 
 Headers = tuple[tuple[str, bytes], ...]
+
+# Where a record `nhiguard deadletters redrive` sent back was first read (`topic|partition|offset|ms`): kept
+# with it, and named in its decision's flags. A claim like the format header: anyone may set it, and it moves
+# nothing (the record is judged by where it is).
+REDRIVEN_FROM = "X-Nhiguard-Redriven-From"
 
 
 def is_internal(name: str) -> bool:

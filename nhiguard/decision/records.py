@@ -169,6 +169,7 @@ class Decision:
     identity_kind: str
     bundle_revision: str
     commands: list[Command] = field(default_factory=list)
+    redriven_from: str | None = None  # decision/headers.py REDRIVEN_FROM: a dead letter sent back
 
 
 @dataclass(frozen=True, slots=True)
