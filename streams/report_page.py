@@ -40,7 +40,7 @@ h1 { font-size: 22px; margin: 20px 0 4px; } h2 { font-size: 17px; margin: 28px 0
 .baseline { stroke: var(--line); }
 table { border-collapse: collapse; width: 100%; margin: 6px 0; }
 th, td { text-align: left; vertical-align: top; padding: 4px 8px; border-bottom: 1px solid var(--line); }
-th { background: #f5f7fa; font-weight: 600; } td.n { text-align: right; }
+th { background: #f5f7fa; font-weight: 600; } td.n { text-align: right; } td.t { white-space: nowrap; }
 .sev-critical { background: #c92a2a; color: #fff; } .sev-high { color: #c92a2a; font-weight: 600; }
 .sev-medium { color: #e67700; } .sev-low { color: #1971c2; }
 .v-REVOKE { color: var(--revoke); font-weight: 600; } .v-DENY { color: var(--deny); font-weight: 600; }
@@ -199,7 +199,7 @@ def _alert_row(a: dict[str, Any]) -> str:
         f"{_e(a['severity'])}</td><td class=v-{_e(a['verdict'])}>{_e(a['verdict'])}</td>"
         f"<td class=mono>{_e(a['identity'])}</td><td><b>{_e(a['rule'])}</b><br>{_e(a['title'])}"
         f"<br><span class=muted>{_e(', '.join(a['attack']))}</span></td><td class=n>{a['count']}</td>"
-        f"<td>{_time(a['first_ms'])}<br>{_time(a['last_ms'])}</td><td>{_e(a['reason'])}"
+        f"<td class=t>{_time(a['first_ms'])}<br>{_time(a['last_ms'])}</td><td>{_e(a['reason'])}"
         f"<details><summary>evidence, events, commands</summary>{_evidence(a['evidence'])}"
         f"<ul class=ev>{events}{more}</ul><p>{commands if a['commands'] else 'no command'}</p>"
         f"<p class='muted mono'>alert {_e(a['alert_id'])}</p></details></td></tr>"
