@@ -30,8 +30,13 @@ DEADLETTER = "deadletter"
 BASELINE_KEYS = ("baseline_verdict", "baseline_commands", "baseline_findings")
 
 
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def iso(ms: int) -> str | None:
+    """UTC ISO 8601 with milliseconds; None for a time no calendar date holds (a body may claim any)."""
+    try:
+        when = datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class AlertIds:

@@ -56,12 +56,29 @@ def load(path: Path) -> list[Line]:
 
 
 def _is_line(x: Any) -> bool:
+    """Shaped as the backtest writes a line, as far as the report reads it (the values are shown as text)."""
     if not isinstance(x, dict) or not isinstance(x.get("verdict"), str):
         return False
-    if not all(isinstance(x.get(k), list) for k in ("commands", "findings")):
+    if x.get("event_time") is not None and not isinstance(x["event_time"], str):
         return False
-    ok_time = x.get("event_time") is None or isinstance(x.get("event_time"), str)
-    return ok_time and (x["verdict"] == DEADLETTER or isinstance(x.get("identity"), str))
+    if x["verdict"] != DEADLETTER and not isinstance(x.get("identity"), str):
+        return False
+    if "baseline_revision" in x and not isinstance(x["baseline_revision"], str):
+        return False
+    ok = isinstance(x.get("alert_ids", {}), dict)
+    for key in ("commands", "findings", "baseline_commands", "baseline_findings"):
+        items = x.get(key, [])
+        named = ("kind", "target") if key.endswith("commands") else ("rule", "policy", "reason", "mode")
+        ok = ok and isinstance(items, list) and all(_has(i, named) for i in items)
+    return ok and ("baseline_verdict" not in x or isinstance(x["baseline_verdict"], str))
+
+
+def _strings(x: Any) -> list[str]:
+    return [str(v) for v in x] if isinstance(x, list) else []
+
+
+def _has(item: Any, names: tuple[str, ...]) -> bool:
+    return isinstance(item, dict) and all(isinstance(item.get(n), str) for n in names)
 
 
 def ms(iso: str | None) -> int | None:
@@ -99,15 +116,14 @@ class AlertGroup:
                 line["verdict"] if f.get("mode") == "enforce" else str(f.get("mode", "")).upper() for f in fs
             ]
             verdict = max(modes or ["ALLOW"], key=lambda v: VERDICT_RANK.get(v, 0))
-            commands = [c for c in line["commands"] if self.rule in (c.get("rules") or [])]
+            commands = [c for c in line["commands"] if self.rule in _strings(c.get("rules"))]
         if fs:
             last = fs[-1]
             self.policy, self.severity, self.title = (
-                last.get("policy", ""),
-                last.get("severity", ""),
-                last.get("title", ""),
+                str(last.get(k, "")) for k in ("policy", "severity", "title")
             )
-            self.attack, self.reason = list(last.get("attack") or []), str(last.get("reason", ""))
+            self.attack = _strings(last.get("attack"))
+            self.reason = str(last.get("reason", ""))
         ids = tuple(dict.fromkeys(str(c.get("command_id", "")) for c in commands))
         decision = str(line.get("decision_id") or "")
         self.window.grow(at_ms, decision, decision, verdict, ids)

@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
@@ -18,11 +21,16 @@ from nhiguard.streams.backtest import decide_items
 from nhiguard.streams.cli import main
 from nhiguard.streams.reader import read_inputs
 from nhiguard.streams.replayfile import write_replay
-from nhiguard.streams.report import alerts_of, load
+from nhiguard.streams.report import alerts_of, load, run_report
 from tools import REPO_ROOT
 from tools.scenarios import default_params, generate, write_inventory
 
 POLICIES = REPO_ROOT / "policies"
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror="document.title=1">'
 
 
@@ -134,3 +142,23 @@ def test_a_file_that_is_no_decisions_file_is_one_line_exit_2(tmp_path, capsys, c
     assert not (tmp_path / "r.html").exists()
     assert main(["report", str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "r.html")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_change_to_a_line_is_a_page_or_one_line_exit_2_never_a_traceback(decided, tmp_path, data):
+    out, _, _ = decided
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    flagged = [i for i, x in enumerate(lines) if x["commands"] or "baseline_verdict" in x]
+    line = lines[data.draw(st.sampled_from(flagged))]
+    # Down a path of the line's own keys and indexes, replace what is there by any JSON value.
+    holder: Any = line
+    key = data.draw(st.sampled_from(sorted(line)))
+    while isinstance(holder[key], (dict, list)) and holder[key] and data.draw(st.booleans()):
+        holder = holder[key]
+        key = data.draw(st.sampled_from(sorted(holder) if isinstance(holder, dict) else range(len(holder))))
+    holder[key] = data.draw(JSON_VALUES)
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    code = run_report(path, tmp_path / "r.html")
+    assert code in (0, 2)
