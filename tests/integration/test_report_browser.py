@@ -72,6 +72,7 @@ async def _visit(chromium: str, url: str, profile: Path, probe: str = PROBE) -> 
         chromium,
         "--headless",
         "--disable-gpu",
+        "--disable-dev-shm-usage",  # containers' small /dev/shm
         "--no-first-run",
         "--disable-background-networking",
         "--disable-component-update",
