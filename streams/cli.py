@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from nhiguard.settings import SettingsError, load_settings
-from nhiguard.streams import alerts, backtest, enforce, gate, ingest, redrive, replay, serve
+from nhiguard.streams import alerts, backtest, enforce, gate, ingest, redrive, replay, report, serve
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -332,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_parser(sub)
     alerts.add_parser(sub, SANDBOX)
     redrive.add_parser(sub, SANDBOX)
+    report.add_parser(sub)
     tp = sub.add_parser("topics", help="topic administration")
     tp_sub = tp.add_subparsers(dest="topics_command", required=True)
     tc = tp_sub.add_parser(
