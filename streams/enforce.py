@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import signal
 import sys
 import time
@@ -28,6 +27,7 @@ from typing import Any
 
 from nhiguard.avro import AvroCodec
 from nhiguard.htpasswd import HtpasswdError, revoke
+from nhiguard.ledger import Ledger
 from nhiguard.settings import Settings
 from nhiguard.signing import Jwks, SigningError, Verdict, verify_record
 
@@ -50,29 +50,18 @@ class Outcome:
     detail: str
 
 
-class AppliedIds:
-    """The command ids already applied: one line each (`<id>\\t<target>\\t<applied at>`), appended and synced
-    before the record's offset is committed."""
+class AppliedIds(Ledger):
+    """The command ids already applied: `<id>\t<target>\t<applied at>`, synced before the record's offset is
+    committed."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
         try:
-            lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-        except (OSError, UnicodeDecodeError) as exc:
-            raise EnforceError(f"cannot read the state file {path}: {exc}") from None
-        self.ids = {line.split("\t", 1)[0] for line in lines if line.strip()}
+            super().__init__(path)
+        except OSError as exc:
+            raise EnforceError(f"the state file: {exc}") from None
 
     def __contains__(self, command_id: str) -> bool:
-        return command_id in self.ids
-
-    def add(self, command_id: str, target: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(f"{command_id}\t{target}\t{at}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        self.ids.add(command_id)
+        return self.done(command_id)
 
 
 class VerdaccioEnforcer:

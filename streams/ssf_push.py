@@ -14,13 +14,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
+from nhiguard.ledger import Ledger
 from nhiguard.ssf_config import SsfReceiver
 
 log = logging.getLogger("nhiguard.ssf")
@@ -37,30 +36,15 @@ class PushResult:
     attempts: int
 
 
-class Delivered:
-    """Which receiver answered which SET: one line each
-    (`<receiver>\\t<jti>\\t<outcome>\\t<command id>\\t<at>`), appended and synced
-    before the command's offset is committed."""
+class Delivered(Ledger):
+    """Which receiver answered which SET: `<receiver>\t<jti>\t<outcome>\t<command id>\t<at>`, synced before
+    the command's offset is committed."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-        except (OSError, UnicodeDecodeError) as exc:
-            raise OSError(f"cannot read it: {exc}") from None
-        self.done = {tuple(line.split("\t", 2)[:2]) for line in lines if line.count("\t") >= 2}
+        super().__init__(path, key_fields=2)
 
     def __contains__(self, receiver_jti: tuple[str, str]) -> bool:
-        return receiver_jti in self.done
-
-    def add(self, receiver: str, jti: str, outcome: str, command_id: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(f"{receiver}\t{jti}\t{outcome}\t{command_id}\t{at}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        self.done.add((receiver, jti))
+        return self.done(*receiver_jti)
 
 
 def _refusal(body: bytes) -> str:
