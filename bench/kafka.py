@@ -104,6 +104,38 @@ def passthrough(bootstrap: str, topics: Topics, n: int) -> float:
     return (n - 1) / result["seconds"]
 
 
+def two_hop(bootstrap: str, topics: Topics, n: int, timeout: float = 300) -> float:
+    """Events/s of bench/two_hop.py (the worker's topology, no decision), from its output's append times."""
+    run = uuid.uuid4().hex[:8]
+    hop, out = f"bench-hop-{run}", f"bench-hop-{run}.out"
+    create_topics(bootstrap, [hop], 1)
+    create_topics(bootstrap, [out], 1, log_append=True)
+    consumer = Consumer(
+        _conf(bootstrap, **{"group.id": f"bench-hop-{run}-reader", "auto.offset.reset": "earliest"})
+        | {"enable.auto.commit": False, "log_level": 3}
+    )
+    consumer.subscribe([out])
+    argv = [bootstrap, f"bench-hop-{run}", hop, out, *topics.inputs]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.two_hop", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    appended: list[int] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(appended) < n:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"two-hop passthrough: {len(appended)} of {n} records out")
+            appended += [m.timestamp()[1] for m in consumer.consume(1000, 0.5) if not m.error()]
+    finally:
+        proc.kill()
+        proc.wait(10)
+        consumer.close()
+        admin = AdminClient(_conf(bootstrap, log_level=3))
+        admin.delete_topics([hop, out, f"bench-hop-{run}-__assignor-__leader"])
+    appended.sort()
+    return (len(appended) - 1) / max((appended[-1] - appended[0]) / 1000, 1e-3)
+
+
 class Pipeline:
     """k nhiguard worker processes on the given input topics, with output topics of their own."""
 
