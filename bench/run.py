@@ -116,8 +116,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.runs,
                 lambda: kafka.passthrough(bootstrap, one, n),
                 lambda: kafka.two_hop(bootstrap, one, n),
-                lambda: kafka.pipeline_throughput(settings, one, identities, n),
+                lambda: kafka.timed_pipeline(settings, one, identities, n),
             )
+            out |= cost_table(out, records)
             print("two workers on two partitions …", flush=True)
             single2, _ = median_of(lambda: kafka.pipeline_throughput(settings, two, identities, n, 1), 2)
             double2, _ = median_of(lambda: kafka.pipeline_throughput(settings, two, identities, n, 2), 2)
@@ -154,12 +155,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def throughput(runs: int, single: Any, two_hop: Any, pipeline: Any) -> dict[str, Any]:
     """The passthroughs and the pipeline, interleaved (single hop, two hops, pipeline; `runs` times), so that
     each pipeline run is compared with the baselines measured next to it: the machine's load drifts. The
-    ratios are the median of the paired ratios, with their min and max."""
+    ratios are the median of the paired ratios, with their min and max. `pipeline` returns events/s and the
+    seconds per stage of its timed worker."""
     rounds = []
     for i in range(runs):
         print(f"round {i + 1}/{runs}: faust passthrough, two-hop passthrough, pipeline …", flush=True)
-        rounds.append((single(), two_hop(), pipeline()))
-    s, t, p = (list(x) for x in zip(*rounds, strict=True))
+        rounds.append((single(), two_hop(), *pipeline()))
+    s, t, p, stages = (list(x) for x in zip(*rounds, strict=True))
     out: dict[str, Any] = {
         "faust_passthrough_events_per_s": statistics.median(s),
         "faust_passthrough_runs": s,
@@ -167,6 +169,7 @@ def throughput(runs: int, single: Any, two_hop: Any, pipeline: Any) -> dict[str,
         "faust_two_hop_runs": t,
         "pipeline_events_per_s": statistics.median(p),
         "pipeline_runs": p,
+        "stage_seconds_runs": stages,
     }
     for key, base in (("pipeline_vs_passthrough", s), ("pipeline_vs_two_hop_passthrough", t)):
         ratios = [a / b for a, b in zip(p, base, strict=True)]
@@ -174,6 +177,35 @@ def throughput(runs: int, single: Any, two_hop: Any, pipeline: Any) -> dict[str,
         out[key + "_min"], out[key + "_max"] = min(ratios), max(ratios)
         out[key + "_runs"] = ratios
     return out
+
+
+COST_STAGES = ("consume", "parse_adapt", "enrich", "score", "rego", "decide", "encode", "produce", "commit")
+
+
+def cost_table(res: dict[str, Any], records: list) -> dict[str, Any]:
+    """Microseconds per input event in each stage: the median over the timed pipeline runs (live, in the
+    worker: bench/timed_worker.py), and consume derived from the bare agent of the same rounds."""
+    n = len(records)
+    start = time.perf_counter()
+    for r in records:
+        json.loads(r.value)
+    decode_us = (time.perf_counter() - start) / n * 1e6
+    # The bare single-hop agent's whole cost per event, less its JSON decoding: Faust's consumer and stream
+    # machinery for one hop; the worker consumes every event twice (its input, then the by-identity topic).
+    per_hop = [max(1e6 / rate - decode_us, 0.0) for rate in res["faust_passthrough_runs"]]
+    cost = {"consume": 2 * statistics.median(per_hop)}
+    for stage in COST_STAGES[1:]:
+        cost[stage] = statistics.median(run.get(stage, 0.0) / n * 1e6 for run in res["stage_seconds_runs"])
+    return {
+        "cost_us_per_event": {k: round(v, 1) for k, v in cost.items()},
+        "cost_us_per_event_how": (
+            "live, wall time in the worker process per input event, exclusive of the stages called (median "
+            "of the timed pipeline runs, bench/timed_worker.py); parse_adapt counts both reads (route and "
+            "decide); rego is the round trip to the engine process; commit is the worker's whole commit "
+            "(delivery wait, state writes, offset guard); consume is derived: two hops of the bare Faust "
+            "agent's cost per event in the same rounds, less its JSON decoding (measured on the same records)"
+        ),
+    }
 
 
 def opa_figures(settings: Any, records: list, inv: Inventory) -> dict[str, Any]:
@@ -254,6 +286,7 @@ ROWS = [
         "  ratio to the two hops, median of paired (target >= 0.7)",
         "{:.2f}",
     ),
+    ("cost_us_per_event", "cost per event by stage, us", "{}"),
     ("two_worker_speedup", "two workers / one worker (2 partitions)", "{:.2f}"),
     ("latency_p50_ms", "latency p50 ms at half the sustained rate", "{:.0f}"),
     ("latency_p99_ms", "latency p99 ms (target <= 50)", "{:.0f}"),
