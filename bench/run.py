@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import kafka
+from bench.backtest import backtest_figures
 from bench.policy import bench_policy
 from nhiguard.decision.context import Inventory
 from nhiguard.settings import load_settings
@@ -94,6 +95,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out |= bench_policy(settings, records, inv, repeats=args.runs)
     print("opa bench …", flush=True)
     out |= opa_figures(settings, records, inv)
+    print("backtest (offline, no broker) …", flush=True)
+    out |= backtest_figures(settings, records, inv, args.runs)
 
     external = os.environ.get("KAFKA_BOOTSTRAP")
     broker = None if external else LocalBroker(settings.cache_dir)
@@ -287,6 +290,7 @@ ROWS = [
         "{:.2f}",
     ),
     ("cost_us_per_event", "cost per event by stage, us", "{}"),
+    ("backtest_events_per_s", "backtest, offline, events/s (target >= 5,000)", "{:,.0f}"),
     ("two_worker_speedup", "two workers / one worker (2 partitions)", "{:.2f}"),
     ("latency_p50_ms", "latency p50 ms at half the sustained rate", "{:.0f}"),
     ("latency_p99_ms", "latency p99 ms (target <= 50)", "{:.0f}"),
