@@ -233,10 +233,12 @@ def pipeline_throughput(base: Settings, inputs: Topics, identities: Path, n: int
 
 
 def timed_pipeline(
-    base: Settings, inputs: Topics, identities: Path, n: int
+    base: Settings, inputs: Topics, identities: Path, n: int, rule_index: bool = True
 ) -> tuple[float, dict[str, float]]:
-    """One worker with stage accumulators: events/s and the seconds spent in each stage."""
-    p = Pipeline(base, inputs, identities, timed=True)
+    """One worker with stage accumulators: events/s and the seconds spent in each stage (and without the
+    rule index: its before)."""
+    env = {} if rule_index else {"NHIGUARD_BENCH_NO_RULE_INDEX": "1"}
+    p = Pipeline(base, inputs, identities, timed=True, **env)
     try:
         p.wait_for(n)
         return p.events_per_s(), p.stage_seconds()

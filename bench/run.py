@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 lambda: kafka.passthrough(bootstrap, one, n),
                 lambda: kafka.two_hop(bootstrap, one, n),
                 lambda: kafka.timed_pipeline(settings, one, identities, n),
+                lambda: kafka.timed_pipeline(settings, one, identities, n, rule_index=False),
             )
             out |= cost_table(out, records)
             print("two workers on two partitions …", flush=True)
@@ -155,16 +156,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def throughput(runs: int, single: Any, two_hop: Any, pipeline: Any) -> dict[str, Any]:
+def throughput(runs: int, single: Any, two_hop: Any, pipeline: Any, before: Any) -> dict[str, Any]:
     """The passthroughs and the pipeline, interleaved (single hop, two hops, pipeline; `runs` times), so that
     each pipeline run is compared with the baselines measured next to it: the machine's load drifts. The
     ratios are the median of the paired ratios, with their min and max. `pipeline` returns events/s and the
-    seconds per stage of its timed worker."""
+    seconds per stage of its timed worker; `before` is the pipeline without the rule index (its before)."""
     rounds = []
     for i in range(runs):
-        print(f"round {i + 1}/{runs}: faust passthrough, two-hop passthrough, pipeline …", flush=True)
-        rounds.append((single(), two_hop(), *pipeline()))
-    s, t, p, stages = (list(x) for x in zip(*rounds, strict=True))
+        print(f"round {i + 1}/{runs}: passthrough, two hops, pipeline, pipeline without index …", flush=True)
+        rounds.append((single(), two_hop(), *pipeline(), before()[0]))
+    s, t, p, stages, b = (list(x) for x in zip(*rounds, strict=True))
     out: dict[str, Any] = {
         "faust_passthrough_events_per_s": statistics.median(s),
         "faust_passthrough_runs": s,
@@ -173,6 +174,9 @@ def throughput(runs: int, single: Any, two_hop: Any, pipeline: Any) -> dict[str,
         "pipeline_events_per_s": statistics.median(p),
         "pipeline_runs": p,
         "stage_seconds_runs": stages,
+        "pipeline_events_per_s_without_index": statistics.median(b),
+        "pipeline_without_index_runs": b,
+        "pipeline_index_speedup": statistics.median(x / y for x, y in zip(p, b, strict=True)),
     }
     for key, base in (("pipeline_vs_passthrough", s), ("pipeline_vs_two_hop_passthrough", t)):
         ratios = [a / b for a, b in zip(p, base, strict=True)]
@@ -212,28 +216,30 @@ def cost_table(res: dict[str, Any], records: list) -> dict[str, Any]:
 
 
 def opa_figures(settings: Any, records: list, inv: Inventory) -> dict[str, Any]:
-    """`opa bench` on the same bundle: one event per query, one event of each domain, weighted by the mix."""
-    from bench.policy import FIRABLE, opa_bench, policy_inputs
+    """`opa bench` on the same bundle and inputs as regopy (those that reach the engine after the rule index),
+    in queries of the worker's batch size, per domain, weighted by the mix."""
+    from bench.policy import opa_bench, policy_inputs
     from nhiguard.policy.bundle import load_bundle
     from nhiguard.policy.engines.opa import export_bundle
     from tools.opa import ensure_opa
 
     opa = ensure_opa(settings.cache_dir)
-    inputs = policy_inputs(settings, records, inv)
+    bundle = load_bundle(settings.policies_dir)
+    index = bundle.rule_index()
+    inputs = [i for i in policy_inputs(settings, records, inv) if index.applies(i["domain"], i)]
     mix = Counter(i["domain"] for i in inputs)
     with tempfile.TemporaryDirectory() as tmp:
-        bundle_dir = export_bundle(load_bundle(settings.policies_dir), Path(tmp) / "bundle")
+        bundle_dir = export_bundle(bundle, Path(tmp) / "bundle")
         rates = {}
         for domain in mix:
-            # A representative input: one a rule can fire on, as most evaluated events are.
-            sample = next(
-                (i for i in inputs if i["domain"] == domain and i["action"].startswith(FIRABLE)),
-                next(i for i in inputs if i["domain"] == domain),
-            )
-            rates[domain] = opa_bench(opa, bundle_dir, domain, sample)
+            batch = [i for i in inputs if i["domain"] == domain][: settings.batch_max]
+            rates[domain] = opa_bench(opa, bundle_dir, domain, batch)
+            # And one event per query, as `opa bench` is usually run: the first of the domain's inputs.
+            rates[domain + "_single"] = opa_bench(opa, bundle_dir, domain, batch[:1])
     total = sum(mix.values())
     return {
         "opa_decisions_per_s": total / sum(mix[d] / rates[d] for d in mix),
+        "opa_single_decisions_per_s": total / sum(mix[d] / rates[d + "_single"] for d in mix),
         "opa_decisions_per_s_by_domain": rates,
         "opa_version": opa.parent.name.removeprefix("opa-"),
     }
@@ -283,6 +289,8 @@ ROWS = [
     ("faust_passthrough_events_per_s", "bare Faust agent (decode + count), events/s", "{:,.0f}"),
     ("pipeline_events_per_s", "nhiguard worker, full pipeline, events/s", "{:,.0f}"),
     ("faust_two_hop_events_per_s", "bare Faust, two hops (the worker's topology), events/s", "{:,.0f}"),
+    ("pipeline_events_per_s_without_index", "  the same without the rule index", "{:,.0f}"),
+    ("pipeline_index_speedup", "  with / without the index, median of paired runs", "{:.2f}"),
     ("pipeline_vs_passthrough", "  ratio to the single hop, median of paired runs", "{:.2f}"),
     (
         "pipeline_vs_two_hop_passthrough",
@@ -291,12 +299,17 @@ ROWS = [
     ),
     ("cost_us_per_event", "cost per event by stage, us", "{}"),
     ("backtest_events_per_s", "backtest, offline, events/s (target >= 5,000)", "{:,.0f}"),
+    ("backtest_events_per_s_without_index", "  the same without the rule index", "{:,.0f}"),
     ("two_worker_speedup", "two workers / one worker (2 partitions)", "{:.2f}"),
     ("latency_p50_ms", "latency p50 ms at half the sustained rate", "{:.0f}"),
     ("latency_p99_ms", "latency p99 ms (target <= 50)", "{:.0f}"),
     ("policy_single_decisions_per_s", "regopy, one event per query, decisions/s", "{:,.0f}"),
-    ("policy_batched_decisions_per_s", "regopy, worker batch size, decisions/s", "{:,.0f}"),
-    ("opa_decisions_per_s", "OPA (opa bench), decisions/s", "{:,.0f}"),
+    ("policy_batched_decisions_per_s", "regopy, worker batch size (target >= OPA), decisions/s", "{:,.0f}"),
+    ("opa_decisions_per_s", "OPA (opa bench), same inputs and batches, decisions/s", "{:,.0f}"),
+    ("opa_single_decisions_per_s", "OPA (opa bench), one event per query, decisions/s", "{:,.0f}"),
+    ("policy_inputs_after_index", "  non-human inputs reaching the engine after the rule index", "{}"),
+    ("policy_stage_decisions_per_s", "policy stage, every non-human input, with the index", "{:,.0f}"),
+    ("policy_stage_decisions_per_s_without_index", "  the same without the index", "{:,.0f}"),
     ("anomaly_us_per_event", "anomaly score+learn, us/event (target <= 20)", "{}"),
     ("anomaly_bytes_per_identity", "anomaly state, bytes/identity (target <= 4096)", "{}"),
     ("rss_mb_at_100k_identities", "RSS MB holding 100k identities", "{}"),

@@ -6,7 +6,7 @@ wall seconds in the worker process, *exclusive*: a stage's time excludes the sta
 excludes the scoring and the anomaly stage's query). `rego` is the round trip to the engine process (where
 regopy runs), `commit` the worker's whole commit (waiting for delivery, state writes, the offset guard and
 the commit itself: it awaits, so other agents' work may interleave). Every 0.5 s the totals are written as
-JSON to $NHIGUARD_BENCH_STAGES.
+JSON to $NHIGUARD_BENCH_STAGES. With $NHIGUARD_BENCH_NO_RULE_INDEX set, the rule index is off (its before).
 
 Run as `python -m bench.timed_worker worker [ARGS]` (the arguments of `nhiguard`).
 """
@@ -63,6 +63,14 @@ def _timed_async(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def without_rule_index() -> None:
+    """For the rule index's before: every event goes to the engine, as before the index."""
+    from nhiguard.policy.bundle import PolicyBundle
+    from nhiguard.policy.rule_index import no_index
+
+    PolicyBundle.rule_index = lambda self: no_index()  # type: ignore[method-assign]
+
+
 def instrument() -> None:
     import nhiguard.decision.core as core
     import nhiguard.streams.sink as sink
@@ -98,6 +106,8 @@ def _writer(path: str) -> None:
 
 def main() -> int:
     instrument()
+    if os.environ.get("NHIGUARD_BENCH_NO_RULE_INDEX"):
+        without_rule_index()
     threading.Thread(target=_writer, args=(os.environ["NHIGUARD_BENCH_STAGES"],), daemon=True).start()
     from nhiguard.streams.cli import main as nhiguard
 
