@@ -48,6 +48,7 @@ class Condition:
     nonempty: tuple[tuple[str, ...], ...] = ()
 
     def admits(self, pin: dict[str, Any]) -> bool:
+        # Plain loops, no generators: this runs for every non-human event.
         if self.actions is not None:
             action = pin.get("action")
             if not isinstance(action, str) or not action.startswith(self.actions):
@@ -56,7 +57,11 @@ class Condition:
             value = _at(pin, path)
             if type(value) is not type(want) or value != want:
                 return False
-        return all(isinstance(v, str | list | dict) and v for v in (_at(pin, p) for p in self.nonempty))
+        for path in self.nonempty:
+            value = _at(pin, path)
+            if not isinstance(value, str | list | dict) or not value:
+                return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -111,14 +116,22 @@ def _strings(value: Any, what: str) -> list[str]:
 
 
 class RuleIndex:
-    """Per plan, the guards of its policies (None: not indexed, every event is evaluated)."""
+    """Per plan, the conditions of its policies, flattened (None: not indexed, every event is evaluated)."""
 
     def __init__(self, plans: dict[str, list[Guard] | None]) -> None:
-        self._plans = plans
+        self._plans = {
+            plan: None if guards is None else tuple(c for g in guards for c in g.conditions)
+            for plan, guards in plans.items()
+        }
 
     def applies(self, plan: str, pin: dict[str, Any]) -> bool:
-        guards = self._plans.get(plan)
-        return guards is None or any(g.admits(pin) for g in guards)
+        conditions = self._plans.get(plan)
+        if conditions is None:
+            return True
+        for c in conditions:
+            if c.admits(pin):
+                return True
+        return False
 
     def split(self, plan: str, inputs: list[dict[str, Any]]) -> list[int]:
         """The indices of the inputs some policy of the plan can fire on (the rest have no findings)."""
