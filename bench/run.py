@@ -164,8 +164,8 @@ def throughput(runs: int, single: Any, two_hop: Any, pipeline: Any, before: Any)
     rounds = []
     for i in range(runs):
         print(f"round {i + 1}/{runs}: passthrough, two hops, pipeline, pipeline without index …", flush=True)
-        rounds.append((single(), two_hop(), *pipeline(), before()[0]))
-    s, t, p, stages, b = (list(x) for x in zip(*rounds, strict=True))
+        rounds.append((single(), two_hop(), *pipeline(), *before()))
+    s, t, p, stages, b, b_stages = (list(x) for x in zip(*rounds, strict=True))
     out: dict[str, Any] = {
         "faust_passthrough_events_per_s": statistics.median(s),
         "faust_passthrough_runs": s,
@@ -176,6 +176,7 @@ def throughput(runs: int, single: Any, two_hop: Any, pipeline: Any, before: Any)
         "stage_seconds_runs": stages,
         "pipeline_events_per_s_without_index": statistics.median(b),
         "pipeline_without_index_runs": b,
+        "stage_seconds_without_index_runs": b_stages,
         "pipeline_index_speedup": statistics.median(x / y for x, y in zip(p, b, strict=True)),
     }
     for key, base in (("pipeline_vs_passthrough", s), ("pipeline_vs_two_hop_passthrough", t)):
@@ -200,11 +201,17 @@ def cost_table(res: dict[str, Any], records: list) -> dict[str, Any]:
     # The bare single-hop agent's whole cost per event, less its JSON decoding: Faust's consumer and stream
     # machinery for one hop; the worker consumes every event twice (its input, then the by-identity topic).
     per_hop = [max(1e6 / rate - decode_us, 0.0) for rate in res["faust_passthrough_runs"]]
-    cost = {"consume": 2 * statistics.median(per_hop)}
-    for stage in COST_STAGES[1:]:
-        cost[stage] = statistics.median(run.get(stage, 0.0) / n * 1e6 for run in res["stage_seconds_runs"])
+    consume = 2 * statistics.median(per_hop)
+
+    def table(runs: list[dict[str, float]]) -> dict[str, float]:
+        cost = {"consume": consume}
+        for stage in COST_STAGES[1:]:
+            cost[stage] = statistics.median(run.get(stage, 0.0) / n * 1e6 for run in runs)
+        return {k: round(v, 1) for k, v in cost.items()}
+
     return {
-        "cost_us_per_event": {k: round(v, 1) for k, v in cost.items()},
+        "cost_us_per_event": table(res["stage_seconds_runs"]),
+        "cost_us_per_event_without_index": table(res["stage_seconds_without_index_runs"]),
         "cost_us_per_event_how": (
             "live, wall time in the worker process per input event, exclusive of the stages called (median "
             "of the timed pipeline runs, bench/timed_worker.py); parse_adapt counts both reads (route and "
@@ -287,8 +294,8 @@ def anomaly_figures() -> dict[str, Any]:
 
 ROWS = [
     ("faust_passthrough_events_per_s", "bare Faust agent (decode + count), events/s", "{:,.0f}"),
-    ("pipeline_events_per_s", "nhiguard worker, full pipeline, events/s", "{:,.0f}"),
     ("faust_two_hop_events_per_s", "bare Faust, two hops (the worker's topology), events/s", "{:,.0f}"),
+    ("pipeline_events_per_s", "nhiguard worker, full pipeline, events/s", "{:,.0f}"),
     ("pipeline_events_per_s_without_index", "  the same without the rule index", "{:,.0f}"),
     ("pipeline_index_speedup", "  with / without the index, median of paired runs", "{:.2f}"),
     ("pipeline_vs_passthrough", "  ratio to the single hop, median of paired runs", "{:.2f}"),
@@ -298,6 +305,7 @@ ROWS = [
         "{:.2f}",
     ),
     ("cost_us_per_event", "cost per event by stage, us", "{}"),
+    ("cost_us_per_event_without_index", "  the same without the rule index", "{}"),
     ("backtest_events_per_s", "backtest, offline, events/s (target >= 5,000)", "{:,.0f}"),
     ("backtest_events_per_s_without_index", "  the same without the rule index", "{:,.0f}"),
     ("two_worker_speedup", "two workers / one worker (2 partitions)", "{:.2f}"),
@@ -355,7 +363,7 @@ def table(res: dict[str, Any]) -> str:
             text = fmt.format(v)
         else:
             text = json.dumps(v)
-        lines.append(f"  {label:<52} {text}")
+        lines.append(f"  {label:<62} {text}")
     return "\n".join(lines)
 
 
