@@ -104,11 +104,49 @@ def passthrough(bootstrap: str, topics: Topics, n: int) -> float:
     return (n - 1) / result["seconds"]
 
 
+def two_hop(bootstrap: str, topics: Topics, n: int, timeout: float = 300) -> float:
+    """Events/s of bench/two_hop.py (the worker's topology, no decision), from its output's append times."""
+    run = uuid.uuid4().hex[:8]
+    hop, out = f"bench-hop-{run}", f"bench-hop-{run}.out"
+    create_topics(bootstrap, [hop], 1)
+    create_topics(bootstrap, [out], 1, log_append=True)
+    consumer = Consumer(
+        _conf(bootstrap, **{"group.id": f"bench-hop-{run}-reader", "auto.offset.reset": "earliest"})
+        | {"enable.auto.commit": False, "log_level": 3}
+    )
+    consumer.subscribe([out])
+    argv = [bootstrap, f"bench-hop-{run}", hop, out, *topics.inputs]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.two_hop", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    appended: list[int] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(appended) < n:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"two-hop passthrough: {len(appended)} of {n} records out")
+            appended += [m.timestamp()[1] for m in consumer.consume(1000, 0.5) if not m.error()]
+    finally:
+        proc.kill()
+        proc.wait(10)
+        consumer.close()
+        admin = AdminClient(_conf(bootstrap, log_level=3))
+        admin.delete_topics([hop, out, f"bench-hop-{run}-__assignor-__leader"])
+    appended.sort()
+    return (len(appended) - 1) / max((appended[-1] - appended[0]) / 1000, 1e-3)
+
+
 class Pipeline:
     """k nhiguard worker processes on the given input topics, with output topics of their own."""
 
     def __init__(
-        self, base: Settings, inputs: Topics, identities: Path, workers: int = 1, **env: Any
+        self,
+        base: Settings,
+        inputs: Topics,
+        identities: Path,
+        workers: int = 1,
+        timed: bool = False,
+        **env: Any,
     ) -> None:
         run = uuid.uuid4().hex[:8]
         outputs = {k: f"bench-{run}.{getattr(Topics(), k)}" for k in _OUTPUTS}
@@ -121,10 +159,14 @@ class Pipeline:
         for i in range(workers):
             s = replace(self.settings, data_dir=Path(self._tmp.name) / f"w{i}")
             environ = worker_env(s) | {k: str(v) for k, v in env.items()}
+            # timed: bench/timed_worker.py, the worker with per-stage time accumulators (the cost table)
+            entry = "nhiguard.streams.cli"
+            if timed:
+                entry, environ["NHIGUARD_BENCH_STAGES"] = "bench.timed_worker", str(self.stages_file(i))
             log = open(Path(self._tmp.name) / f"w{i}.log", "wb")
             self.procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "nhiguard.streams.cli", "worker"],
+                    [sys.executable, "-m", entry, "worker"],
                     env=environ,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -156,6 +198,14 @@ class Pipeline:
                 ref = self._codec.decode(m.value())["input"]
                 self.decided.setdefault((ref["topic"], ref["partition"], ref["offset"]), m.timestamp()[1])
 
+    def stages_file(self, worker: int) -> Path:
+        return Path(self._tmp.name) / f"w{worker}.stages.json"
+
+    def stage_seconds(self, settle_s: float = 2.0) -> dict[str, float]:
+        """The first worker's stage totals (timed), once its last commit is in (commits run every second)."""
+        time.sleep(settle_s)
+        return json.loads(self.stages_file(0).read_text())["seconds"]
+
     def events_per_s(self) -> float:
         ts = sorted(self.decided.values())
         return (len(ts) - 1) / max((ts[-1] - ts[0]) / 1000, 1e-3)
@@ -178,6 +228,20 @@ def pipeline_throughput(base: Settings, inputs: Topics, identities: Path, n: int
     try:
         p.wait_for(n)
         return p.events_per_s()
+    finally:
+        p.close()
+
+
+def timed_pipeline(
+    base: Settings, inputs: Topics, identities: Path, n: int, rule_index: bool = True
+) -> tuple[float, dict[str, float]]:
+    """One worker with stage accumulators: events/s and the seconds spent in each stage (and without the
+    rule index: its before)."""
+    env = {} if rule_index else {"NHIGUARD_BENCH_NO_RULE_INDEX": "1"}
+    p = Pipeline(base, inputs, identities, timed=True, **env)
+    try:
+        p.wait_for(n)
+        return p.events_per_s(), p.stage_seconds()
     finally:
         p.close()
 

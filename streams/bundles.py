@@ -30,7 +30,7 @@ from nhiguard.streams.reload import BundleReloader
 from nhiguard.streams.topics import ensure_compacted_topic
 
 log = logging.getLogger("nhiguard.bundles")
-BUNDLE_FILES = ("*.rego", "*.cases.yaml", "data.yaml", "manifest.yaml", "waivers.yaml")
+BUNDLE_FILES = ("*.rego", "*.cases.yaml", "data.yaml", "manifest.yaml", "waivers.yaml", "index.yaml")
 KEY = b"default"
 
 

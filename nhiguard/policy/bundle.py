@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from nhiguard.models.kinds import kind_priors
+from nhiguard.policy.rule_index import INDEX_FILE, Guard, RuleIndex, parse_guards
 
 DOMAINS = ("cms", "ci", "registry", "runtime")
 # policies/identity/ apply to events of every domain (who may do what at all).
@@ -116,6 +117,7 @@ class PolicyBundle:
     revision: str
     failure_mode: dict[str, str] = field(default_factory=dict)  # domain -> closed | open
     waivers: list[Waiver] = field(default_factory=list)
+    guards: dict[str, Guard] = field(default_factory=dict)  # the rule index's entries (index.yaml)
     by_id: dict[str, PolicyModule] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -133,6 +135,14 @@ class PolicyBundle:
     def fails_closed(self, domain: str, action: str) -> bool:
         """Whether an event the engine had no answer for is denied (closed) or allowed with an alert."""
         return action in GATE_ACTIONS or self.failure_mode.get(domain, "closed") == "closed"
+
+    def rule_index(self) -> RuleIndex:
+        """Per domain plan, its policies' guards when every one of them declares one (rule_index.py)."""
+        plans: dict[str, list[Guard] | None] = {}
+        for plan in DOMAINS:
+            ids = [m.policy_id for m in self.for_plan(plan)]
+            plans[plan] = [self.guards[i] for i in ids] if all(i in self.guards for i in ids) else None
+        return RuleIndex(plans)
 
     def plans(self) -> list[str]:
         """The queries this bundle has: each domain a module applies to, and the anomaly stage."""
@@ -247,7 +257,22 @@ def load_bundle(root: Path) -> PolicyBundle:
         revision=digest.hexdigest()[:16],
         failure_mode=failure_mode,
         waivers=waivers,
+        guards=_guards(root / INDEX_FILE, data, {m.policy_id for m in modules}),
     )
+
+
+def _guards(path: Path, data: dict[str, Any], policy_ids: set[str]) -> dict[str, Guard]:
+    """The rule index (rule_index.py), not hashed into the revision: it only spares queries that would find
+    nothing. No file: nothing is indexed."""
+    if not path.exists():
+        return {}
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(doc, dict):
+            raise ValueError(f"expected a mapping, not {type(doc).__name__}")
+        return parse_guards(doc, data, policy_ids)
+    except (yaml.YAMLError, ValueError) as exc:
+        raise BundleError(f"{INDEX_FILE}: {exc}") from exc
 
 
 def entry_module(bundle: PolicyBundle) -> str:

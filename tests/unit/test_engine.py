@@ -61,9 +61,12 @@ def test_a_bundle_whose_cases_fail_is_refused(tmp_path):
 
 
 def _inputs(pool, n=12):
+    """CMS policy inputs a policy can fire on: the rule index answers the others without the engine."""
     core = DecisionCore(load_settings(env={}), pool.bundle, Inventory.load_dict(inventory(default_params())))
-    recs = [r for r in generate(default_params(), ordinary=200) if r.topic == "audit.cms"][:n]
-    return core.policy_inputs(raw_records(recs))
+    recs = [r for r in generate(default_params(), ordinary=200) if r.topic == "audit.cms"]
+    inputs = [i for i in core.policy_inputs(raw_records(recs)) if pool.index.applies("cms", i)][:n]
+    assert len(inputs) == n
+    return inputs
 
 
 def test_pool_answers_like_the_in_process_engine(pool):
@@ -104,20 +107,21 @@ def test_a_hang_hits_the_deadline_and_the_domain_fails_closed(pool, monkeypatch)
     core = DecisionCore(
         settings, pool.bundle, Inventory.load_dict(inventory(default_params())), evaluator=pool
     )
-    recs = raw_records([r for r in generate(default_params(), ordinary=200) if r.topic == "audit.cms"][:6])
+    recs = raw_records([r for r in generate(default_params(), ordinary=200) if r.topic == "audit.cms"][:40])
     real = core_module.enrich
     marked = []
 
     def enrich(view, inventory, rec, ev):
         p = real(view, inventory, rec, ev)
-        if not ev.actor.human and not marked:
+        # The first event a policy can fire on: the rule index answers the others without the engine.
+        if not ev.actor.human and not marked and pool.index.applies("cms", p.policy_input):
             marked.append(rec.offset)
             p.policy_input["_fault"] = "hang"
         return p
 
     monkeypatch.setattr(core_module, "enrich", enrich)
     res = core.process(recs)
-    assert not res.deadletters and len(res.decisions) == 6
+    assert not res.deadletters and len(res.decisions) == len(recs) and marked
     hung = next(d for d in res.decisions if d.offset == marked[0])
     assert hung.verdict == "DENY" and [f.rule for f in hung.findings] == ["cms.engine.no_answer"]
     # Fail closed for this request only: never a package-version or asset deny for everyone.

@@ -40,6 +40,7 @@ from nhiguard.policy.engines import (
     unavailable,
 )
 from nhiguard.policy.engines.regopy import RegoEvaluator
+from nhiguard.policy.rule_index import answered
 
 _ctx = mp.get_context("spawn")
 
@@ -154,6 +155,7 @@ class EnginePool:
         child_wrap: EvaluateWrapper | None = None,
     ) -> None:
         self.bundle = bundle
+        self.index = bundle.rule_index()  # inputs no policy can fire on never leave this process
         self.timeout_s = timeout_s
         self._start = (bundle, child_wrap, start_timeout_s)
         self._lock = threading.Condition()
@@ -193,7 +195,7 @@ class EnginePool:
     def evaluate(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         if not inputs:
             return []
-        return self._ask(domain, inputs)
+        return answered(self.index, domain, inputs, self._ask)
 
     def evaluate_isolating(
         self, domain: str, inputs: list[dict[str, Any]], _retried: bool = False

@@ -14,6 +14,7 @@ from regopy import Interpreter
 
 from nhiguard.policy.bundle import BundleError, PolicyBundle, entry_module
 from nhiguard.policy.engines import EvaluationError, Failure, isolate_failures
+from nhiguard.policy.rule_index import answered, no_index
 
 _CALL = re.compile(r"\b([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+)\s*\(")
 # Names regopy 1.5.2 knows but does not implement: in default mode they evaluate to undefined and a deny
@@ -54,8 +55,10 @@ class RegoEvaluator:
     answers one event in ~0.3 ms and a batch of 500 about 15% faster than `query` does.
     """
 
-    def __init__(self, bundle: PolicyBundle) -> None:
+    def __init__(self, bundle: PolicyBundle, rule_index: bool = True) -> None:
         self.bundle = bundle
+        # Inputs no policy of the plan can fire on are answered without a query (policy/rule_index.py).
+        self.index = bundle.rule_index() if rule_index else no_index()
         compiler = Interpreter()
         compiler.strict_built_in_errors = True
         check_builtins(bundle, compiler)
@@ -74,6 +77,9 @@ class RegoEvaluator:
 
     def evaluate(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """Findings per input, in order. Raises EvaluationError if the engine cannot answer."""
+        return answered(self.index, domain, inputs, self._query)
+
+    def _query(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         plan = self._plans.get(domain)
         if plan is None or not inputs:
             return [[] for _ in inputs]
