@@ -246,6 +246,7 @@ def load_bundle(root: Path) -> PolicyBundle:
         raise BundleError(f"data.yaml: {exc}") from exc
     manifest = _yaml_part(root / "manifest.yaml", digest)
     waivers = _waivers(_yaml_part(root / "waivers.yaml", digest))
+    index = _yaml_part(root / INDEX_FILE, digest)
     # Gates fail closed unless the manifest says otherwise.
     failure_mode = {d: "closed" for d in DOMAINS} | dict(manifest.get("failure_mode") or {})
     if bad := {d: m for d, m in failure_mode.items() if m not in ("closed", "open") or d not in DOMAINS}:
@@ -257,21 +258,17 @@ def load_bundle(root: Path) -> PolicyBundle:
         revision=digest.hexdigest()[:16],
         failure_mode=failure_mode,
         waivers=waivers,
-        guards=_guards(root / INDEX_FILE, data, {m.policy_id for m in modules}),
+        guards=_guards(index, data, {m.policy_id for m in modules}),
     )
 
 
-def _guards(path: Path, data: dict[str, Any], policy_ids: set[str]) -> dict[str, Guard]:
-    """The rule index (rule_index.py), not hashed into the revision: it only spares queries that would find
-    nothing. No file: nothing is indexed."""
-    if not path.exists():
-        return {}
+def _guards(doc: dict[str, Any], data: dict[str, Any], policy_ids: set[str]) -> dict[str, Guard]:
+    """The rule index (rule_index.py; no file: nothing is indexed). It only spares queries that would find
+    nothing, but an entry that left out what its policy fires on would change decisions: so its text is in
+    the revision like every other file's, and a decision names the index it was made with."""
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(doc, dict):
-            raise ValueError(f"expected a mapping, not {type(doc).__name__}")
         return parse_guards(doc, data, policy_ids)
-    except (yaml.YAMLError, ValueError) as exc:
+    except ValueError as exc:
         raise BundleError(f"{INDEX_FILE}: {exc}") from exc
 
 
