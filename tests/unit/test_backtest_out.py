@@ -9,6 +9,7 @@ import shutil
 from collections import Counter
 
 import pytest
+import yaml
 
 from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore
@@ -128,6 +129,9 @@ def test_a_policy_missing_from_the_baseline_shows_its_commands_as_new(tmp_path, 
     def remove_policy(root):
         for f in (root / "ci").glob("release_artifacts.*"):
             f.unlink()
+        index = yaml.safe_load((root / "index.yaml").read_text())  # and its rule index entry (else refused)
+        del index["ci.release_artifacts"]
+        (root / "index.yaml").write_text(yaml.safe_dump(index))
 
     figures, lines = _backtest(tmp_path, demo, "--baseline-policies", _baseline(tmp_path, remove_policy))
     diff = figures["diff"]
