@@ -44,10 +44,12 @@ test: venv kafka opa registry
 # Benchmarks against a local broker (or $KAFKA_BOOTSTRAP): prints a table, writes bench/results/latest.json.
 bench: venv kafka opa
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.scale --merge-only
 
 # A million identities through one worker (tens of minutes; not part of `make bench`): the worker's peak RSS
 # with its state on RocksDB and an LRU in memory, and a sample's decisions against an all-in-memory run.
-# Merges rss_mb_at_1m_identities and scale_detail into bench/results/latest.json.
+# Writes bench/results/scale.json and merges rss_mb_at_1m_identities and scale_detail into latest.json
+# (`make bench` merges them again after rewriting it).
 # e.g. make bench-scale SCALE_ARGS='--identities 100000 --revisits 5000'
 bench-scale: venv kafka
 	$(BIN)/python -m bench.scale $(SCALE_ARGS)

@@ -42,6 +42,8 @@ from tools import REPO_ROOT
 from tools.broker import LocalBroker
 
 RESULTS = REPO_ROOT / "bench" / "results" / "latest.json"
+# This command's own figures, merged into latest.json again after `make bench` rewrites it.
+SCALE_RESULTS = REPO_ROOT / "bench" / "results" / "scale.json"
 MSG = (
     "@{status}, user: @{user}(@{remoteIP}), "
     "req: '@{request.method} @{request.url}', bytes: @{bytes.in}/@{bytes.out}"
@@ -266,6 +268,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def merge(res: dict[str, Any]) -> None:
+    """Put this command's keys into latest.json, keeping the others."""
+    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(merged | res, indent=2, default=str))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--identities", type=int, default=1_000_000)
@@ -275,10 +284,18 @@ def main() -> None:
     parser.add_argument("--sample-every", type=int, default=500, help="every n-th identity is in the sample")
     parser.add_argument("--cache", type=int, default=0, help="NHIGUARD_STATE_CACHE (default: the setting's)")
     parser.add_argument("--timeout", type=float, default=3600.0)
-    res = run(parser.parse_args())
-    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(merged | res, indent=2, default=str))
+    parser.add_argument(
+        "--merge-only", action="store_true", help="merge the last run's figures into latest.json, run nothing"
+    )
+    args = parser.parse_args()
+    if args.merge_only:
+        if SCALE_RESULTS.exists():
+            merge(json.loads(SCALE_RESULTS.read_text()))
+        return
+    res = run(args)
+    SCALE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    SCALE_RESULTS.write_text(json.dumps(res, indent=2, default=str))
+    merge(res)
     d = res["scale_detail"]
     print(
         f"\n{d['events']:,} events over {d['identities']:,} identities at {d['events_per_s']:,.0f} events/s "
