@@ -79,12 +79,12 @@ def plan(identities: int, revisits: int) -> Iterator[tuple[int, int]]:
 
 
 def records(
-    identities: int, revisits: int, sample_every: int, base_ms: int
+    identities: int, revisits: int, sample_every: int, base_ms: int, packages: int = 50_000
 ) -> Iterator[tuple[bytes, bytes, int]]:
     """(key, value, body time ms) of each record, in stream order."""
     for seq, (i, visit) in enumerate(plan(identities, revisits)):
         user = f"svc-{i:07d}"
-        package = f"scale-sample-{i % 50}" if i % sample_every == 0 else f"scale-{i % 500}"
+        package = f"scale-sample-{i % 50}" if i % sample_every == 0 else f"scale-{i % packages}"
         ip = f"10.{visit}.{(i >> 8) & 255}.{i & 255}"
         at = base_ms + seq * STEP_MS
         yield user.encode(), line(user, package, f"1.0.{visit}", at, ip), at
@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cache = args.cache or settings.state_cache_identities
     base_ms = int(time.time() * 1000) - 86_400_000  # within retention; each body time is its broker time
     inputs = kafka.input_topics(f"bench-scale-{uuid.uuid4().hex[:8]}")
-    stream = records(args.identities, args.revisits, args.sample_every, base_ms)
+    stream = records(args.identities, args.revisits, args.sample_every, base_ms, args.packages)
     sample_recs = [
         RawRecord(inputs.registry, 0, seq, value, key, (), at)
         for seq, (key, value, at) in enumerate(stream)
@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         settings = replace(settings, bootstrap=bootstrap)
         kafka.create_topics(bootstrap, list(inputs.inputs), 1)
         t = time.monotonic()
-        stream = records(args.identities, args.revisits, args.sample_every, base_ms)
+        stream = records(args.identities, args.revisits, args.sample_every, base_ms, args.packages)
         n = produce(bootstrap, inputs.registry, stream)
         produce_s = time.monotonic() - t
         print(
@@ -248,6 +248,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "scale_detail": {
             "events": n,
             "identities": args.identities,
+            "packages": args.packages,
             "revisits_read_back_from_rocksdb": args.revisits,
             "state_cache_identities": cache,
             "events_per_s": round((len(times) - 1) / max((times[-1] - times[0]) / 1000, 1e-3), 1),
@@ -280,6 +281,12 @@ def main() -> None:
     parser.add_argument("--identities", type=int, default=1_000_000)
     parser.add_argument(
         "--revisits", type=int, default=50_000, help="records that come back to an evicted identity"
+    )
+    parser.add_argument(
+        "--packages",
+        type=int,
+        default=50_000,
+        help="distinct packages the others install (each package's facts cost O(its installs) per event)",
     )
     parser.add_argument("--sample-every", type=int, default=500, help="every n-th identity is in the sample")
     parser.add_argument("--cache", type=int, default=0, help="NHIGUARD_STATE_CACHE (default: the setting's)")
