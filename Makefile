@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := venv
-.PHONY: venv kafka opa registry demo test bench lint broker clean distclean sigkill-repeat soak
+.PHONY: venv kafka opa registry demo test bench bench-scale lint broker clean distclean sigkill-repeat soak
 
 venv: $(STAMP)
 
@@ -44,6 +44,15 @@ test: venv kafka opa registry
 # Benchmarks against a local broker (or $KAFKA_BOOTSTRAP): prints a table, writes bench/results/latest.json.
 bench: venv kafka opa
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.scale --merge-only
+
+# A million identities through one worker (tens of minutes; not part of `make bench`): the worker's peak RSS
+# with its state on RocksDB and an LRU in memory, and a sample's decisions against an all-in-memory run.
+# Writes bench/results/scale.json and merges rss_mb_at_1m_identities and scale_detail into latest.json
+# (`make bench` merges them again after rewriting it).
+# e.g. make bench-scale SCALE_ARGS='--identities 100000 --revisits 5000'
+bench-scale: venv kafka
+	$(BIN)/python -m bench.scale $(SCALE_ARGS)
 
 # The SIGKILL tests N times against one broker, with the pass count of each (minutes per round).
 N ?= 30

@@ -130,6 +130,9 @@ class Settings:
     engine_processes: int = max(1, (os.cpu_count() or 2) - 1)
     # An evaluation that takes longer fails the domain's way (policies/manifest.yaml: closed or open).
     engine_timeout_s: float = 10.0
+    # A child past this resident size (MB) is replaced after its answer (regopy keeps memory per evaluated
+    # event: nhiguard/policy/engines/pool.py); 0 lets it grow.
+    engine_max_rss_mb: int = 512
     # The policy engine: "regopy" (child processes) or "opa-server" (an OPA server's REST API at opa_url,
     # loaded with this bundle by the worker).
     engine: str = "regopy"
@@ -278,6 +281,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "NHIGUARD_SESSION_TIMEOUT_S": ("session_timeout_s", float),
         "NHIGUARD_ENGINE_PROCESSES": ("engine_processes", int),
         "NHIGUARD_ENGINE_TIMEOUT_S": ("engine_timeout_s", float),
+        "NHIGUARD_ENGINE_MAX_RSS_MB": ("engine_max_rss_mb", int),
         "NHIGUARD_POLICY_RELOAD_S": ("policy_reload_s", float),
         "NHIGUARD_ENGINE": ("engine", str),
         "NHIGUARD_POLICY_SOURCE": ("policy_source", str),

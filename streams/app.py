@@ -31,7 +31,15 @@ from nhiguard.streams.reload import BundleReloader
 from nhiguard.streams.sink import OutputSink
 from nhiguard.streams.state import StatefulStage, TableStore
 
-ROCKS = {"driver": "rocksdict"}
+# Faust's RocksDB defaults are a 2 GiB block cache and 3 x 64 MiB memtables per store (per table partition):
+# unbounded in practice at a million identities. The worker's own LRU (NHIGUARD_STATE_CACHE) holds the hot
+# identities decoded; RocksDB keeps a small cache of its own (an LRU too) and reads the rest from disk.
+ROCKS = {
+    "driver": "rocksdict",
+    "block_cache_size": 64 * 2**20,
+    "write_buffer_size": 16 * 2**20,
+    "max_write_buffer_number": 2,
+}
 
 
 class WorkerApp(faust.App):

@@ -216,3 +216,23 @@ def test_one_hanging_event_in_a_batch_costs_the_deadline_about_once():
         assert p.restarts == 2, elapsed
     finally:
         p.close()
+
+
+def test_a_child_grown_past_its_memory_bound_is_replaced_and_answers_stay_the_same():
+    """regopy keeps memory per evaluated event: a child past max_rss_mb is retired after its answer and the
+    next query starts a fresh one (a spawned interpreter is well over 1 MB, so every answer retires it)."""
+    bounded = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=5.0, max_rss_mb=1)
+    unbounded = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=5.0)
+    try:
+        inputs = _inputs(bounded)
+        pids = set()
+        for _ in range(3):
+            assert bounded.evaluate("cms", inputs) == unbounded.evaluate("cms", inputs)
+            pids.add(bounded._free[0].proc.pid if bounded._free[0] is not None else None)
+        assert bounded.recycled == 3 and bounded.restarts == 0
+        assert pids == {None}  # retired, not handed out again
+        child = unbounded._free[0]
+        assert unbounded.recycled == 0 and child is not None and child.proc.is_alive()
+    finally:
+        bounded.close()
+        unbounded.close()

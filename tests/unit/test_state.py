@@ -298,3 +298,29 @@ def test_a_rebalance_forgets_what_is_cached_and_reads_it_back(records, reference
         out += res.decisions
         c.drop_cached()
     assert outcome(out) == reference
+
+
+def test_memory_holds_at_most_the_cache_size_and_the_least_recently_used_go_first():
+    """The decision state and the delivery watermarks in memory are LRUs bounded by the state cache; every
+    identity's value is in the store."""
+    from bench.scale import line
+    from nhiguard.decision.records import RawRecord
+
+    base = 1_795_000_000_000
+
+    def install(i: int, seq: int) -> RawRecord:
+        at = base + seq * 20
+        value = line(f"svc-{i}", "left-pad", "1.0.0", at, "10.0.0.1")
+        return RawRecord(TOPICS.registry, 0, seq, value, f"svc-{i}".encode(), (), at, position=seq)
+
+    tables = Tables()
+    c = tables.worker(state_cache_identities=5)
+    for i in range(1, 41):
+        # Identity 0 comes back in every batch, after another: always the most recently used.
+        res = c.process([install(i, 2 * i), install(0, 2 * i + 1)])
+        assert not res.deadletters
+        tables.write(c, res)
+        assert c.core.state.cached[0] <= 5 and len(c._delivery) <= 5
+    assert "verdaccio:svc-0" in c.core.state._identities and "verdaccio:svc-0" in c._delivery
+    assert "verdaccio:svc-1" not in c.core.state._identities and "verdaccio:svc-1" not in c._delivery
+    assert len(tables.identities) == 41

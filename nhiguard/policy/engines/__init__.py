@@ -99,4 +99,9 @@ def make_evaluator(settings: Settings, bundle: PolicyBundle) -> Evaluator:
         raise BundleError(f"unknown NHIGUARD_ENGINE {settings.engine!r}: regopy or opa-server")
     from nhiguard.policy.engines.pool import EnginePool
 
-    return EnginePool(bundle, processes=settings.engine_processes, timeout_s=settings.engine_timeout_s)
+    return EnginePool(
+        bundle,
+        processes=settings.engine_processes,
+        timeout_s=settings.engine_timeout_s,
+        max_rss_mb=settings.engine_max_rss_mb,
+    )

@@ -10,7 +10,10 @@ engine"). So evaluation runs in child processes, one compiled bundle each:
 - a request that exceeds the deadline kills its child; the batch is split the same way and an event that
   alone exceeds the deadline is reported as `policy_engine_timeout`;
 - a child that cannot be replaced (its start is refused, it dies loading the bundle, or it does not start in
-  time) fails the whole query as `policy_engine_unavailable`; the next query tries to start one again.
+  time) fails the whole query as `policy_engine_unavailable`; the next query tries to start one again;
+- a child whose resident memory has grown past `max_rss_mb` is retired after answering and replaced the same
+  way: regopy 1.5.2 keeps about 40 KB per evaluated event for the life of the process (a fresh Interpreter
+  or a recompiled bundle does not give it back), so without this a worker's engine grows without bound.
 
 The core decides each event reported so by its domain's failure mode (a gate fails closed).
 
@@ -119,6 +122,14 @@ class _Evaluator:
             raise EvaluationError(payload)
         return payload
 
+    def rss_mb(self) -> float:
+        """The child's resident memory (0 when it cannot be read: no /proc, or the process is gone)."""
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return 0.0
+        return next((int(ln.split()[1]) / 1024 for ln in status.splitlines() if ln.startswith("VmRSS:")), 0.0)
+
     def kill(self) -> None:
         if self.proc.is_alive():
             self.proc.kill()
@@ -143,7 +154,8 @@ class EnginePool:
     `child_wrap` is a test hook: every child, replacements included, evaluates through
     `child_wrap(evaluate)`, so a test can make the real process crash or hang on inputs it marks. It must be
     a module-level function (spawn pickles it by reference and the child imports its module); the worker
-    never passes one.
+    never passes one. `max_rss_mb` (0: no bound) retires a child that has grown past it; `recycled` counts
+    those.
     """
 
     def __init__(
@@ -153,10 +165,13 @@ class EnginePool:
         timeout_s: float = 10.0,
         start_timeout_s: float = 60.0,
         child_wrap: EvaluateWrapper | None = None,
+        max_rss_mb: float = 0,
     ) -> None:
         self.bundle = bundle
         self.index = bundle.rule_index()  # inputs no policy can fire on never leave this process
         self.timeout_s = timeout_s
+        self.max_rss_mb = max_rss_mb
+        self.recycled = 0
         self._start = (bundle, child_wrap, start_timeout_s)
         self._lock = threading.Condition()
         self.restarts = 0
@@ -179,7 +194,13 @@ class EnginePool:
                     ev = _Evaluator(*self._start)
                 except BundleError as exc:
                     raise EngineUnavailable(f"policy engine could not be restarted: {exc}") from exc
-            return ev.ask(domain, inputs, self.timeout_s)
+            answer = ev.ask(domain, inputs, self.timeout_s)
+            if self.max_rss_mb and ev.rss_mb() > self.max_rss_mb:
+                ev.close()
+                ev = None  # started afresh by the next caller, as after a crash
+                with self._lock:
+                    self.recycled += 1
+            return answer
         except (EngineCrash, EngineTimeout):
             if ev is not None:
                 ev.kill()
