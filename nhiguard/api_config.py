@@ -22,6 +22,9 @@ from nhiguard.webhook_config import MIN_SECRET_CHARS
 class ApiSettings:
     token: str = field(default="", repr=False)  # "" : the decision API is not served
     deadline_s: float = 30.0
+    # NHIGUARD_API_FORMATS: the formats the API takes (none listed: every format nhiguard reads). A request is
+    # produced to an input topic like a shipper's record, so the token is a shipper's power over those topics.
+    formats: tuple[str, ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -44,4 +47,14 @@ def load_api(env: Mapping[str, str]) -> ApiSettings:
         raise _error(f"NHIGUARD_API_DEADLINE_S: not a number of seconds: {text!r}") from None
     if not 0 < deadline <= 600:
         raise _error(f"NHIGUARD_API_DEADLINE_S: between 0 and 600 seconds, got {text}")
-    return ApiSettings(token=token, deadline_s=deadline)
+    formats = _formats(env.get("NHIGUARD_API_FORMATS", ""))
+    return ApiSettings(token=token, deadline_s=deadline, formats=formats)
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    from nhiguard.decision.adapters.registry import REGISTRY  # adapters are imported only when configured
+
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if unknown := [n for n in names if REGISTRY.get(n) is None]:
+        raise _error(f"NHIGUARD_API_FORMATS: unknown format(s) {unknown} (docs/sources.md)")
+    return names

@@ -19,7 +19,14 @@ class Ledger:
             lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
         except (OSError, UnicodeDecodeError) as exc:
             raise OSError(f"cannot read {path}: {exc}") from None
-        self._done = {tuple(line.split("\t", key_fields)[:key_fields]) for line in lines if line.strip()}
+        # A line is written after what it records was done; one a crash cut short counts only if its key is
+        # whole (a tab after it), and the next line starts on a line of its own.
+        self._done = {
+            tuple(line.split("\t", key_fields)[:key_fields])
+            for line in lines
+            if line.count("\t") >= key_fields
+        }
+        self._newline = bool(lines) and not path.read_bytes().endswith(b"\n")
 
     def done(self, *key: str) -> bool:
         return key in self._done
@@ -29,7 +36,8 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with self.path.open("a", encoding="utf-8") as f:
-            f.write("\t".join((*fields, at)) + "\n")
+            f.write(("\n" if self._newline else "") + "\t".join((*fields, at)) + "\n")
+            self._newline = False
             f.flush()
             os.fsync(f.fileno())
         self._done.add(tuple(fields[: self._n]))

@@ -158,6 +158,9 @@ class DecisionApi:
                 raise Refused(422, f"format {str(fmt)[:60]!r}: not one nhiguard reads (docs/sources.md)")
             if not isinstance(record, dict):
                 raise Refused(422, "record: the source's JSON object")
+        if (allowed := self.settings.api.formats) and fmt not in allowed:
+            takes = ", ".join(allowed)
+            raise Refused(403, f"format {fmt}: this server takes {takes} only (NHIGUARD_API_FORMATS)")
         return fmt, record, _headers(raw_headers, fmt), self._deadline(deadline)
 
     def _deadline(self, given: Any) -> float:

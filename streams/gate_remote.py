@@ -52,7 +52,12 @@ class Remote:
         req = urllib.request.Request(url, data=data, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=left) as resp:
-                return dict(json.load(resp))
+                answer = json.load(resp)
+            if not isinstance(answer, dict):
+                raise ValueError(
+                    f"answered a JSON {type(answer).__name__}, not a decision (is it nhiguard serve?)"
+                )
+            return answer
         except urllib.error.HTTPError as exc:
             raise GateError(f"{self.url}: HTTP {exc.code}: {_message(exc)}") from None
         except TimeoutError:
@@ -67,8 +72,14 @@ class Remote:
     def judged(self, subject: str, answer: dict[str, Any] | None, not_checked: list[str]) -> Judged:
         """What the gate prints and exits by: the server's decision, or its failure mode and ours."""
         if answer is not None and answer.get("decided") is True:
-            findings = [_finding(f) for f in answer.get("findings", [])]
-            return Judged(subject, str(answer["verdict"]), findings, list(not_checked))
+            try:
+                findings = [_finding(f) for f in answer.get("findings") or []]
+                verdict = str(answer["verdict"])
+            except (KeyError, TypeError, AttributeError) as exc:  # not the API's Decision (docs/openapi.yaml)
+                raise GateError(
+                    f"{self.url}: an answer that is not a decision ({type(exc).__name__}: {exc})"
+                ) from None
+            return Judged(subject, verdict, findings, list(not_checked))
         why = (
             str(answer.get("reason")) if answer else f"no answer from {self.url} within {self.deadline_s:g} s"
         )

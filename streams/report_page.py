@@ -144,7 +144,16 @@ def _e(x: Any) -> str:
 
 
 def _time(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else "-"
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else "-"
+    except (ValueError, OverflowError, OSError):  # a time no calendar holds (year 10000): shown, not fatal
+        return str(ms)
+
+
+def _cls(value: Any) -> str:
+    """A class attribute for a verdict or command kind: quoted, and only a known name (else none)."""
+    v = str(value)
+    return f' class="v-{v}"' if v in ("ALLOW", "DENY", "REVOKE", "ALERT", "HELD", "deadletter") else ""
 
 
 def _json_block(data: Any) -> str:
@@ -183,7 +192,7 @@ def _evidence(ev: dict[str, list[str]]) -> str:
 
 def _alert_row(a: dict[str, Any]) -> str:
     events = "".join(
-        f"<li>{_e((x.get('event_time') or '')[:19].replace('T', ' '))} <span class=v-{_e(x.get('verdict'))}>"
+        f"<li>{_e((x.get('event_time') or '')[:19].replace('T', ' '))} <span{_cls(x.get('verdict'))}>"
         f"{_e(x.get('verdict'))}</span> {_e(x.get('reason'))} <span class=muted>({_e(x.get('file'))}:"
         f"{_e(x.get('line'))})</span></li>"
         for x in a["events"]
@@ -196,7 +205,7 @@ def _alert_row(a: dict[str, Any]) -> str:
     commands = f"{a['commands']} command(s): <span class=mono>{_e(' '.join(a['command_ids']))}</span>"
     return (
         f"<tr data-alert='{_e(a['alert_id'])}'><td class='{SEVERITY_CLASS.get(a['severity'].lower(), '')}'>"
-        f"{_e(a['severity'])}</td><td class=v-{_e(a['verdict'])}>{_e(a['verdict'])}</td>"
+        f"{_e(a['severity'])}</td><td{_cls(a['verdict'])}>{_e(a['verdict'])}</td>"
         f"<td class=mono>{_e(a['identity'])}</td><td><b>{_e(a['rule'])}</b><br>{_e(a['title'])}"
         f"<br><span class=muted>{_e(', '.join(a['attack']))}</span></td><td class=n>{a['count']}</td>"
         f"<td class=t>{_time(a['first_ms'])}<br>{_time(a['last_ms'])}</td><td>{_e(a['reason'])}"
@@ -235,7 +244,7 @@ def _diff(diff: dict[str, Any] | None) -> str:
     ]
     if diff["command_changes"]:
         rows = "".join(
-            f"<tr><td>{_e(c['change'])}</td><td class=v-{_e(c['kind'])}>{_e(c['kind'])}</td>"
+            f"<tr><td>{_e(c['change'])}</td><td{_cls(c['kind'])}>{_e(c['kind'])}</td>"
             f"<td class=mono>{_e(c['target'])}</td><td class=mono>{_e(c['identity'])}</td>"
             f"<td>{_e(', '.join(c['policies']))}</td><td>{_e(c['event_time'] or '-')}</td>"
             f"<td>{_e(c['baseline_event_time'] or '-')}</td></tr>"

@@ -20,8 +20,8 @@ plan go to the engine. The anomaly stage is never indexed.
 
 An entry is a promise about the policy's Rego, kept by its author: a necessary condition of every finding.
 The policy's cases run through the indexed engine (`nhiguard policy test`), and a parity test decides the
-scenario stream and the labelled corpus with and without the index. The file is not part of the bundle
-revision: an index that keeps its promise changes no decision.
+scenario stream and the labelled corpus with and without the index. An index that keeps its promise
+changes no decision; one that did not would, so the file is part of the bundle revision.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from nhiguard.decision.context import Inventory
 from nhiguard.decision.core import DecisionCore, dead_letter
 from nhiguard.decision.records import RawRecord
 from nhiguard.policy.bundle import load_bundle
-from nhiguard.settings import load_settings
+from nhiguard.settings import SettingsError, load_settings
 from nhiguard.streams.decision_api import DecisionApi
 from nhiguard.streams.server import build_app
 from tests.unit.test_serve import Recorder
@@ -269,3 +269,20 @@ def test_a_format_its_topic_is_not_configured_for_is_422_and_nothing_produced(mo
     status, answer, produced = call({"format": "verdaccio.log", "record": INSTALL})
     assert (status, produced) == (422, [])
     assert answer["error"] == "format verdaccio.log: audit.registry is configured for npm.hook only"
+
+
+def test_a_server_that_takes_some_formats_only_refuses_the_others_403_and_produces_nothing(monkeypatch):
+    """NHIGUARD_API_FORMATS: a token that CI jobs hold can be kept to the gates' formats, so it cannot put
+    another source's records (a forged CloudTrail call naming another role) onto the input topics."""
+    env = {"NHIGUARD_API_TOKEN": TOKEN, "NHIGUARD_API_FORMATS": "npm.publish_gate, npm.hook"}
+    monkeypatch.setattr(sys.modules[__name__], "SETTINGS", load_settings(env=env))
+    status, answer, produced = call({"format": "verdaccio.log", "record": INSTALL})
+    assert (status, produced) == (403, [])
+    assert answer["error"] == "format verdaccio.log: this server takes npm.publish_gate, npm.hook only" + (
+        " (NHIGUARD_API_FORMATS)"
+    )
+    schema("Error").validate(answer)
+    status, answer, produced = call(GATE["publish-gate"]["value"])
+    assert status == 200 and len(produced) == 1, answer
+    with pytest.raises(SettingsError, match=r"NHIGUARD_API_FORMATS: unknown format\(s\) \['npm\.nope'\]"):
+        load_settings(env=env | {"NHIGUARD_API_FORMATS": "npm.nope"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import socket
 import threading
 import time
@@ -111,3 +112,20 @@ def test_refusals_and_unreachable_servers_are_one_error_line():
         Remote("http://127.0.0.1:1", "", 60.0, False)
     with pytest.raises(GateError, match="http"):
         Remote("ftp://x", TOKEN, 60.0, False)
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        ([1, 2], "answered a JSON list, not a decision"),
+        ({"decided": True}, "not a decision (KeyError"),
+        ({"decided": True, "verdict": "DENY", "findings": [{"rule": "x"}]}, "not a decision (KeyError"),
+        ({"decided": True, "verdict": "DENY", "findings": [3]}, "not a decision (TypeError"),
+    ],
+)
+def test_a_200_that_is_not_a_decision_is_one_error_line(answer, says):
+    """--url pointing at another service, or a proxy's page: exit 2 with a line, never a traceback."""
+    with api(200, answer) as (url, _):  # type: ignore[arg-type]
+        remote = Remote(url, TOKEN, 60.0, False)
+        with pytest.raises(GateError, match=re.escape(says)):
+            remote.judged("pkg", remote.ask({"gate": "npm-publish"}), [])

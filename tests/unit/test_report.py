@@ -162,3 +162,18 @@ def test_any_change_to_a_line_is_a_page_or_one_line_exit_2_never_a_traceback(dec
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     code = run_report(path, tmp_path / "r.html")
     assert code in (0, 2)
+
+
+def test_a_verdict_or_time_no_report_knows_is_text_not_an_attribute_or_a_traceback(decided, tmp_path):
+    out, _, _ = decided
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    i = next(i for i, x in enumerate(lines) if x["commands"] and x.get("alert_ids"))
+    lines[i]["verdict"] = "DENY x style=position:fixed;inset:0"  # an attribute, were it written unquoted
+    lines[i]["event_time"] = "9999-12-31T23:59:59-12:00"  # past year 9999 in UTC
+    hostile = tmp_path / "d.jsonl"
+    hostile.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    page = tmp_path / "r.html"
+    assert main(["report", str(hostile), "-o", str(page)]) == 0
+    html = page.read_text()
+    assert "style=position" not in html.replace("DENY x style=position:fixed;inset:0", "")
+    assert "class=v-" not in html and "DENY x style=position:fixed;inset:0" in html  # shown as text
