@@ -181,8 +181,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.alert_window_s <= 0:
             raise SettingsError(f"NHIGUARD_ALERT_WINDOW_S: must be positive, got {self.alert_window_s}")
-        if self.engine_max_rss_mb < 64:  # below a freshly compiled child: every query would replace it
-            raise SettingsError(f"NHIGUARD_ENGINE_MAX_RSS_MB: 64 or more, got {self.engine_max_rss_mb}")
+        if self.engine_max_rss_mb != 0 and self.engine_max_rss_mb < 64:  # below a fresh child: every query
+            raise SettingsError(  # would replace it
+                f"NHIGUARD_ENGINE_MAX_RSS_MB: 64 or more, or 0 for no bound, got {self.engine_max_rss_mb}"
+            )
         if self.max_time_skew_s <= 0:
             raise SettingsError(f"NHIGUARD_MAX_TIME_SKEW_S: must be positive, got {self.max_time_skew_s}")
         if not self.sandbox:

@@ -236,3 +236,12 @@ def test_a_child_grown_past_its_memory_bound_is_replaced_and_answers_stay_the_sa
     finally:
         bounded.close()
         unbounded.close()
+
+
+@pytest.mark.parametrize("value", ["-1", "1", "63"])
+def test_an_engine_memory_bound_below_a_fresh_child_is_refused(value):
+    from nhiguard.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="NHIGUARD_ENGINE_MAX_RSS_MB: 64 or more, or 0 for no bound"):
+        load_settings(env={"NHIGUARD_ENGINE_MAX_RSS_MB": value})
+    assert load_settings(env={"NHIGUARD_ENGINE_MAX_RSS_MB": "0"}).engine_max_rss_mb == 0
