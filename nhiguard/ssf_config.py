@@ -43,6 +43,10 @@ class SsfSettings:
     receivers: tuple[SsfReceiver, ...] = ()
     timeout_s: float = 10.0  # one push request's deadline
     retry_max_s: float = 300.0  # the longest wait between two attempts (the backoff doubles up to it)
+    # NHIGUARD_SSF_SIGNING_KEY (and _KID): a key of its own for the SETs, so the internet-facing serve process
+    # need not hold the key enforcement points trust for commands (None: NHIGUARD_SIGNING_KEY signs both).
+    signing_key: Path | None = None
+    signing_kid: str = ""
 
     @property
     def enabled(self) -> bool:
@@ -135,4 +139,6 @@ def load_ssf(env: Mapping[str, str]) -> SsfSettings:
         receivers=tuple(receivers),
         timeout_s=seconds(env, "NHIGUARD_SSF_TIMEOUT_S", 10.0),
         retry_max_s=seconds(env, "NHIGUARD_SSF_RETRY_MAX_S", 300.0),
+        signing_key=Path(key) if (key := env.get("NHIGUARD_SSF_SIGNING_KEY", "").strip()) else None,
+        signing_kid=env.get("NHIGUARD_SSF_SIGNING_KID", "").strip(),
     )

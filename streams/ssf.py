@@ -175,16 +175,19 @@ def start_ssf(settings: Settings) -> Transmitter:
     """The transmitter of these settings; SsfStartError (one line) without its key or trusted keys."""
     from nhiguard.signing import SigningError
 
-    if settings.signing_key is None:
-        raise SsfStartError("NHIGUARD_SSF_ISSUER is set but no NHIGUARD_SIGNING_KEY signs its SETs")
+    key, kid = settings.ssf.signing_key, settings.ssf.signing_kid
+    if key is None:  # the commands' key signs the SETs too
+        key, kid = settings.signing_key, settings.signing_kid
+    if key is None:
+        raise SsfStartError(
+            "NHIGUARD_SSF_ISSUER is set but no NHIGUARD_SSF_SIGNING_KEY or NHIGUARD_SIGNING_KEY signs SETs"
+        )
     if settings.command_keys is None:
         raise SsfStartError(
             "NHIGUARD_SSF_ISSUER is set but no NHIGUARD_COMMAND_KEYS (the JWKS commands are verified with)"
         )
     try:
-        signer = SetSigner(
-            settings.ssf.issuer, load_signer(settings.signing_key, settings.signing_kid or None)
-        )
+        signer = SetSigner(settings.ssf.issuer, load_signer(key, kid or None))
         jwks = Jwks.load(settings.command_keys)
     except SigningError as exc:
         raise SsfStartError(str(exc)) from None

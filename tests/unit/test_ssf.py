@@ -271,7 +271,7 @@ def test_serve_with_an_issuer_but_no_signing_key_says_so_in_one_line_and_exits_2
         "NHIGUARD_SSF_PUSH_AUTHORIZATION": AUTH,
     }
     for extra, message in [
-        ({}, "no NHIGUARD_SIGNING_KEY signs its SETs"),
+        ({}, "no NHIGUARD_SSF_SIGNING_KEY or NHIGUARD_SIGNING_KEY signs SETs"),
         ({"NHIGUARD_SIGNING_KEY": str(tmp_path / "missing.pem")}, "no NHIGUARD_COMMAND_KEYS"),
         (
             {"NHIGUARD_SIGNING_KEY": str(tmp_path / "missing.pem"), "NHIGUARD_COMMAND_KEYS": "/dev/null"},
@@ -495,3 +495,27 @@ def test_start_ssf_loads_the_signing_key_and_the_command_keys(signer, tmp_path):
     }
     transmitter = start_ssf(load_settings(env=env))
     assert transmitter.signer.jwks()["keys"][0]["x"] == json.loads(jwks.read_text())["keys"][0]["x"]
+
+
+def test_sets_may_have_a_key_of_their_own_so_serve_need_not_hold_the_commands_key(tmp_path):
+    from nhiguard.streams.ssf import start_ssf
+
+    (tmp_path / "commands.pem").write_bytes(new_key_pem())
+    (tmp_path / "sets.pem").write_bytes(new_key_pem())
+    commands, sets = load_signer(tmp_path / "commands.pem"), load_signer(tmp_path / "sets.pem", "sets-2026")
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [commands.jwk()]}))
+    env = {
+        "NHIGUARD_SSF_ISSUER": ISSUER,
+        "NHIGUARD_SSF_PUSH_URL": "http://127.0.0.1:9/push",
+        "NHIGUARD_SSF_PUSH_AUTHORIZATION": AUTH,
+        "NHIGUARD_COMMAND_KEYS": str(tmp_path / "jwks.json"),
+        "NHIGUARD_DATA_DIR": str(tmp_path / "data"),
+        "NHIGUARD_SSF_SIGNING_KEY": str(tmp_path / "sets.pem"),
+        "NHIGUARD_SSF_SIGNING_KID": "sets-2026",
+    }
+    [served] = start_ssf(load_settings(env=env)).signer.jwks()["keys"]
+    assert (served["kid"], served["x"]) == ("sets-2026", sets.jwk()["x"])
+    with_commands_key = env | {"NHIGUARD_SIGNING_KEY": str(tmp_path / "commands.pem")}
+    del with_commands_key["NHIGUARD_SSF_SIGNING_KEY"], with_commands_key["NHIGUARD_SSF_SIGNING_KID"]
+    [served] = start_ssf(load_settings(env=with_commands_key)).signer.jwks()["keys"]
+    assert served["x"] == commands.jwk()["x"]
