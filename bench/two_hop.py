@@ -43,23 +43,22 @@ def main(argv: list[str]) -> None:
     hop = app.topic(hop_name, partitions=1, **raw)
     sink = OutputSink(settings, AvroCodec(settings.schemas_dir))
 
-    @app.agent(source)
-    async def forward(stream: faust.StreamT) -> None:
+    async def relay(stream: faust.StreamT, to: str) -> None:
+        """Each event decoded (as the worker reads it) and produced on, a batch at a time."""
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
             batch = []
             for e in events:
                 json.loads(e.message.value)
                 batch.append((e.message.key, e.message.value, []))
-            sink.forward(hop_name, batch)
+            sink.forward(to, batch)
+
+    @app.agent(source)
+    async def forward(stream: faust.StreamT) -> None:
+        await relay(stream, hop_name)
 
     @app.agent(hop)
     async def emit(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            batch = []
-            for e in events:
-                json.loads(e.message.value)
-                batch.append((e.message.key, e.message.value, []))
-            sink.forward(out_name, batch)
+        await relay(stream, out_name)
 
     faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
 

@@ -16,9 +16,10 @@ class Ledger:
     def __init__(self, path: Path, key_fields: int = 1) -> None:
         self.path, self._n = path, key_fields
         try:
-            lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+            text = path.read_bytes().decode("utf-8") if path.exists() else ""
         except (OSError, UnicodeDecodeError) as exc:
             raise OSError(f"cannot read {path}: {exc}") from None
+        lines = text.splitlines()
         # A line is written after what it records was done; one a crash cut short counts only if its key is
         # whole (a tab after it), and the next line starts on a line of its own.
         self._done = {
@@ -26,7 +27,7 @@ class Ledger:
             for line in lines
             if line.count("\t") >= key_fields
         }
-        self._newline = bool(lines) and not path.read_bytes().endswith(b"\n")
+        self._newline = bool(text) and not text.endswith("\n")
 
     def done(self, *key: str) -> bool:
         return key in self._done

@@ -39,7 +39,7 @@ from nhiguard.decision.decide import (
     verdict_of,
 )
 from nhiguard.decision.enrich import Enriched, enrich
-from nhiguard.decision.headers import REDRIVEN_FROM
+from nhiguard.decision.headers import REDRIVEN_FROM, redriven_from
 from nhiguard.decision.records import (
     AdapterError,
     BatchResult,
@@ -282,7 +282,7 @@ class DecisionCore:
             identity_kind=item.identity_kind,
             bundle_revision=self.bundle.revision,
             commands=commands,
-            redriven_from=item.rec.header(REDRIVEN_FROM),
+            redriven_from=redriven_from(item.rec.header(REDRIVEN_FROM)),
         )
         result.decisions.append(decision)
         self.state.apply([*item.observed, *outcome.effects, *([counted] if counted else [])])

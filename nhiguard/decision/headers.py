@@ -9,6 +9,8 @@ and never kept, so what the stateful stage trusts on the by-identity topic is on
 
 from __future__ import annotations
 
+import re
+
 INTERNAL_PREFIX = "nhiguard-"
 
 # Lower case. The adapters' headers (a test checks every header a source recognises is here), then context.
@@ -39,6 +41,14 @@ Headers = tuple[tuple[str, bytes], ...]
 # with it, and named in its decision's flags. A claim like the format header: anyone may set it, and it moves
 # nothing (the record is judged by where it is).
 REDRIVEN_FROM = "X-Nhiguard-Redriven-From"
+# What the claim must look like to be named at all (a Kafka topic name, then three numbers).
+_REDRIVEN = re.compile(r"[A-Za-z0-9._-]{1,249}\|\d{1,10}\|\d{1,19}\|\d{1,19}")
+
+
+def redriven_from(value: str | None) -> str | None:
+    """The redrive claim when it has the form redrive writes, else None: a decision never carries a free
+    string an input chose into its flags."""
+    return value if value is not None and _REDRIVEN.fullmatch(value) else None
 
 
 def is_internal(name: str) -> bool:

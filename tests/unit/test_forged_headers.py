@@ -82,3 +82,21 @@ def test_every_header_a_source_recognises_is_forwarded():
     named = {h.lower() for s in REGISTRY.sources() for h in s.recognise.headers}
     assert named and named <= ALLOWED
     assert not [h for h in ALLOWED if h.startswith("nhiguard-")]
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("audit.cms|0|41|1774400100123", True),
+        ("lab.audit.ci|3|0|0", True),
+        ("<script>alert(1)</script>", False),
+        ("audit.cms|0|41", False),
+        ("audit.cms|0|41|1774400100123|extra", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_a_redrive_claim_is_named_only_in_the_form_redrive_writes(value, named):
+    from nhiguard.decision.headers import redriven_from
+
+    assert redriven_from(value) == (value if named else None)
