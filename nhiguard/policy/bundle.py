@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from nhiguard.models.kinds import kind_priors
+from nhiguard.policy.projection import Projection, derive
 from nhiguard.policy.rule_index import INDEX_FILE, Guard, RuleIndex, parse_guards
 
 DOMAINS = ("cms", "ci", "registry", "runtime")
@@ -147,6 +148,10 @@ class PolicyBundle:
     def plans(self) -> list[str]:
         """The queries this bundle has: each domain a module applies to, and the anomaly stage."""
         return [p for p in (*DOMAINS, ANOMALY_STAGE) if self.for_plan(p)]
+
+    def projection(self) -> Projection:
+        """Per plan, the fields of a policy input its modules read (projection.py)."""
+        return derive({p: [m.source for m in self.for_plan(p)] for p in self.plans()})
 
 
 def _metadata(source: str, path: Path) -> dict[str, Any]:

@@ -10,20 +10,16 @@ from __future__ import annotations
 import os
 import random
 import shutil
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from nhiguard.avro import AvroCodec, alert_record, command_record, deadletter_record, decision_record
 from nhiguard.decision.context import Inventory
-from nhiguard.decision.core import DecisionCore
-from nhiguard.decision.records import RawRecord
 from nhiguard.policy.bundle import BundleError, load_bundle
 from nhiguard.policy.engines.regopy import RegoEvaluator
 from nhiguard.policy.rule_index import parse_guards
-from nhiguard.settings import load_settings
 from nhiguard.streams.replayfile import read_replay
+from tests.unit.parity import encoded_outputs
 from tools import REPO_ROOT
 from tools.corpus import generate_corpus
 from tools.scenarios import default_params, generate, inventory, variant_params
@@ -50,24 +46,9 @@ def _copy(tmp_path: Path) -> Path:
 
 
 def _outputs(records: list, inv: Inventory, indexed: bool) -> tuple[list[bytes], int]:
-    settings = load_settings(env={})
     bundle = load_bundle(REPO_ROOT / "policies")
     engine = Counting(bundle, rule_index=indexed)
-    core = DecisionCore(settings, bundle, inv, evaluator=engine)
-    codec = AvroCodec(settings.schemas_dir)
-    offsets: Counter[str] = Counter()
-    raws = []
-    for r in records:
-        raws.append(RawRecord(r.topic, 0, offsets[r.topic], r.value, r.key, tuple(r.headers), r.timestamp_ms))
-        offsets[r.topic] += 1
-    out = []
-    for i in range(0, len(raws), 500):
-        res = core.process(raws[i : i + 500])
-        out += [codec.encode("Decision", decision_record(d, 0)) for d in res.decisions]
-        out += [codec.encode("EnforcementCommand", command_record(c)) for c in res.commands]
-        out += [codec.encode("Alert", alert_record(a)) for a in res.alerts]
-        out += [codec.encode("DeadLetter", deadletter_record(x)) for x in res.deadletters]
-    return out, engine.queried
+    return encoded_outputs(records, inv, bundle, engine), engine.queried
 
 
 def _assert_parity(records: list, inv: Inventory) -> None:

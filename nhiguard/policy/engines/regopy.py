@@ -14,6 +14,7 @@ from regopy import Interpreter
 
 from nhiguard.policy.bundle import BundleError, PolicyBundle, entry_module
 from nhiguard.policy.engines import EvaluationError, Failure, isolate_failures
+from nhiguard.policy.projection import no_projection
 from nhiguard.policy.rule_index import answered, no_index
 
 _CALL = re.compile(r"\b([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+)\s*\(")
@@ -55,10 +56,12 @@ class RegoEvaluator:
     answers one event in ~0.3 ms and a batch of 500 about 15% faster than `query` does.
     """
 
-    def __init__(self, bundle: PolicyBundle, rule_index: bool = True) -> None:
+    def __init__(self, bundle: PolicyBundle, rule_index: bool = True, projection: bool = True) -> None:
         self.bundle = bundle
         # Inputs no policy of the plan can fire on are answered without a query (policy/rule_index.py).
         self.index = bundle.rule_index() if rule_index else no_index()
+        # Only the fields the plan's policies read are converted into regopy's terms (policy/projection.py).
+        self.projection = bundle.projection() if projection else no_projection()
         compiler = Interpreter()
         compiler.strict_built_in_errors = True
         check_builtins(bundle, compiler)
@@ -77,7 +80,10 @@ class RegoEvaluator:
 
     def evaluate(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """Findings per input, in order. Raises EvaluationError if the engine cannot answer."""
-        return answered(self.index, domain, inputs, self._query)
+        return answered(self.index, domain, inputs, self._projected)
+
+    def _projected(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        return self._query(domain, self.projection.apply(domain, inputs))
 
     def _query(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         plan = self._plans.get(domain)
