@@ -1,10 +1,11 @@
 """Input projection: only the parts of a policy input that a plan's policies read reach the engine.
 
-regopy converts an input into its own terms node by node from Python (`set_input`), and the pool pickles it to
-its child first: both cost in proportion to the input's size, whatever the policies read. The fields a plan
-reads are derived from its modules' Rego: every `ev.a.b` reference keeps `a.b` whole (and so everything
-below it), and a static path ends where the Rego indexes dynamically (`ev.release.files[i]` keeps
-`release.files`). Nothing else of the input is sent; a key missing from the input stays missing.
+regopy converts an input into its own terms node by node from Python (`set_input`), in proportion to the
+input's size, whatever the policies read (in the worker this happens in the pool's child: pickling the whole
+input there costs about as much as projecting it first). The fields a plan reads are derived from its modules'
+Rego: every `ev.a.b` reference keeps `a.b` whole (and so everything below it), and a static path ends where
+the Rego indexes dynamically (`ev.release.files[i]` keeps `release.files`). Nothing else of the input is
+sent; a key missing from the input stays missing.
 
 The derivation holds only while the event is read through the name `ev`. A bare `ev` anywhere but as a
 parameter, or as an argument in the same position of a function of the same module whose definitions name

@@ -35,9 +35,7 @@ findings(ev) := set()
 
 @pytest.fixture(scope="module")
 def pool():
-    p = EnginePool(
-        load_bundle(POLICIES), processes=1, timeout_s=3.0, child_wrap=inject_faults, projection=False
-    )
+    p = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=3.0, child_wrap=inject_faults)
     yield p
     p.close()
 
@@ -189,7 +187,7 @@ def test_policy_test_takes_opa_from_the_option_the_setting_or_path_and_says_so_i
 def test_a_restarted_engine_serves_the_loaded_revision_even_if_the_disk_changed(tmp_path):
     shutil.copytree(POLICIES, tmp_path / "p")
     bundle = load_bundle(tmp_path / "p")
-    p = EnginePool(bundle, processes=1, timeout_s=5.0, child_wrap=inject_faults, projection=False)
+    p = EnginePool(bundle, processes=1, timeout_s=5.0, child_wrap=inject_faults)
     try:
         inputs = _inputs(p)
         expected = p.evaluate("cms", inputs)
@@ -204,9 +202,7 @@ def test_a_restarted_engine_serves_the_loaded_revision_even_if_the_disk_changed(
 def test_one_hanging_event_in_a_batch_costs_the_deadline_about_once():
     import time
 
-    p = EnginePool(
-        load_bundle(POLICIES), processes=1, timeout_s=1.0, child_wrap=inject_faults, projection=False
-    )
+    p = EnginePool(load_bundle(POLICIES), processes=1, timeout_s=1.0, child_wrap=inject_faults)
     try:
         inputs = _inputs(p, n=12)
         inputs[5] = dict(inputs[5], _fault="hang")

@@ -124,8 +124,9 @@ def test_project_keeps_absence_and_values_that_are_not_objects():
     assert project({"y": 1}, tree) == {}
 
 
-def test_the_pool_projects_in_the_parent_and_answers_the_same():
-    """The worker's engine: projected before pickling to the child, the same findings as whole inputs."""
+def test_the_pool_answers_the_same():
+    """The worker's engine: its child projects (pickling whole inputs costs about the same as projecting them
+    first: measured, README Performance), with the same findings as whole inputs."""
     from nhiguard.policy.engines.pool import EnginePool
 
     params = variant_params(3)
@@ -143,7 +144,7 @@ def test_the_pool_projects_in_the_parent_and_answers_the_same():
     whole = RegoEvaluator(bundle, projection=False)
     pool = EnginePool(bundle, processes=1, timeout_s=30.0)
     try:
-        assert set(pool.projection.trees) >= {"cms", "ci", "registry"}
+        assert set(by_domain) >= {"cms", "ci", "registry"}
         for domain, pins in by_domain.items():
             assert pool.evaluate(domain, pins) == whole.evaluate(domain, pins)
     finally:

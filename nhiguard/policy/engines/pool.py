@@ -43,7 +43,6 @@ from nhiguard.policy.engines import (
     unavailable,
 )
 from nhiguard.policy.engines.regopy import RegoEvaluator
-from nhiguard.policy.projection import no_projection
 from nhiguard.policy.rule_index import answered
 
 _ctx = mp.get_context("spawn")
@@ -167,13 +166,9 @@ class EnginePool:
         start_timeout_s: float = 60.0,
         child_wrap: EvaluateWrapper | None = None,
         max_rss_mb: float = 0,
-        projection: bool = True,
     ) -> None:
         self.bundle = bundle
         self.index = bundle.rule_index()  # inputs no policy can fire on never leave this process
-        # Only what the policies read is pickled to the child (projection.py). The fault tests turn it off:
-        # their marks ride in fields no policy reads.
-        self.projection = bundle.projection() if projection else no_projection()
         self.timeout_s = timeout_s
         self.max_rss_mb = max_rss_mb
         self.recycled = 0
@@ -221,10 +216,7 @@ class EnginePool:
     def evaluate(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         if not inputs:
             return []
-        return answered(self.index, domain, inputs, self._projected)
-
-    def _projected(self, domain: str, inputs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-        return self._ask(domain, self.projection.apply(domain, inputs))
+        return answered(self.index, domain, inputs, self._ask)
 
     def evaluate_isolating(
         self, domain: str, inputs: list[dict[str, Any]], _retried: bool = False
