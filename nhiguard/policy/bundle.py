@@ -278,15 +278,29 @@ def _guards(doc: dict[str, Any], data: dict[str, Any], policy_ids: set[str]) -> 
 
 
 def entry_module(bundle: PolicyBundle) -> str:
-    """The generated module the worker queries: per domain, the findings of each event, in input order."""
+    """The generated module the worker queries: per domain, for each event in input order, the findings of
+    each of its policies by policy id. The engine's caller tags each finding with its policy (`tagged`):
+    tagging in Rego (`object.union` per finding, then a union of the sets) cost regopy ~15% of its time."""
     out = ["package nhiguard.entry", "", "import rego.v1", ""]
     for domain in bundle.plans():
-        mods = bundle.for_plan(domain)
-        # Each finding is tagged with the policy that produced it.
+        # A comprehension per policy: a policy whose findings are undefined for an event contributes none, as
+        # before, rather than leaving the event without an answer.
         calls = ", ".join(
-            f'{{object.union(f, {{"policy": "{m.policy_id}"}}) | '
-            f"some f in data.nhiguard.{m.policy_id}.findings(ev)}}"
-            for m in mods
+            f'"{m.policy_id}": [f | some f in data.nhiguard.{m.policy_id}.findings(ev)]'
+            for m in bundle.for_plan(domain)
         )
-        out.append(f"{domain} := [fs | some ev in input.events; fs := union({{{calls}}})]")
+        out.append(f"{domain} := [fs | some ev in input.events; fs := {{{calls}}}]")
     return "\n".join(out) + "\n"
+
+
+def tagged(answer: Any) -> list[list[dict[str, Any]]]:
+    """The entry query's answer (per input, each policy's findings) as findings per input, each tagged with
+    the policy that produced it. ValueError when the answer does not have that shape."""
+    if not isinstance(answer, list):
+        raise ValueError(f"entry query gave {type(answer).__name__}, not a list")
+    out = []
+    for per_policy in answer:
+        if not isinstance(per_policy, dict) or not all(isinstance(fs, list) for fs in per_policy.values()):
+            raise ValueError("entry query gave an input's findings not by policy")
+        out.append([{**f, "policy": p} for p, fs in per_policy.items() for f in fs if isinstance(f, dict)])
+    return out

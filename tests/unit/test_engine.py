@@ -245,3 +245,22 @@ def test_an_engine_memory_bound_below_a_fresh_child_is_refused(value):
     with pytest.raises(SettingsError, match="NHIGUARD_ENGINE_MAX_RSS_MB: 64 or more, or 0 for no bound"):
         load_settings(env={"NHIGUARD_ENGINE_MAX_RSS_MB": value})
     assert load_settings(env={"NHIGUARD_ENGINE_MAX_RSS_MB": "0"}).engine_max_rss_mb == 0
+
+
+@pytest.mark.parametrize(
+    "answer, ok",
+    [
+        ([{"p.a": [{"rule": "r"}], "p.b": []}, {}], True),
+        ({"p.a": []}, False),  # not one answer per input
+        ([[{"rule": "r"}]], False),  # findings not by policy (an entry module of another shape)
+        ([{"p.a": {"rule": "r"}}], False),  # a policy's findings not a list
+    ],
+)
+def test_the_entry_answer_is_tagged_by_policy_or_refused(answer, ok):
+    from nhiguard.policy.bundle import tagged
+
+    if ok:
+        assert tagged(answer) == [[{"rule": "r", "policy": "p.a"}], []]
+    else:
+        with pytest.raises(ValueError):
+            tagged(answer)

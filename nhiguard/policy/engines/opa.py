@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from nhiguard.policy.bundle import PolicyBundle, entry_module
+from nhiguard.policy.bundle import PolicyBundle, entry_module, tagged
 from nhiguard.policy.engines import EngineUnavailable, EvaluationError, Failure, isolate_failures
 
 
@@ -85,7 +85,10 @@ def opa_eval(
     result = json.loads(proc.stdout).get("result") or []
     if not result:
         raise OpaError(f"opa eval gave no result for domain {domain}")
-    return result[0]["expressions"][0]["value"]
+    try:
+        return tagged(result[0]["expressions"][0]["value"])
+    except ValueError as exc:
+        raise OpaError(f"opa eval: {exc}") from exc
 
 
 class OpaBinaryEvaluator:
@@ -149,9 +152,12 @@ class OpaServerEvaluator:
             raise EngineUnavailable(str(exc)) from exc
         except OpaError as exc:  # the server answered with an error for this batch
             raise EvaluationError(str(exc)) from exc
-        result = (out or {}).get("result")
-        if not isinstance(result, list) or len(result) != len(inputs):
-            raise EvaluationError(f"OPA server gave {type(result).__name__} for {len(inputs)} inputs")
+        try:
+            result = tagged((out or {}).get("result"))
+        except ValueError as exc:
+            raise EvaluationError(f"OPA server: {exc}") from exc
+        if len(result) != len(inputs):
+            raise EvaluationError(f"OPA server gave {len(result)} answers for {len(inputs)} inputs")
         return result
 
     def evaluate_isolating(

@@ -12,7 +12,7 @@ from typing import Any
 
 from regopy import Interpreter
 
-from nhiguard.policy.bundle import BundleError, PolicyBundle, entry_module
+from nhiguard.policy.bundle import BundleError, PolicyBundle, entry_module, tagged
 from nhiguard.policy.engines import EvaluationError, Failure, isolate_failures
 from nhiguard.policy.projection import no_projection
 from nhiguard.policy.rule_index import answered, no_index
@@ -94,13 +94,13 @@ class RegoEvaluator:
             out = self._run.query_bundle(plan)
             if not out.ok():
                 raise EvaluationError(str(out)[:500])
-            result = json.loads(out.binding("x").json())
+            result = tagged(json.loads(out.binding("x").json()))
         except EvaluationError:
             raise
-        except Exception as exc:  # RegoError, conversion errors, invalid JSON from the engine
+        except Exception as exc:  # RegoError, conversion errors, invalid JSON or shape from the engine
             raise EvaluationError(f"{type(exc).__name__}: {exc}"[:500]) from exc
-        if not isinstance(result, list) or len(result) != len(inputs):
-            raise EvaluationError(f"entry query gave {type(result).__name__} for {len(inputs)} inputs")
+        if len(result) != len(inputs):
+            raise EvaluationError(f"entry query gave {len(result)} answers for {len(inputs)} inputs")
         return result
 
     def evaluate_isolating(
