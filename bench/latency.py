@@ -28,6 +28,8 @@ from nhiguard.streams.agents import ORIGIN
 
 def percentiles(values: list[int]) -> dict[str, int]:
     s = sorted(values)
+    if not s:
+        return {}  # nothing matched (a reader timed out): the run's other figures still stand
     return {"p50": s[len(s) // 2], "p99": s[min(len(s) - 1, int(len(s) * 0.99))]}
 
 
