@@ -14,6 +14,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,14 @@ def create_topics(bootstrap: str, names: list[str], partitions: int, log_append:
 
 
 def produce(
-    bootstrap: str, records: list, topics: Topics, rate: float | None = None
+    bootstrap: str,
+    records: list,
+    topics: Topics,
+    rate: float | None = None,
+    by_value: dict[bytes, int] | None = None,
 ) -> dict[tuple[str, int, int], int]:
-    """Produce scenario records (paced at `rate`/s if given); returns input position -> CreateTime (ms)."""
+    """Produce scenario records (paced at `rate`/s if given); returns input position -> CreateTime (ms), and
+    fills `by_value` (if given) with record value -> CreateTime."""
     rename = {t: getattr(topics, f) for f, t in vars(Topics()).items()}
     created: dict[tuple[str, int, int], int] = {}
     p = Producer(_conf(bootstrap, **{"linger.ms": 5, "log_level": 3, "enable.idempotence": True}))
@@ -61,6 +67,8 @@ def produce(
     def done(err: Any, msg: Any) -> None:
         if err is None:
             created[(msg.topic(), msg.partition(), msg.offset())] = msg.timestamp()[1]
+            if by_value is not None:
+                by_value.setdefault(msg.value(), msg.timestamp()[1])
 
     start = time.perf_counter()
     for i, r in enumerate(records):
@@ -136,6 +144,11 @@ def two_hop(bootstrap: str, topics: Topics, n: int, timeout: float = 300) -> flo
     return (len(appended) - 1) / max((appended[-1] - appended[0]) / 1000, 1e-3)
 
 
+def _epoch_ms(value: datetime | int) -> int:
+    """A timestamp-millis field as decoded (a datetime) in ms since the epoch."""
+    return int(value.timestamp() * 1000) if isinstance(value, datetime) else int(value)
+
+
 class Pipeline:
     """k nhiguard worker processes on the given input topics, with output topics of their own."""
 
@@ -184,6 +197,7 @@ class Pipeline:
         self._consumer.subscribe([self.settings.topics.decisions])
         self._codec = AvroCodec(base.schemas_dir)
         self.decided: dict[tuple[str, int, int], int] = {}  # input position -> decision LogAppendTime (ms)
+        self.decided_at: dict[tuple[str, int, int], int] = {}  # and -> its decided_at (ms, worker's clock)
 
     def wait_for(self, n: int, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
@@ -195,8 +209,11 @@ class Pipeline:
             for m in self._consumer.consume(1000, 0.5):
                 if m.error():
                     continue
-                ref = self._codec.decode(m.value())["input"]
-                self.decided.setdefault((ref["topic"], ref["partition"], ref["offset"]), m.timestamp()[1])
+                decision = self._codec.decode(m.value())
+                ref = decision["input"]
+                key = (ref["topic"], ref["partition"], ref["offset"])
+                self.decided.setdefault(key, m.timestamp()[1])
+                self.decided_at.setdefault(key, _epoch_ms(decision["decided_at"]))
 
     def stages_file(self, worker: int) -> Path:
         return Path(self._tmp.name) / f"w{worker}.stages.json"
@@ -242,27 +259,5 @@ def timed_pipeline(
     try:
         p.wait_for(n)
         return p.events_per_s(), p.stage_seconds()
-    finally:
-        p.close()
-
-
-def latency(base: Settings, records: list, identities: Path, rate: float, warmup: list) -> dict[str, float]:
-    """p50/p99 ms from an input's CreateTime to its decision's append time, producing at `rate`/s."""
-    inputs = input_topics(f"bench-lat-{uuid.uuid4().hex[:8]}")
-    create_topics(base.bootstrap, list(inputs.inputs), 1)
-    p = Pipeline(base, inputs, identities)
-    try:
-        produce(base.bootstrap, warmup, inputs)  # the worker has joined and compiled before timing starts
-        p.wait_for(len(warmup))
-        warm = set(p.decided)
-        created = produce(base.bootstrap, records, inputs, rate=rate)
-        p.wait_for(len(warm) + len(records))
-        lat = sorted(p.decided[k] - created[k] for k in created if k in p.decided and k not in warm)
-        return {
-            "p50": lat[len(lat) // 2],
-            "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
-            "events": len(lat),
-            "rate": rate,
-        }
     finally:
         p.close()
