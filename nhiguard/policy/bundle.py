@@ -295,12 +295,16 @@ def entry_module(bundle: PolicyBundle) -> str:
 
 def tagged(answer: Any) -> list[list[dict[str, Any]]]:
     """The entry query's answer (per input, each policy's findings) as findings per input, each tagged with
-    the policy that produced it. ValueError when the answer does not have that shape."""
+    the policy that produced it. ValueError when the answer does not have that shape, a finding that is not
+    an object included (tagging it in Rego failed the query): the event is then decided by its domain's
+    failure mode, never let through."""
     if not isinstance(answer, list):
         raise ValueError(f"entry query gave {type(answer).__name__}, not a list")
     out = []
     for per_policy in answer:
         if not isinstance(per_policy, dict) or not all(isinstance(fs, list) for fs in per_policy.values()):
             raise ValueError("entry query gave an input's findings not by policy")
-        out.append([{**f, "policy": p} for p, fs in per_policy.items() for f in fs if isinstance(f, dict)])
+        if not all(isinstance(f, dict) for fs in per_policy.values() for f in fs):
+            raise ValueError("a policy gave a finding that is not an object")
+        out.append([{**f, "policy": p} for p, fs in per_policy.items() for f in fs])
     return out

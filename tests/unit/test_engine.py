@@ -254,6 +254,7 @@ def test_an_engine_memory_bound_below_a_fresh_child_is_refused(value):
         ({"p.a": []}, False),  # not one answer per input
         ([[{"rule": "r"}]], False),  # findings not by policy (an entry module of another shape)
         ([{"p.a": {"rule": "r"}}], False),  # a policy's findings not a list
+        ([{"p.a": ["r"]}], False),  # a finding that is not an object: fails closed, is never dropped
     ],
 )
 def test_the_entry_answer_is_tagged_by_policy_or_refused(answer, ok):
@@ -264,3 +265,19 @@ def test_the_entry_answer_is_tagged_by_policy_or_refused(answer, ok):
     else:
         with pytest.raises(ValueError):
             tagged(answer)
+
+
+def test_a_policy_giving_a_finding_that_is_not_an_object_fails_the_event_not_open():
+    from dataclasses import replace
+
+    from nhiguard.policy.engines import ERROR
+    from nhiguard.policy.engines.regopy import RegoEvaluator
+
+    bundle = load_bundle(POLICIES)
+    bad = replace(
+        bundle.by_id["cms.public_exposure"],
+        source='package nhiguard.cms.public_exposure\n\nimport rego.v1\n\nfindings(ev) := {"oops"}\n',
+    )
+    bundle = replace(bundle, modules=[bad if m.policy_id == bad.policy_id else m for m in bundle.modules])
+    found, failures = RegoEvaluator(bundle, rule_index=False).evaluate_isolating("cms", [{"action": "x"}])
+    assert found == [None] and failures[0].reason == ERROR and "not an object" in failures[0].detail
