@@ -167,7 +167,17 @@ def _on_a_terminal(cmd, env, until, timeout=90.0):
     """Run `cmd` on a pseudo-terminal until its screen shows `until`, then Ctrl-C: it must exit 0."""
     main, sub = pty.openpty()
     fcntl.ioctl(sub, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 220, 0, 0))
-    p = subprocess.Popen(cmd, env=env, stdin=sub, stdout=sub, stderr=sub, close_fds=True)
+    # As a terminal's foreground job has it: Ctrl-C's default disposition. A harness started in the
+    # background by a shell without job control runs with SIGINT ignored, which the child would inherit.
+    p = subprocess.Popen(
+        cmd,
+        env=env,
+        stdin=sub,
+        stdout=sub,
+        stderr=sub,
+        close_fds=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     os.close(sub)
     out, deadline = b"", time.monotonic() + timeout
     try:
