@@ -206,13 +206,22 @@ def _consumer(settings: Settings, **extra: Any) -> Any:
     )
 
 
-def _probe(settings: Settings) -> None:
+def _probe(settings: Settings, timeout_s: float = 15.0) -> None:
     """TopicReadError, in one line, when Kafka cannot be reached or the alerts topic is not there."""
+    from confluent_kafka import KafkaException
+
+    from nhiguard.streams.topics import TopicReadError
+
+    topic = settings.topics.alerts
     consumer = _consumer(settings)
     try:
-        _partitions(consumer, settings)
+        meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    except KafkaException as exc:
+        raise TopicReadError(f"cannot reach Kafka at {settings.bootstrap}: {exc.args[0].str()}") from None
     finally:
         consumer.close()
+    if meta is None or meta.error is not None:
+        raise TopicReadError(f"topic {topic} on {settings.bootstrap}: not found")
 
 
 def _print(console: Console, board: AlertBoard) -> None:
@@ -230,15 +239,9 @@ def _follow(
     settings: Settings, console: Console, codec: AvroCodec, board: AlertBoard, from_start: bool
 ) -> int:
     """Follow the topic until interrupted: a table updated in place on a terminal, lines otherwise."""
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
-
-    # Assigned, not subscribed: a tail joins no group, so there is no rebalance to wait for at start, and
-    # Ctrl-C closes at once (closing a member mid-rebalance could block past the terminal's patience).
-    consumer = _consumer(settings)
-    topic = settings.topics.alerts
-    start = OFFSET_BEGINNING if from_start else OFFSET_END
+    consumer = _consumer(settings, **{"auto.offset.reset": "earliest" if from_start else "latest"})
+    consumer.subscribe([settings.topics.alerts])
     try:
-        consumer.assign([TopicPartition(topic, p, start) for p in _partitions(consumer, settings)])
         if console.is_terminal:
             with Live(board.table(), console=console, refresh_per_second=4) as live:
                 for m in _messages(consumer, settings):
@@ -251,22 +254,6 @@ def _follow(
     finally:
         consumer.close()
     return 0
-
-
-def _partitions(consumer: Any, settings: Settings) -> list[int]:
-    """The alerts topic's partitions; TopicReadError in one line when they cannot be listed."""
-    from confluent_kafka import KafkaException
-
-    from nhiguard.streams.topics import TopicReadError
-
-    topic = settings.topics.alerts
-    try:
-        meta = consumer.list_topics(topic, timeout=15.0).topics.get(topic)
-    except KafkaException as exc:
-        raise TopicReadError(f"cannot reach Kafka at {settings.bootstrap}: {exc.args[0].str()}") from None
-    if meta is None or meta.error is not None:
-        raise TopicReadError(f"topic {topic} on {settings.bootstrap}: not found")
-    return sorted(meta.partitions)
 
 
 def _messages(consumer: Any, settings: Settings) -> Iterator[Any]:
